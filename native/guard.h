@@ -1,0 +1,19 @@
+/* The SIGBUS guard: a fault inside one of memmap's mappings (the file was
+ * truncated under it, or its storage failed) must not kill the process. */
+#ifndef MEMMAP_GUARD_H
+#define MEMMAP_GUARD_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Installs the process-wide handler once (idempotent, thread-safe). */
+void guard_install(void);
+/* Registers [start, start+len); returns a slot number or -1 when the table is full. */
+int guard_add(void *start, size_t len);
+/* Moves a slot after mremap. */
+void guard_move(int slot, void *start, size_t len);
+/* Forgets a slot; call before munmap so the address can never be mistaken later. */
+void guard_remove(int slot);
+/* True once a fault hit this slot and its pages were replaced by zero pages. */
+bool guard_stale(int slot);
+#endif

@@ -1,0 +1,453 @@
+/* Mappings: mmap/munmap/mremap/msync/madvise/mlock/mincore, fallocate, memfd,
+ * and the external ArrayBuffers that expose a mapping to JavaScript.
+ *
+ * Lifetime: a Mapping is reference counted. The JS handle (an External) holds
+ * one reference and each ArrayBuffer handed out holds one. The memory is
+ * unmapped by close() (JS detaches the buffers first) or, for a mapping the
+ * program forgot, when the last reference is garbage-collected. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "guard.h"
+
+enum { ACCESS_READ = 0, ACCESS_WRITE = 1, ACCESS_COPY = 2 };
+
+typedef struct {
+  uint8_t *base;   /* page-aligned address from mmap; NULL for an empty mapping */
+  size_t map_len;  /* bytes mapped at base */
+  size_t delta;    /* the user's byte 0 is base + delta (offset alignment) */
+  int access;
+  int refs;        /* handle + live ArrayBuffers */
+  int pins;        /* async operations using the memory */
+  int slot;        /* SIGBUS guard slot, -1 if none */
+  bool unmapped;
+  bool unmap_pending; /* close() asked while pins > 0 */
+  bool stale;      /* copied from the guard when unmapping */
+} Mapping;
+
+static size_t page_size;
+
+static void do_unmap(Mapping *m) {
+  if (m->unmapped) return;
+  if (m->slot >= 0) {
+    m->stale = guard_stale(m->slot);
+    guard_remove(m->slot);
+    m->slot = -1;
+  }
+  /* SAFETY: base/map_len are exactly what mmap/mremap returned; every JS view
+   * of this memory has been detached (close) or collected (GC). */
+  if (m->base) munmap(m->base, m->map_len);
+  m->base = NULL;
+  m->unmapped = true;
+}
+
+static void release(Mapping *m) {
+  if (--m->refs > 0) return;
+  do_unmap(m);
+  free(m);
+}
+
+static void finalize_handle(napi_env env, void *data, void *hint) { release((Mapping *)data); }
+/* V8 counts an external ArrayBuffer's length as "external memory" and starts
+ * garbage collections when that grows, which would make mapping 1 GiB cost
+ * milliseconds. Mapped pages are not heap memory, so each buffer's length is
+ * taken back out of the count when it is made and put back when it is freed. */
+static void account(napi_env env, int64_t bytes) {
+  int64_t total;
+  napi_adjust_external_memory(env, bytes, &total);
+}
+
+typedef struct {
+  Mapping *m;
+  size_t len;
+} BufferRef;
+
+static void finalize_buffer(napi_env env, void *data, void *hint) {
+  BufferRef *ref = hint;
+  account(env, (int64_t)ref->len);
+  release(ref->m);
+  free(ref);
+}
+
+static Mapping *get_mapping(napi_env env, napi_value v) {
+  Mapping *m = NULL;
+  if (napi_get_value_external(env, v, (void **)&m) != napi_ok || !m) {
+    throw_code(env, "ERR_INVALID_ARG", "native: expected a mapping handle");
+    return NULL;
+  }
+  return m;
+}
+
+/* A live mapping and a range [off, off+len) inside it, or an exception. */
+static Mapping *get_live_range(napi_env env, napi_value *argv, size_t *off, size_t *len) {
+  Mapping *m = get_mapping(env, argv[0]);
+  if (!m) return NULL;
+  if (m->unmapped || m->unmap_pending) {
+    throw_code(env, "ERR_CLOSED", "the mapping is closed");
+    return NULL;
+  }
+  if (!arg_size(env, argv[1], off) || !arg_size(env, argv[2], len)) return NULL;
+  size_t length = m->base ? m->map_len - m->delta : 0;
+  if (*off > length || *len > length - *off) {
+    throw_code(env, "ERR_OUT_OF_RANGE", "native: range outside the mapping");
+    return NULL;
+  }
+  return m;
+}
+
+/* Page-aligned [start, start+bytes) covering the user range, for msync & co. */
+static void page_range(Mapping *m, size_t off, size_t len, uint8_t **start, size_t *bytes) {
+  uintptr_t first = (uintptr_t)(m->base + m->delta + off);
+  uintptr_t aligned = first & ~(uintptr_t)(page_size - 1);
+  *start = (uint8_t *)aligned;
+  *bytes = (first - aligned) + len;
+}
+
+static int prot_for(int access) { return PROT_READ | PROT_WRITE; }
+/* "read" and "copy" are private: a stray write lands in a private page and
+ * never reaches the file. NORESERVE keeps huge read mappings out of the commit charge. */
+static int flags_for(int access) {
+  return access == ACCESS_WRITE ? MAP_SHARED : (MAP_PRIVATE | MAP_NORESERVE);
+}
+
+/* map(fd, offset, length, access, populate) -> handle */
+static napi_value js_map(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t fd, access;
+  size_t offset, length;
+  bool populate;
+  if (!arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &offset) ||
+      !arg_size(env, argv[2], &length) || !arg_int32(env, argv[3], &access) ||
+      !arg_bool(env, argv[4], &populate))
+    return NULL;
+  if (access < ACCESS_READ || access > ACCESS_COPY)
+    return throw_code(env, "ERR_INVALID_ARG", "native: bad access");
+
+  Mapping *m = calloc(1, sizeof *m);
+  if (!m) return throw_errno(env, ENOMEM, "malloc");
+  m->access = access;
+  m->slot = -1;
+  m->refs = 1;
+  if (length > 0) {
+    size_t delta = offset % page_size;
+    size_t map_len = length + delta;
+    int flags = flags_for(access) | (populate ? MAP_POPULATE : 0);
+    void *p = mmap(NULL, map_len, prot_for(access), flags, fd, (off_t)(offset - delta));
+    if (p == MAP_FAILED) {
+      int err = errno;
+      free(m);
+      return throw_errno(env, err, "mmap");
+    }
+    m->base = p;
+    m->map_len = map_len;
+    m->delta = delta;
+    m->slot = guard_add(p, map_len);
+    if (m->slot < 0) {
+      munmap(p, map_len);
+      free(m);
+      return throw_code(env, "ERR_TOO_MANY_MAPPINGS", "too many live mappings (65536)");
+    }
+  }
+  napi_value handle;
+  if (napi_create_external(env, m, finalize_handle, NULL, &handle) != napi_ok) {
+    do_unmap(m);
+    free(m);
+    return NULL;
+  }
+  return handle;
+}
+
+/* buffer(handle, byteOffset, byteLength) -> ArrayBuffer over that range */
+static napi_value js_buffer(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  size_t off, len;
+  Mapping *m = get_live_range(env, argv, &off, &len);
+  if (!m) return NULL;
+  napi_value ab;
+  if (len == 0) {
+    /* Zero-length external buffers sharing a pointer can crash V8: use a plain one. */
+    if (napi_create_arraybuffer(env, 0, NULL, &ab) != napi_ok) return NULL;
+    return ab;
+  }
+  BufferRef *ref = malloc(sizeof *ref);
+  if (!ref) return throw_errno(env, ENOMEM, "malloc");
+  ref->m = m;
+  ref->len = len;
+  account(env, -(int64_t)len);
+  if (napi_create_external_arraybuffer(env, m->base + m->delta + off, len, finalize_buffer, ref,
+                                       &ab) != napi_ok) {
+    account(env, (int64_t)len);
+    free(ref);
+    return NULL;
+  }
+  m->refs++;
+  return ab;
+}
+
+/* detach(arrayBuffer): afterwards every view over it has length 0. */
+static napi_value js_detach(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  bool detached = true;
+  napi_is_detached_arraybuffer(env, argv[0], &detached);
+  if (!detached) napi_detach_arraybuffer(env, argv[0]);
+  return make_undefined(env);
+}
+
+/* unmap(handle): idempotent; deferred while async work holds the memory. */
+static napi_value js_unmap(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  Mapping *m = get_mapping(env, argv[0]);
+  if (!m) return NULL;
+  if (m->pins > 0) m->unmap_pending = true;
+  else do_unmap(m);
+  return make_undefined(env);
+}
+
+/* remap(handle, newLength): grows or shrinks in place or by moving. */
+static napi_value js_remap(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  Mapping *m = get_mapping(env, argv[0]);
+  size_t length;
+  if (!m || !arg_size(env, argv[1], &length)) return NULL;
+  if (m->unmapped || m->unmap_pending) return throw_code(env, "ERR_CLOSED", "the mapping is closed");
+  if (m->pins > 0) return throw_code(env, "ERR_BUSY", "an asynchronous flush is still running");
+  if (!m->base) return throw_code(env, "ERR_INVALID_ARG", "native: cannot remap an empty mapping");
+  if (length == 0) return throw_code(env, "ERR_INVALID_ARG", "native: remap to zero");
+  size_t map_len = length + m->delta;
+  void *p = mremap(m->base, m->map_len, map_len, MREMAP_MAYMOVE);
+  if (p == MAP_FAILED) return throw_errno(env, errno, "mremap");
+  m->base = p;
+  m->map_len = map_len;
+  guard_move(m->slot, p, map_len);
+  return make_undefined(env);
+}
+
+static napi_value js_stale(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  Mapping *m = get_mapping(env, argv[0]);
+  if (!m) return NULL;
+  return make_bool(env, m->unmapped ? m->stale : guard_stale(m->slot));
+}
+
+/* sync(handle, off, len): msync(MS_SYNC) */
+static napi_value js_sync(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  size_t off, len;
+  Mapping *m = get_live_range(env, argv, &off, &len);
+  if (!m) return NULL;
+  if (len == 0 || !m->base) return make_undefined(env);
+  uint8_t *start;
+  size_t bytes;
+  page_range(m, off, len, &start, &bytes);
+  if (msync(start, bytes, MS_SYNC) != 0) return throw_errno(env, errno, "msync");
+  return make_undefined(env);
+}
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref handle_ref;
+  Mapping *m;
+  uint8_t *start;
+  size_t bytes;
+  int err;
+} SyncJob;
+
+static void sync_execute(napi_env env, void *data) {
+  SyncJob *job = data;
+  job->err = msync(job->start, job->bytes, MS_SYNC) == 0 ? 0 : errno;
+}
+
+static void sync_complete(napi_env env, napi_status status, void *data) {
+  SyncJob *job = data;
+  Mapping *m = job->m;
+  if (--m->pins == 0 && m->unmap_pending) do_unmap(m);
+  if (job->err) {
+    napi_value error;
+    throw_errno(env, job->err, "msync");
+    napi_get_and_clear_last_exception(env, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  } else {
+    napi_resolve_deferred(env, job->deferred, make_undefined(env));
+  }
+  napi_delete_reference(env, job->handle_ref);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+/* syncAsync(handle, off, len) -> Promise: msync on the thread pool. */
+static napi_value js_sync_async(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  size_t off, len;
+  Mapping *m = get_live_range(env, argv, &off, &len);
+  if (!m) return NULL;
+  SyncJob *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "malloc");
+  job->m = m;
+  if (len > 0 && m->base) page_range(m, off, len, &job->start, &job->bytes);
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_reference(env, argv[0], 1, &job->handle_ref); /* keeps m alive */
+  napi_create_string_utf8(env, "memmap.flush", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, sync_execute, sync_complete, job, &job->work);
+  m->pins++;
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+static const int advice_values[] = {MADV_NORMAL, MADV_SEQUENTIAL, MADV_RANDOM, MADV_WILLNEED,
+                                    MADV_DONTNEED};
+
+/* advise(handle, off, len, adviceIndex) */
+static napi_value js_advise(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  size_t off, len;
+  int32_t advice;
+  Mapping *m = get_live_range(env, argv, &off, &len);
+  if (!m || !arg_int32(env, argv[3], &advice)) return NULL;
+  if (advice < 0 || advice >= (int)(sizeof advice_values / sizeof advice_values[0]))
+    return throw_code(env, "ERR_INVALID_ARG", "native: bad advice");
+  if (len == 0 || !m->base) return make_undefined(env);
+  uint8_t *start;
+  size_t bytes;
+  page_range(m, off, len, &start, &bytes);
+  if (madvise(start, bytes, advice_values[advice]) != 0) return throw_errno(env, errno, "madvise");
+  return make_undefined(env);
+}
+
+/* lock(handle, off, len, on) -> mlock / munlock */
+static napi_value js_lock(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  size_t off, len;
+  bool on;
+  Mapping *m = get_live_range(env, argv, &off, &len);
+  if (!m || !arg_bool(env, argv[3], &on)) return NULL;
+  if (len == 0 || !m->base) return make_undefined(env);
+  uint8_t *start;
+  size_t bytes;
+  page_range(m, off, len, &start, &bytes);
+  if ((on ? mlock(start, bytes) : munlock(start, bytes)) != 0)
+    return throw_errno(env, errno, on ? "mlock" : "munlock");
+  return make_undefined(env);
+}
+
+/* residency(handle, off, len) -> Uint8Array, one byte per page (1 = resident) */
+static napi_value js_residency(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  size_t off, len;
+  Mapping *m = get_live_range(env, argv, &off, &len);
+  if (!m) return NULL;
+  size_t pages = 0;
+  uint8_t *start = NULL;
+  size_t bytes = 0;
+  if (len > 0 && m->base) {
+    page_range(m, off, len, &start, &bytes);
+    pages = (bytes + page_size - 1) / page_size;
+  }
+  napi_value ab, arr;
+  void *vec;
+  if (napi_create_arraybuffer(env, pages, &vec, &ab) != napi_ok) return NULL;
+  if (pages > 0 && mincore(start, bytes, vec) != 0) return throw_errno(env, errno, "mincore");
+  uint8_t *v = vec;
+  for (size_t i = 0; i < pages; i++) v[i] &= 1;
+  napi_create_typedarray(env, napi_uint8_array, pages, ab, 0, &arr);
+  return arr;
+}
+
+/* fallocate(fd, offset, length): reserve blocks so later writes cannot hit ENOSPC. */
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  size_t off, len;
+  if (!arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &off) || !arg_size(env, argv[2], &len))
+    return NULL;
+  if (len == 0) return make_undefined(env);
+  int err = posix_fallocate(fd, (off_t)off, (off_t)len);
+  if (err != 0) return throw_errno(env, err, "fallocate");
+  return make_undefined(env);
+}
+
+/* memfd(name) -> fd of a new anonymous file (close-on-exec) */
+static napi_value js_memfd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char name[200];
+  size_t n;
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok)
+    return throw_code(env, "ERR_INVALID_ARG", "native: expected a name");
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "memfd_create");
+  return make_int32(env, fd);
+}
+
+static napi_value js_page_size(napi_env env, napi_callback_info info) {
+  return make_double(env, (double)page_size);
+}
+
+/* dup(fd) -> a close-on-exec duplicate, so a mapping keeps its file when the caller closes theirs */
+static napi_value js_dup(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !arg_int32(env, argv[0], &fd)) return NULL;
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (r < 0) return throw_errno(env, errno, "fcntl");
+  return make_int32(env, r);
+}
+
+static const int fadvice_values[] = {POSIX_FADV_NORMAL, POSIX_FADV_SEQUENTIAL, POSIX_FADV_RANDOM,
+                                     POSIX_FADV_WILLNEED, POSIX_FADV_DONTNEED};
+
+/* fadvise(fd, offset, length, adviceIndex): page-cache advice on a file (evict = dontneed) */
+static napi_value js_fadvise(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd, advice;
+  size_t off, len;
+  if (!get_args(env, info, 4, argv) || !arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &off) ||
+      !arg_size(env, argv[2], &len) || !arg_int32(env, argv[3], &advice))
+    return NULL;
+  if (advice < 0 || advice >= (int)(sizeof fadvice_values / sizeof fadvice_values[0]))
+    return throw_code(env, "ERR_INVALID_ARG", "native: bad advice");
+  int err = posix_fadvise(fd, (off_t)off, (off_t)len, fadvice_values[advice]);
+  if (err != 0) return throw_errno(env, err, "posix_fadvise");
+  return make_undefined(env);
+}
+
+napi_value init_mapping(napi_env env, napi_value exports) {
+  page_size = (size_t)sysconf(_SC_PAGESIZE);
+  guard_install();
+  EXPORT_FN(env, exports, "map", js_map);
+  EXPORT_FN(env, exports, "buffer", js_buffer);
+  EXPORT_FN(env, exports, "detach", js_detach);
+  EXPORT_FN(env, exports, "unmap", js_unmap);
+  EXPORT_FN(env, exports, "remap", js_remap);
+  EXPORT_FN(env, exports, "stale", js_stale);
+  EXPORT_FN(env, exports, "sync", js_sync);
+  EXPORT_FN(env, exports, "syncAsync", js_sync_async);
+  EXPORT_FN(env, exports, "advise", js_advise);
+  EXPORT_FN(env, exports, "lock", js_lock);
+  EXPORT_FN(env, exports, "residency", js_residency);
+  EXPORT_FN(env, exports, "fallocate", js_fallocate);
+  EXPORT_FN(env, exports, "memfd", js_memfd);
+  EXPORT_FN(env, exports, "pageSize", js_page_size);
+  EXPORT_FN(env, exports, "dup", js_dup);
+  EXPORT_FN(env, exports, "fadvise", js_fadvise);
+  return exports;
+}

@@ -1,0 +1,81 @@
+/**
+ * Every failure in memmap is an {@link MmapError}: `code` is an errno name
+ * (`ENOENT`, `EACCES`, …) when a system call failed, or one of memmap's own
+ * `ERR_…` codes. The shape matches Node's own `fs` errors.
+ */
+export type MmapErrorCode =
+  | "ERR_INVALID_ARG" // a bad argument, caught before any system call
+  | "ERR_OUT_OF_RANGE" // an offset or length outside the mapping or file
+  | "ERR_MISALIGNED" // a typed view whose offset is not a multiple of its element size
+  | "ERR_TOO_LARGE" // larger than one ArrayBuffer can be (use window())
+  | "ERR_CLOSED" // the object was closed
+  | "ERR_STALE" // the file shrank under the mapping; its pages were replaced by zeros
+  | "ERR_CORRUPT" // data read from a file failed validation
+  | "ERR_SCHEMA_MISMATCH" // a record file's layout differs from the one given
+  | "ERR_TIMEOUT" // a wait ran out of time
+  | "ERR_ABORTED" // a wait was cancelled by an AbortSignal
+  | "ERR_PEER_GONE" // the process on the other side of a channel is gone
+  | "ERR_FULL" // no room left (a channel ring, a record file that cannot grow)
+  | "ERR_BUSY" // the operation conflicts with one in progress
+  | "ERR_TOO_MANY_MAPPINGS"
+  | (string & {}); // errno names
+
+export interface MmapErrorOptions {
+  syscall?: string | undefined;
+  path?: string | undefined;
+  errno?: number | undefined;
+  cause?: unknown;
+}
+
+export class MmapError extends Error {
+  readonly code: MmapErrorCode;
+  readonly syscall: string | undefined;
+  readonly path: string | undefined;
+  readonly errno: number | undefined;
+
+  constructor(code: MmapErrorCode, message: string, options: MmapErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.syscall = options.syscall;
+    this.path = options.path;
+    this.errno = options.errno;
+  }
+
+  override get name(): string {
+    return "MmapError";
+  }
+}
+
+interface SystemErrorLike {
+  code?: unknown;
+  syscall?: unknown;
+  errno?: unknown;
+  message?: unknown;
+  path?: unknown;
+}
+
+/** Turns an error thrown by the addon or by `node:fs` into an MmapError. */
+export function toMmapError(error: unknown, path?: string): MmapError {
+  if (error instanceof MmapError) return error;
+  const e = (error ?? {}) as SystemErrorLike;
+  const code = typeof e.code === "string" ? e.code : "ERR_INTERNAL";
+  const syscall = typeof e.syscall === "string" ? e.syscall : undefined;
+  let message = typeof e.message === "string" ? e.message : String(error);
+  // fs messages already name the path; the addon's do not.
+  if (path !== undefined && !message.includes(path)) message += ` '${path}'`;
+  const errno = typeof e.errno === "number" ? Math.abs(e.errno) : undefined;
+  return new MmapError(code, message, { syscall, path, errno, cause: error });
+}
+
+/** Runs a system call wrapper and rethrows its failure as an MmapError. */
+export function sys<T>(path: string | undefined, call: () => T): T {
+  try {
+    return call();
+  } catch (error) {
+    throw toMmapError(error, path);
+  }
+}
+
+export function invalidArg(message: string): MmapError {
+  return new MmapError("ERR_INVALID_ARG", message);
+}

@@ -1,0 +1,496 @@
+/**
+ * mapFile() and MappedFile: a file (or part of one) mapped into memory and
+ * exposed as ArrayBuffers and typed arrays.
+ *
+ * Safety rules kept here:
+ * - close() detaches every ArrayBuffer handed out (the whole buffer, windows,
+ *   buffers of earlier sizes), so stale views have length 0 and can never
+ *   reach unmapped memory;
+ * - "read" mappings are private and writable underneath, so a stray write
+ *   (JavaScript has no read-only typed arrays) lands in a private page, never
+ *   in the file, and never faults;
+ * - a mapping never extends past the end of its file, and space for growth is
+ *   allocated up front, so a full disk is an ENOSPC now rather than a SIGBUS
+ *   later; a file truncated by someone else is caught by the native SIGBUS
+ *   guard, which makes the mapping `stale`.
+ */
+import * as fs from "node:fs";
+import { MmapError, invalidArg, sys } from "./errors.ts";
+import { native, type MappingHandle } from "./native.ts";
+
+export type Access = "read" | "write" | "copy";
+export type Advice = "normal" | "sequential" | "random" | "willneed";
+
+export interface MapOptions {
+  /** "read" (default), "write" (shared: writes reach the file and every process), "copy" (private copy-on-write). */
+  access?: Access;
+  /** Create the file if it is missing (needs access "write"). */
+  create?: boolean;
+  /** Make the file at least this many bytes (grows, never shrinks); the space is allocated. */
+  size?: number;
+  /** With `size`: grow without allocating (a sparse file). */
+  sparse?: boolean;
+  /** Any byte offset into the file. Default 0. */
+  offset?: number;
+  /** Bytes to map. Default: from `offset` to the end of the file. */
+  length?: number;
+  /** Pre-fault every page at map time (MAP_POPULATE). */
+  populate?: boolean;
+  /** Access-pattern hint for the kernel (madvise). Default "normal". */
+  advice?: Advice;
+  /** Permission bits of a file that `create` makes. Default 0o600. */
+  mode?: number;
+}
+
+export interface Residency {
+  residentPages: number;
+  totalPages: number;
+  pageSize: number;
+  /** One byte per page: 1 when the page is in memory. */
+  pages: Uint8Array;
+}
+
+/** Bytes in one page of memory on this machine. */
+export const pageSize: number = native.pageSize();
+
+/** The most bytes one ArrayBuffer or typed array can cover here (2^32 on Node 20). */
+export const MAX_BUFFER_LENGTH: number = Math.min(2 ** 32, 2 ** 53 - 1);
+
+const ACCESS_CODES: Record<Access, number> = { read: 0, write: 1, copy: 2 };
+const ADVICE_CODES: Record<Advice, number> = { normal: 0, sequential: 1, random: 2, willneed: 3 };
+const OPTION_KEYS = new Set([
+  "access", "create", "size", "sparse", "offset", "length", "populate", "advice", "mode",
+]);
+
+/** Typed array constructors that view() accepts. */
+export type TypedArrayConstructor<T> = {
+  new (buffer: ArrayBuffer, byteOffset?: number, length?: number): T;
+  readonly BYTES_PER_ELEMENT: number;
+  readonly name: string;
+};
+
+export function checkInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== "number" || !Number.isInteger(value))
+    throw invalidArg(`${name} must be an integer, got ${describe(value)}`);
+  if (value < 0) throw invalidArg(`${name} must not be negative, got ${value}`);
+  if (value > max) throw invalidArg(`${name} must be at most ${max}, got ${value}`);
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === "number") return String(value);
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "bigint") return `${value}n`;
+  return value === null ? "null" : typeof value;
+}
+
+function checkChoice<T extends string>(name: string, value: unknown, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value === "string" && (choices as readonly string[]).includes(value)) return value as T;
+  throw invalidArg(`${name} must be one of ${choices.map((c) => `"${c}"`).join(", ")}, got ${describe(value)}`);
+}
+
+function checkBoolean(name: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") throw invalidArg(`${name} must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
+interface Checked {
+  access: Access;
+  create: boolean;
+  size: number | undefined;
+  sparse: boolean;
+  offset: number;
+  length: number | undefined;
+  populate: boolean;
+  advice: Advice;
+  mode: number;
+}
+
+function checkOptions(options: MapOptions | undefined): Checked {
+  if (options === undefined) options = {};
+  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.has(key)) throw invalidArg(`unknown option "${key}" (expected one of: ${[...OPTION_KEYS].join(", ")})`);
+  }
+  const access = checkChoice("access", options.access, ["read", "write", "copy"], "read");
+  const create = checkBoolean("create", options.create);
+  const sparse = checkBoolean("sparse", options.sparse);
+  const populate = checkBoolean("populate", options.populate);
+  const advice = checkChoice("advice", options.advice, ["normal", "sequential", "random", "willneed"], "normal");
+  const size = options.size === undefined ? undefined : checkInteger("size", options.size);
+  const offset = options.offset === undefined ? 0 : checkInteger("offset", options.offset);
+  const length = options.length === undefined ? undefined : checkInteger("length", options.length);
+  const mode = options.mode === undefined ? 0o600 : checkInteger("mode", options.mode, 0o7777);
+  if (create && access !== "write") throw invalidArg(`create needs access "write" (got access "${access}")`);
+  if (size !== undefined && access !== "write") throw invalidArg(`size needs access "write" (got access "${access}")`);
+  if (sparse && size === undefined) throw invalidArg("sparse only applies together with size");
+  return { access, create, size, sparse, offset, length, populate, advice, mode };
+}
+
+/** Grows a file to `size` bytes; allocated unless sparse. Undone on failure. */
+export function growFile(fd: number, from: number, size: number, sparse: boolean, path?: string): void {
+  if (size <= from) return;
+  if (sparse) {
+    sys(path, () => fs.ftruncateSync(fd, size));
+    return;
+  }
+  try {
+    sys(path, () => native.fallocate(fd, from, size - from));
+  } catch (error) {
+    try {
+      fs.ftruncateSync(fd, from); // leave no half-grown file behind
+    } catch {
+      /* the original error is the one to report */
+    }
+    throw error;
+  }
+}
+
+// Closes descriptors of MappedFiles that were garbage-collected without close().
+const fdReaper = new FinalizationRegistry<number>((fd) => {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+});
+
+/**
+ * Maps a file, or an open file descriptor, into memory.
+ *
+ * ```ts
+ * using m = mapFile("data.bin");           // read-only, whole file
+ * const f = m.view(Float64Array);           // zero-copy typed view
+ * ```
+ *
+ * Safety: the mapping reflects the file. If another process truncates the
+ * file, pages past the new end are replaced by zeros and `stale` becomes true.
+ */
+export function mapFile(pathOrFd: string | number, options?: MapOptions): MappedFile {
+  const o = checkOptions(options);
+  let path: string | undefined;
+  let fd: number;
+  let created = false;
+  let ownsFd = true;
+  if (typeof pathOrFd === "string") {
+    if (pathOrFd.length === 0) throw invalidArg("path must not be empty");
+    path = pathOrFd;
+    const p = pathOrFd;
+    const flags = o.access === "write" ? fs.constants.O_RDWR : fs.constants.O_RDONLY;
+    if (o.create) {
+      try {
+        fd = fs.openSync(p, flags | fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode);
+        created = true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw sys(p, () => { throw error; });
+        fd = sys(p, () => fs.openSync(p, flags));
+      }
+    } else {
+      fd = sys(p, () => fs.openSync(p, flags));
+    }
+  } else if (typeof pathOrFd === "number") {
+    checkInteger("fd", pathOrFd, 0x7fffffff);
+    fd = sys(undefined, () => native.dup(pathOrFd));
+  } else {
+    throw invalidArg(`expected a path or a file descriptor, got ${describe(pathOrFd)}`);
+  }
+
+  let originalSize = 0;
+  try {
+    const st = sys(path, () => fs.fstatSync(fd));
+    if (st.isDirectory())
+      throw new MmapError("EISDIR", `cannot map a directory '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 21 });
+    if (!st.isFile())
+      throw new MmapError("ENODEV", `only regular files can be mapped '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 19 });
+    originalSize = st.size;
+    let fileSize = st.size;
+    if (o.size !== undefined && o.size > fileSize) {
+      growFile(fd, fileSize, o.size, o.sparse, path);
+      fileSize = o.size;
+    }
+    if (o.offset > fileSize)
+      throw new MmapError("ERR_OUT_OF_RANGE", `offset ${o.offset} is beyond the end of the file (${fileSize} bytes)`, { path });
+    const length = o.length ?? fileSize - o.offset;
+    if (o.offset + length > fileSize)
+      throw new MmapError(
+        "ERR_OUT_OF_RANGE",
+        `offset ${o.offset} + length ${length} is beyond the end of the file (${fileSize} bytes); use size to grow it`,
+        { path },
+      );
+    const handle = sys(path, () => native.map(fd, o.offset, length, ACCESS_CODES[o.access], o.populate));
+    if (o.advice !== "normal" && length > 0) sys(path, () => native.advise(handle, 0, length, ADVICE_CODES[o.advice]));
+    // A read-only mapping of a named file needs no descriptor: resize() reopens the path.
+    if (path !== undefined && o.access !== "write") {
+      fs.closeSync(fd);
+      ownsFd = false;
+    }
+    return new MappedFile(Token, handle, ownsFd ? fd : -1, path, o.access, o.offset, length, o.sparse);
+  } catch (error) {
+    if (created && path !== undefined) fs.rmSync(path, { force: true });
+    else if (o.size !== undefined && o.access === "write") {
+      try {
+        if (fs.fstatSync(fd).size > originalSize) fs.ftruncateSync(fd, originalSize);
+      } catch {
+        /* report the original error */
+      }
+    }
+    if (ownsFd) fs.closeSync(fd);
+    throw error;
+  }
+}
+
+const Token = Symbol("MappedFile");
+
+export class MappedFile {
+  #handle: MappingHandle;
+  #fd: number;
+  #length: number;
+  #buffer: ArrayBuffer | undefined;
+  #bytes: Uint8Array | undefined;
+  #closed = false;
+  #sparse: boolean;
+  /** Every ArrayBuffer handed out, to detach on close or resize. */
+  #handedOut: WeakRef<ArrayBuffer>[] = [];
+  #pruneAt = 64;
+
+  /** The mapped file's path; undefined when mapped from a descriptor. */
+  readonly path: string | undefined;
+  readonly access: Access;
+  /** The file offset of byte 0 of the mapping. */
+  readonly offset: number;
+
+  /** @internal use mapFile() */
+  constructor(
+    token: symbol,
+    handle: MappingHandle,
+    fd: number,
+    path: string | undefined,
+    access: Access,
+    offset: number,
+    length: number,
+    sparse: boolean,
+  ) {
+    if (token !== Token) throw new TypeError("use mapFile() to create a MappedFile");
+    this.#handle = handle;
+    this.#fd = fd;
+    this.path = path;
+    this.access = access;
+    this.offset = offset;
+    this.#length = length;
+    this.#sparse = sparse;
+    if (fd >= 0) fdReaper.register(this, fd, this);
+  }
+
+  /** Bytes mapped. */
+  get byteLength(): number {
+    return this.#length;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True once the file shrank under the mapping; the lost pages now read as zeros. */
+  get stale(): boolean {
+    return !this.#closed && native.stale(this.#handle);
+  }
+
+  /** The whole mapping as one ArrayBuffer. Mappings over 4 GiB: use window(). */
+  get buffer(): ArrayBuffer {
+    if (this.#closed) throw new MmapError("ERR_CLOSED", "the mapping is closed", { path: this.path });
+    if (this.#buffer === undefined) {
+      if (this.#length > MAX_BUFFER_LENGTH)
+        throw new MmapError(
+          "ERR_TOO_LARGE",
+          `the mapping is ${this.#length} bytes; one ArrayBuffer holds at most ${MAX_BUFFER_LENGTH}: use window(byteOffset, byteLength)`,
+          { path: this.path },
+        );
+      this.#buffer = this.#handOut(0, this.#length);
+    }
+    return this.#buffer;
+  }
+
+  /** The whole mapping as a Uint8Array. */
+  get bytes(): Uint8Array {
+    return (this.#bytes ??= new Uint8Array(this.buffer));
+  }
+
+  /**
+   * A typed view of `length` elements (default: as many as fit) from
+   * `byteOffset`, which must be a multiple of the element size.
+   */
+  view<T>(Type: TypedArrayConstructor<T>, byteOffset = 0, length?: number): T {
+    this.#check();
+    const size = Type.BYTES_PER_ELEMENT;
+    if (typeof size !== "number") throw invalidArg("view() expects a typed array constructor");
+    checkInteger("byteOffset", byteOffset);
+    if (byteOffset % size !== 0)
+      throw new MmapError("ERR_MISALIGNED", `byteOffset ${byteOffset} is not a multiple of ${Type.name}.BYTES_PER_ELEMENT (${size})`);
+    if (byteOffset > this.#length)
+      throw new MmapError("ERR_OUT_OF_RANGE", `byteOffset ${byteOffset} is beyond the mapping (${this.#length} bytes)`);
+    const count = length === undefined ? Math.floor((this.#length - byteOffset) / size) : checkInteger("length", length);
+    if (byteOffset + count * size > this.#length)
+      throw new MmapError("ERR_OUT_OF_RANGE", `${count} elements of ${size} bytes from ${byteOffset} exceed the mapping (${this.#length} bytes)`);
+    if (this.#length <= MAX_BUFFER_LENGTH) return new Type(this.buffer, byteOffset, count);
+    return new Type(this.#window(byteOffset, count * size), 0, count);
+  }
+
+  /**
+   * A Uint8Array over [byteOffset, byteOffset + byteLength) of the mapping,
+   * with no copy; the way to reach every byte of a mapping over 4 GiB.
+   * Detached, like every view, by close() and resize().
+   */
+  window(byteOffset: number, byteLength: number): Uint8Array {
+    this.#check();
+    return new Uint8Array(this.#window(byteOffset, byteLength));
+  }
+
+  #window(byteOffset: number, byteLength: number): ArrayBuffer {
+    checkInteger("byteOffset", byteOffset);
+    checkInteger("byteLength", byteLength, MAX_BUFFER_LENGTH);
+    if (byteOffset > this.#length || byteLength > this.#length - byteOffset)
+      throw new MmapError("ERR_OUT_OF_RANGE", `window [${byteOffset}, ${byteOffset + byteLength}) is outside the mapping (${this.#length} bytes)`);
+    return this.#handOut(byteOffset, byteLength);
+  }
+
+  /** Writes dirty pages of the range to the file and waits (msync). */
+  flush(byteOffset = 0, byteLength?: number): void {
+    this.#check();
+    const [off, len] = this.#range(byteOffset, byteLength);
+    sys(this.path, () => native.sync(this.#handle, off, len));
+  }
+
+  /** flush() on the thread pool; the event loop keeps running. */
+  async flushAsync(byteOffset = 0, byteLength?: number): Promise<void> {
+    this.#check();
+    const [off, len] = this.#range(byteOffset, byteLength);
+    try {
+      await native.syncAsync(this.#handle, off, len);
+    } catch (error) {
+      throw sys(this.path, () => { throw error; });
+    }
+  }
+
+  /** Tells the kernel how the range will be used (madvise). */
+  advise(advice: Advice, byteOffset = 0, byteLength?: number): void {
+    this.#check();
+    const a = checkChoice("advice", advice, ["normal", "sequential", "random", "willneed"], "normal");
+    const [off, len] = this.#range(byteOffset, byteLength);
+    sys(this.path, () => native.advise(this.#handle, off, len, ADVICE_CODES[a]));
+  }
+
+  /** Keeps the range's pages in RAM (mlock); limited by RLIMIT_MEMLOCK unless root. */
+  lock(byteOffset = 0, byteLength?: number): void {
+    this.#check();
+    const [off, len] = this.#range(byteOffset, byteLength);
+    sys(this.path, () => native.lock(this.#handle, off, len, true));
+  }
+
+  unlock(byteOffset = 0, byteLength?: number): void {
+    this.#check();
+    const [off, len] = this.#range(byteOffset, byteLength);
+    sys(this.path, () => native.lock(this.#handle, off, len, false));
+  }
+
+  /** Which pages of the range are in memory now (mincore). */
+  residency(byteOffset = 0, byteLength?: number): Residency {
+    this.#check();
+    const [off, len] = this.#range(byteOffset, byteLength);
+    const pages = sys(this.path, () => native.residency(this.#handle, off, len));
+    let resident = 0;
+    for (let i = 0; i < pages.length; i++) resident += pages[i]!;
+    return { residentPages: resident, totalPages: pages.length, pageSize, pages };
+  }
+
+  /**
+   * Changes the mapping's length. With access "write" the file grows to
+   * cover it (allocated unless the mapping was made sparse), and shrinks with
+   * it when the mapping reached the end of the file. "read" and "copy"
+   * mappings can only cover what the file holds. Every earlier ArrayBuffer
+   * and view is detached; take new ones from the mapping.
+   */
+  resize(newLength: number): void {
+    this.#check();
+    checkInteger("newLength", newLength);
+    const end = this.offset + newLength;
+    let fd = this.#fd;
+    const reopened = fd < 0;
+    if (reopened) fd = sys(this.path, () => fs.openSync(this.path!, fs.constants.O_RDONLY));
+    try {
+      const fileSize = sys(this.path, () => fs.fstatSync(fd).size);
+      if (this.access === "write") {
+        if (end > fileSize) growFile(fd, fileSize, end, this.#sparse, this.path);
+      } else if (end > fileSize) {
+        throw new MmapError("ERR_OUT_OF_RANGE", `cannot map ${newLength} bytes from offset ${this.offset}: the file has ${fileSize} bytes`, { path: this.path });
+      }
+      this.#detachAll();
+      if (this.#length > 0 && newLength > 0) {
+        sys(this.path, () => native.remap(this.#handle, newLength));
+      } else {
+        const handle = sys(this.path, () => native.map(fd, this.offset, newLength, ACCESS_CODES[this.access], false));
+        native.unmap(this.#handle);
+        this.#handle = handle;
+      }
+      const shrinkFile = this.access === "write" && end < fileSize && this.offset + this.#length >= fileSize;
+      this.#length = newLength;
+      if (shrinkFile) sys(this.path, () => fs.ftruncateSync(fd, end));
+    } finally {
+      if (reopened) fs.closeSync(fd);
+    }
+  }
+
+  /** Unmaps now; every ArrayBuffer and view of the mapping becomes length 0. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#detachAll();
+    native.unmap(this.#handle);
+    if (this.#fd >= 0) {
+      fdReaper.unregister(this);
+      fs.closeSync(this.#fd);
+      this.#fd = -1;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #check(): void {
+    if (this.#closed) throw new MmapError("ERR_CLOSED", "the mapping is closed", { path: this.path });
+    if (native.stale(this.#handle))
+      throw new MmapError("ERR_STALE", "the file shrank under the mapping; its pages now read as zeros: map it again", { path: this.path });
+  }
+
+  #range(byteOffset: number, byteLength: number | undefined): [number, number] {
+    checkInteger("byteOffset", byteOffset);
+    if (byteOffset > this.#length)
+      throw new MmapError("ERR_OUT_OF_RANGE", `byteOffset ${byteOffset} is beyond the mapping (${this.#length} bytes)`);
+    const len = byteLength === undefined ? this.#length - byteOffset : checkInteger("byteLength", byteLength);
+    if (len > this.#length - byteOffset)
+      throw new MmapError("ERR_OUT_OF_RANGE", `range [${byteOffset}, ${byteOffset + len}) is outside the mapping (${this.#length} bytes)`);
+    return [byteOffset, len];
+  }
+
+  #handOut(byteOffset: number, byteLength: number): ArrayBuffer {
+    const ab = native.buffer(this.#handle, byteOffset, byteLength);
+    this.#handedOut.push(new WeakRef(ab));
+    if (this.#handedOut.length >= this.#pruneAt) {
+      this.#handedOut = this.#handedOut.filter((r) => r.deref() !== undefined);
+      this.#pruneAt = Math.max(64, this.#handedOut.length * 2);
+    }
+    return ab;
+  }
+
+  #detachAll(): void {
+    for (const ref of this.#handedOut) {
+      const ab = ref.deref();
+      if (ab !== undefined) native.detach(ab);
+    }
+    this.#handedOut = [];
+    this.#buffer = undefined;
+    this.#bytes = undefined;
+  }
+}

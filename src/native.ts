@@ -1,0 +1,68 @@
+/**
+ * The one place that loads the native addon. Everything the addon does is a
+ * system call on checked, positional arguments; see native/*.c.
+ */
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** An opaque handle to one mmap'd region (an External). */
+export type MappingHandle = { readonly __mapping: unique symbol };
+/** An opaque handle to an asynchronous futex wait. */
+export type WaitRequest = { readonly __wait: unique symbol };
+
+export interface NativeBinding {
+  /** access: 0 read (private), 1 write (shared), 2 copy (private). */
+  map(fd: number, offset: number, length: number, access: number, populate: boolean): MappingHandle;
+  buffer(handle: MappingHandle, byteOffset: number, byteLength: number): ArrayBuffer;
+  detach(buffer: ArrayBuffer): void;
+  unmap(handle: MappingHandle): void;
+  remap(handle: MappingHandle, newLength: number): void;
+  stale(handle: MappingHandle): boolean;
+  sync(handle: MappingHandle, byteOffset: number, byteLength: number): void;
+  syncAsync(handle: MappingHandle, byteOffset: number, byteLength: number): Promise<void>;
+  /** advice: index into [normal, sequential, random, willneed, dontneed]. */
+  advise(handle: MappingHandle, byteOffset: number, byteLength: number, advice: number): void;
+  lock(handle: MappingHandle, byteOffset: number, byteLength: number, on: boolean): void;
+  residency(handle: MappingHandle, byteOffset: number, byteLength: number): Uint8Array;
+  fallocate(fd: number, offset: number, length: number): void;
+  memfd(name: string): number;
+  dup(fd: number): number;
+  /** advice: index into [normal, sequential, random, willneed, dontneed]; dontneed evicts clean pages. */
+  fadvise(fd: number, offset: number, length: number, advice: number): void;
+  pageSize(): number;
+  /** 0 woken, 1 timed out, 2 the word did not hold `expected`. timeoutMs < 0: forever. */
+  futexWait(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): number;
+  futexWake(buffer: ArrayBuffer, byteOffset: number, count: number): number;
+  waitAsync(
+    buffer: ArrayBuffer,
+    byteOffset: number,
+    expected: number,
+    timeoutMs: number,
+    callback: (result: number) => void,
+  ): WaitRequest;
+  cancelWait(request: WaitRequest): void;
+  /** sched_yield(2) */
+  yield(): void;
+}
+
+function load(): NativeBinding {
+  const require = createRequire(import.meta.url);
+  // src/native.ts and dist/native.js both sit one level below the package root.
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+  const candidates = [
+    join(root, "build", "Release", "memmap.node"),
+    join(root, "build", "Debug", "memmap.node"),
+  ];
+  for (const file of candidates) {
+    if (existsSync(file)) return require(file) as NativeBinding;
+  }
+  throw new Error(
+    `memmap: the native addon is not built (looked for ${candidates[0]}). ` +
+      `Run \`npm rebuild memmap\`; with npm 11 or newer, allow its install script first ` +
+      `(\`npm install-scripts approve memmap\`, or "allowScripts": { "memmap": true } in package.json).`,
+  );
+}
+
+export const native: NativeBinding = load();

@@ -1,0 +1,67 @@
+/**
+ * Shared memory without a file: an anonymous memfd. Its descriptor can be
+ * given to a child process (as a stdio slot) and mapped there with
+ * `mapFile(fd, { access: "write" })`; both processes then share the pages.
+ */
+import * as fs from "node:fs";
+import { MmapError, invalidArg, sys } from "./errors.ts";
+import { checkInteger, growFile, mapFile, type MapOptions, type MappedFile } from "./mapped-file.ts";
+import { native } from "./native.ts";
+
+export interface SharedMemoryOptions {
+  /** A name for /proc/<pid>/fd listings and debugging; not a path. Default "memmap". */
+  name?: string;
+}
+
+export class SharedMemory {
+  #fd: number;
+  readonly size: number;
+
+  /** @internal use createSharedMemory() */
+  constructor(fd: number, size: number) {
+    this.#fd = fd;
+    this.size = size;
+  }
+
+  /** The descriptor, to pass to a child process (e.g. `stdio: ["inherit", "inherit", "inherit", shm.fd]`). */
+  get fd(): number {
+    if (this.#fd < 0) throw new MmapError("ERR_CLOSED", "the shared memory is closed");
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** Maps the memory (access "write" unless told otherwise). */
+  map(options: MapOptions = {}): MappedFile {
+    return mapFile(this.fd, { access: "write", ...options });
+  }
+
+  /** Closes this process's descriptor; mappings and other processes keep the memory. */
+  close(): void {
+    if (this.#fd < 0) return;
+    fs.closeSync(this.#fd);
+    this.#fd = -1;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Creates `size` bytes of zeroed shared memory, allocated now (ENOSPC/ENOMEM now, never SIGBUS later). */
+export function createSharedMemory(size: number, options: SharedMemoryOptions = {}): SharedMemory {
+  checkInteger("size", size);
+  const name = options.name ?? "memmap";
+  if (typeof name !== "string" || name.length > 200 || name.includes("/"))
+    throw invalidArg("name must be a string of at most 200 characters without '/'");
+  const fd = sys(undefined, () => native.memfd(name));
+  try {
+    growFile(fd, 0, size, false);
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
+  }
+  return new SharedMemory(fd, size);
+}

@@ -1,0 +1,175 @@
+/**
+ * Cross-process wait/notify, shared by the channel and the log.
+ *
+ * A doorbell is two 32-bit words in shared memory: `seq`, the futex word, and
+ * `waiters`, how many threads (in any process) are parked on it. A waiter
+ * announces itself, re-checks its condition, and only then sleeps on `seq`; a
+ * publisher makes its data visible, then reads `waiters` and rings (bumps
+ * `seq` and wakes) only when somebody is parked. All accesses are sequentially
+ * consistent Atomics, so either the waiter sees the data or the publisher sees
+ * the waiter: no lost wake-ups, and a publisher pays one atomic load when
+ * nobody waits.
+ *
+ * The futex is a shared one (keyed by the physical page), so it works across
+ * processes that map the same file or memfd; V8's Atomics.wait cannot, as it
+ * needs a SharedArrayBuffer and is process-local.
+ */
+import { MmapError, invalidArg } from "./errors.ts";
+import { native } from "./native.ts";
+
+/**
+ * How a thread waits for a condition:
+ * - `"spin"`: busy-poll (lowest latency, burns a core);
+ * - `"yield"`: poll, then poll with sched_yield between checks;
+ * - `"futex"` (default): poll briefly, then sleep in the kernel until woken.
+ */
+export type WaitStrategy = "spin" | "yield" | "futex";
+
+export interface WaitOptions {
+  strategy?: WaitStrategy;
+  /** Polls before yielding or sleeping. Default 2,000 (a few µs). */
+  spin?: number;
+  /** Milliseconds; undefined or Infinity waits forever. */
+  timeout?: number;
+}
+
+export interface AsyncWaitOptions {
+  timeout?: number;
+  signal?: AbortSignal;
+  /** Synchronous polls before parking on a waiter thread. Default 200. */
+  spin?: number;
+}
+
+const SLICE_CHECK = 1024; // polls between clock reads in unbounded spins
+
+export function checkTimeout(timeout: number | undefined): number {
+  if (timeout === undefined || timeout === Infinity) return -1;
+  if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0)
+    throw invalidArg(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
+  return timeout;
+}
+
+export function checkStrategy(strategy: unknown): WaitStrategy {
+  if (strategy === undefined) return "futex";
+  if (strategy === "spin" || strategy === "yield" || strategy === "futex") return strategy;
+  throw invalidArg(`strategy must be "spin", "yield" or "futex", got ${JSON.stringify(strategy)}`);
+}
+
+export class Doorbell {
+  readonly #buffer: ArrayBuffer;
+  readonly #words: Int32Array;
+  readonly #seqIndex: number;
+  readonly #waitersIndex: number;
+  readonly #seqByteOffset: number;
+
+  /** `seqByteOffset` and `waitersByteOffset` are 4-byte aligned offsets into `buffer`. */
+  constructor(buffer: ArrayBuffer, seqByteOffset: number, waitersByteOffset: number) {
+    if (seqByteOffset % 4 !== 0 || waitersByteOffset % 4 !== 0)
+      throw new MmapError("ERR_MISALIGNED", "doorbell words must be 4-byte aligned");
+    this.#buffer = buffer;
+    this.#words = new Int32Array(buffer);
+    this.#seqIndex = seqByteOffset / 4;
+    this.#waitersIndex = waitersByteOffset / 4;
+    this.#seqByteOffset = seqByteOffset;
+  }
+
+  /** Call after publishing: wakes every parked waiter, if there is one. */
+  ring(): void {
+    if (Atomics.load(this.#words, this.#waitersIndex) > 0) this.ringAlways();
+  }
+
+  /** Wakes parked waiters unconditionally (e.g. on close, or to unstick a peer). */
+  ringAlways(): void {
+    Atomics.add(this.#words, this.#seqIndex, 1);
+    native.futexWake(this.#buffer, this.#seqByteOffset, 0x7fffffff);
+  }
+
+  /** Parked waiters, as announced in shared memory (a dead process may leave one behind). */
+  get waiters(): number {
+    return Atomics.load(this.#words, this.#waitersIndex);
+  }
+
+  /**
+   * Blocks the thread until `ready()` returns true. Returns false on timeout.
+   * `ready` must be cheap and side-effect free; it is called many times.
+   */
+  waitUntil(ready: () => boolean, options: WaitOptions = {}): boolean {
+    if (ready()) return true;
+    const strategy = checkStrategy(options.strategy);
+    const timeout = checkTimeout(options.timeout);
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    const spins = options.spin ?? 2000;
+    for (let i = 0; i < spins; i++) if (ready()) return true;
+    if (strategy !== "futex") {
+      for (let i = 1; ; i++) {
+        if (ready()) return true;
+        if (strategy === "yield") native.yield();
+        if (i % SLICE_CHECK === 0 && performance.now() >= deadline) return ready();
+      }
+    }
+    const words = this.#words;
+    Atomics.add(words, this.#waitersIndex, 1);
+    try {
+      for (;;) {
+        const seq = Atomics.load(words, this.#seqIndex);
+        if (ready()) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        native.futexWait(this.#buffer, this.#seqByteOffset, seq, left === Infinity ? -1 : Math.ceil(left));
+      }
+    } finally {
+      Atomics.sub(words, this.#waitersIndex, 1);
+    }
+  }
+
+  /**
+   * Resolves true once `ready()` holds, false on timeout; rejects with
+   * ERR_ABORTED if the signal fires. The event loop stays free: the sleep
+   * happens on one of the addon's waiter threads, never on libuv's pool.
+   */
+  async waitUntilAsync(ready: () => boolean, options: AsyncWaitOptions = {}): Promise<boolean> {
+    const { signal } = options;
+    if (signal?.aborted) throw aborted(signal);
+    if (ready()) return true;
+    const timeout = checkTimeout(options.timeout);
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    const spins = options.spin ?? 200;
+    for (let i = 0; i < spins; i++) if (ready()) return true;
+    const words = this.#words;
+    Atomics.add(words, this.#waitersIndex, 1);
+    try {
+      for (;;) {
+        const seq = Atomics.load(words, this.#seqIndex);
+        if (ready()) return true;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        await this.#park(seq, left === Infinity ? -1 : Math.ceil(left), signal);
+      }
+    } finally {
+      Atomics.sub(words, this.#waitersIndex, 1);
+    }
+  }
+
+  #park(seq: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const onAbort = (): void => {
+        if (settled) return;
+        settled = true;
+        native.cancelWait(request);
+        reject(aborted(signal));
+      };
+      const request = native.waitAsync(this.#buffer, this.#seqByteOffset, seq, timeoutMs, () => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
+
+function aborted(signal: AbortSignal | undefined): MmapError {
+  return new MmapError("ERR_ABORTED", "the wait was aborted", { cause: signal?.reason });
+}
