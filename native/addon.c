@@ -4,6 +4,7 @@
 static napi_value init(napi_env env, napi_value exports) {
   if (!init_mapping(env, exports)) return NULL;
   if (!init_futex(env, exports)) return NULL;
+  if (!init_extras(env, exports)) return NULL;
   return exports;
 }
 

@@ -39,5 +39,6 @@ bool get_args(napi_env env, napi_callback_info info, size_t argc, napi_value *ar
 /* Each part of the addon adds its functions to the exports object. */
 napi_value init_mapping(napi_env env, napi_value exports);
 napi_value init_futex(napi_env env, napi_value exports);
+napi_value init_extras(napi_env env, napi_value exports);
 
 #endif

@@ -43,6 +43,10 @@ export interface NativeBinding {
     callback: (result: number) => void,
   ): WaitRequest;
   cancelWait(request: WaitRequest): void;
+  /** op: 0 unlock, 1 shared, 2 exclusive; non-blocking. True when taken. */
+  flock(fd: number, op: number): boolean;
+  /** CRC32C (Castagnoli) of [byteOffset, byteOffset+byteLength); pass a previous result as seed to chain. */
+  crc32c(buffer: ArrayBuffer, byteOffset: number, byteLength: number, seed: number): number;
   /** sched_yield(2) */
   yield(): void;
 }

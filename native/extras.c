@@ -1,0 +1,99 @@
+/* Small system helpers for the log and the channel: advisory file locks and
+ * a hardware CRC32C. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/file.h>
+
+#include "common.h"
+
+/* flock(fd, op): op 0 unlock, 1 shared, 2 exclusive; never blocks.
+ * Returns true when the lock was taken, false when someone else holds it.
+ * The kernel releases the lock when the holder dies: a liveness test with no PIDs. */
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd, op;
+  if (!get_args(env, info, 2, argv) || !arg_int32(env, argv[0], &fd) || !arg_int32(env, argv[1], &op))
+    return NULL;
+  static const int ops[] = {LOCK_UN, LOCK_SH, LOCK_EX};
+  if (op < 0 || op > 2) return throw_code(env, "ERR_INVALID_ARG", "native: bad lock operation");
+  for (;;) {
+    if (flock(fd, ops[op] | (op ? LOCK_NB : 0)) == 0) return make_bool(env, true);
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK) return make_bool(env, false);
+    return throw_errno(env, errno, "flock");
+  }
+}
+
+/* CRC32C (Castagnoli), software slicing table; SSE4.2 when the CPU has it. */
+static uint32_t table[8][256];
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    table[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; i++)
+    for (int t = 1; t < 8; t++) table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t n) {
+  uint64_t c = crc;
+  while (n >= 8) {
+    uint64_t v;
+    __builtin_memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = (uint32_t)c;
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+#endif
+
+static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
+  while (n--) crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
+  return crc;
+}
+
+static bool have_hw;
+
+/* crc32c(buffer, byteOffset, byteLength, seed = 0) -> uint32; chainable through seed */
+static napi_value js_crc32c(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  void *data;
+  size_t len, off, n;
+  uint32_t seed;
+  bool is_ab = false;
+  napi_is_arraybuffer(env, argv[0], &is_ab);
+  if (!is_ab || napi_get_arraybuffer_info(env, argv[0], &data, &len) != napi_ok)
+    return throw_code(env, "ERR_INVALID_ARG", "native: expected an ArrayBuffer");
+  if (!arg_size(env, argv[1], &off) || !arg_size(env, argv[2], &n)) return NULL;
+  if (napi_get_value_uint32(env, argv[3], &seed) != napi_ok)
+    return throw_code(env, "ERR_INVALID_ARG", "native: expected a uint32 seed");
+  if (off > len || n > len - off) return throw_code(env, "ERR_OUT_OF_RANGE", "native: range outside the buffer");
+  const uint8_t *p = (const uint8_t *)data + off;
+  uint32_t c = ~seed;
+#if defined(__x86_64__)
+  c = have_hw ? crc_hw(c, p, n) : crc_sw(c, p, n);
+#else
+  c = crc_sw(c, p, n);
+#endif
+  napi_value r;
+  napi_create_uint32(env, ~c, &r);
+  return r;
+}
+
+napi_value init_extras(napi_env env, napi_value exports) {
+  crc_init();
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  have_hw = __builtin_cpu_supports("sse4.2");
+#endif
+  EXPORT_FN(env, exports, "flock", js_flock);
+  EXPORT_FN(env, exports, "crc32c", js_crc32c);
+  return exports;
+}
