@@ -1,0 +1,189 @@
+/**
+ * bench:core — what mapping a file buys over reading it, in one run.
+ *
+ * On a page-cached file of 1 GiB:
+ * 1. making the data available: mapFile() vs fs.readFileSync(), and mapFile()
+ *    of 1 GiB vs 1 MiB (the cost must not grow with the size);
+ * 2. a sequential scan: the mapping vs fs.readSync in 1 MiB chunks vs the same
+ *    loop over an in-heap Buffer;
+ * 3. 1,000,000 random 8-byte reads: DataView over the mapping vs fs.readSync
+ *    at a position, and a C program reading through mmap (the machine's limit).
+ *
+ * Run: npm run bench:core [-- --quick]
+ */
+import { execFileSync } from "node:child_process";
+import { randomFillSync } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { mapFile, type MappedFile } from "../src/index.ts";
+import { buildC, fmtNs, fmtRatio, median, min, printTable, quick, saveResults, timeRounds } from "./common.ts";
+
+const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+const size = quick ? 256 * MiB : GiB;
+const reads = 1_000_000;
+const file = path.join(os.tmpdir(), `memmap-bench-core-${size}.bin`);
+const smallFile = path.join(os.tmpdir(), "memmap-bench-core-1MiB.bin");
+
+function prepare(): void {
+  if (!fs.existsSync(file) || fs.statSync(file).size !== size) {
+    console.log(`writing ${size / MiB} MiB of random data to ${file} …`);
+    const chunk = randomFillSync(Buffer.alloc(64 * MiB));
+    const fd = fs.openSync(file, "w");
+    for (let off = 0; off < size; off += chunk.length) fs.writeSync(fd, chunk, 0, chunk.length, off);
+    fs.closeSync(fd);
+  }
+  fs.writeFileSync(smallFile, randomFillSync(Buffer.alloc(MiB)));
+  // Warm the page cache: every figure below is for cached data.
+  const m = mapFile(file, { populate: true });
+  m.close();
+}
+
+/** The same xorshift32 offsets as bench/c/random-read.c. */
+function randomOffsets(bytes: number, count: number): Uint32Array {
+  const words = Math.floor(bytes / 8);
+  const out = new Uint32Array(count);
+  let x = 2463534242;
+  for (let i = 0; i < count; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = (x % words) * 8;
+  }
+  return out;
+}
+
+function sumInt32(a: Int32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s = (s + a[i]!) | 0;
+  return s;
+}
+
+function main(): void {
+  prepare();
+  const results: Record<string, number> = {};
+
+  // 1. Making the data available.
+  const kept: MappedFile[] = [];
+  const mapTimes = timeRounds(quick ? 20 : 50, () => {
+    const m = mapFile(file);
+    void m.buffer; // the ArrayBuffer is created lazily: include it
+    kept.push(m); // earlier mappings stay referenced
+  });
+  const smallMapTimes = timeRounds(quick ? 20 : 50, () => {
+    const m = mapFile(smallFile);
+    void m.buffer;
+    kept.push(m);
+  });
+  for (const m of kept) m.close();
+  const readFileTimes = timeRounds(quick ? 2 : 3, () => {
+    fs.readFileSync(file);
+  });
+  results.mapMedianNs = median(mapTimes);
+  results.mapMaxNs = Math.max(...mapTimes);
+  results.mapSmallMedianNs = median(smallMapTimes);
+  results.readFileSyncNs = median(readFileTimes);
+
+  // 2. Sequential scan.
+  const m = mapFile(file, { advice: "sequential" });
+  const mapped = m.view(Int32Array);
+  const heap = fs.readFileSync(file);
+  const heapInts = new Int32Array(heap.buffer, heap.byteOffset, heap.byteLength / 4);
+  let sink = 0;
+  const scanMapped = min(timeRounds(3, () => (sink ^= sumInt32(mapped))));
+  const scanHeap = min(timeRounds(3, () => (sink ^= sumInt32(heapInts))));
+  const chunk = Buffer.alloc(MiB);
+  const chunkInts = new Int32Array(chunk.buffer, chunk.byteOffset, MiB / 4);
+  const fd = fs.openSync(file, "r");
+  const scanReadSync = min(
+    timeRounds(3, () => {
+      for (let off = 0; off < size; off += MiB) {
+        fs.readSync(fd, chunk, 0, MiB, off);
+        sink ^= sumInt32(chunkInts);
+      }
+    }),
+  );
+  results.scanMappedNs = scanMapped;
+  results.scanHeapNs = scanHeap;
+  results.scanReadSyncNs = scanReadSync;
+
+  // 3. Random 8-byte reads.
+  const offsets = randomOffsets(size, reads);
+  const dv = new DataView(m.buffer);
+  let acc = 0;
+  const randomMapped = min(
+    timeRounds(5, () => {
+      for (let i = 0; i < reads; i++) acc += dv.getFloat64(offsets[i]!, true);
+    }),
+  );
+  const eight = Buffer.alloc(8);
+  const preadCount = quick ? 100_000 : reads;
+  const randomReadSync = min(
+    timeRounds(2, () => {
+      for (let i = 0; i < preadCount; i++) {
+        fs.readSync(fd, eight, 0, 8, offsets[i]!);
+        acc += eight.readDoubleLE(0);
+      }
+    }),
+  ) * (reads / preadCount);
+  fs.closeSync(fd);
+  m.close();
+  results.randomMappedNs = randomMapped / reads;
+  results.randomReadSyncNs = randomReadSync / reads;
+
+  const bin = buildC("random-read");
+  let c: { mmapNs: number; randomReadNs: number; scanGBps: number } | undefined;
+  if (bin) c = JSON.parse(execFileSync(bin, [file, String(reads)], { encoding: "utf8" }));
+  if (c) {
+    results.cRandomReadNs = c.randomReadNs;
+    results.cMmapNs = c.mmapNs;
+    results.cScanGBps = c.scanGBps;
+  }
+  if (sink === 0.5 || acc === 0.5) console.log(""); // keep the loops' results alive
+
+  const sizeLabel = `${size / MiB} MiB`;
+  printTable(
+    `Making ${sizeLabel} available (page-cached)`,
+    ["operation", "median", "vs memmap"],
+    [
+      [`mapFile() of ${sizeLabel} (+ its ArrayBuffer), 50 kept alive`, fmtNs(results.mapMedianNs), "1×"],
+      ["mapFile() of 1 MiB", fmtNs(results.mapSmallMedianNs), fmtRatio(results.mapMedianNs / results.mapSmallMedianNs) + " faster (size-independent if ≈1×)"],
+      ...(c ? [[`C mmap() of ${sizeLabel}`, fmtNs(c.mmapNs), fmtRatio(results.mapMedianNs / c.mmapNs) + " faster"]] : []),
+      ["fs.readFileSync()", fmtNs(results.readFileSyncNs), fmtRatio(results.readFileSyncNs / results.mapMedianNs) + " slower"],
+    ],
+  );
+  console.log(`(mapFile max of ${mapTimes.length}: ${fmtNs(results.mapMaxNs)})`);
+  const gbps = (ns: number): string => `${(size / ns).toFixed(2)} GB/s`;
+  printTable(
+    `Sequential scan of ${sizeLabel} (sum of int32 words)`,
+    ["reader", "time", "throughput", "vs memmap"],
+    [
+      ["memmap: Int32Array over the mapping", fmtNs(scanMapped), gbps(scanMapped), "1×"],
+      ["same loop over an in-heap Buffer", fmtNs(scanHeap), gbps(scanHeap), fmtRatio(scanMapped / scanHeap) + " of its time"],
+      ["fs.readSync, 1 MiB chunks", fmtNs(scanReadSync), gbps(scanReadSync), fmtRatio(scanReadSync / scanMapped) + " slower"],
+      ...(c ? [["C, 8-byte words through mmap", "", `${c.scanGBps.toFixed(2)} GB/s`, ""]] : []),
+    ],
+  );
+  printTable(
+    `${reads.toLocaleString("en")} random 8-byte reads`,
+    ["reader", "per read", "vs memmap"],
+    [
+      ["memmap: DataView over the mapping", fmtNs(results.randomMappedNs), "1×"],
+      ["fs.readSync at a position", fmtNs(results.randomReadSyncNs), fmtRatio(results.randomReadSyncNs / results.randomMappedNs) + " slower"],
+      ...(c ? [["C through mmap (machine limit)", fmtNs(c.randomReadNs), fmtRatio(results.randomMappedNs / c.randomReadNs) + " of C's time"]] : []),
+    ],
+  );
+  const targets = {
+    "mapFile(1 GiB) median < 1 ms": results.mapMedianNs < 1e6,
+    "random reads ≥ 30× faster than fs.readSync": results.randomReadSyncNs / results.randomMappedNs >= 30,
+    "random reads within 3× of C": c ? results.randomMappedNs / c.randomReadNs <= 3 : "no C compiler",
+    "scan within 1.2× of an in-heap Buffer": scanMapped / scanHeap <= 1.2,
+  };
+  console.log("\ntargets:", targets);
+  console.log(`raw numbers: ${saveResults("core", { size, reads, results, targets })}`);
+}
+
+main();
