@@ -39,11 +39,12 @@ static int64_t now_ms(void) {
 
 /* Waits while *addr == expected, up to timeout_ms (< 0: forever).
  * Returns WAIT_OK, WAIT_TIMED_OUT, WAIT_NOT_EQUAL or -errno.
- * With stop != NULL, gives up (WAIT_TIMED_OUT) once *stop is set. */
-static int wait_word(uint32_t *addr, uint32_t expected, int64_t timeout_ms, atomic_bool *stop) {
+ * With stop != NULL, gives up (WAIT_TIMED_OUT) once *stop or *shutdown is set. */
+static int wait_word(uint32_t *addr, uint32_t expected, int64_t timeout_ms, atomic_bool *stop,
+                     atomic_bool *shutdown) {
   int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
   for (;;) {
-    if (stop && atomic_load(stop)) return WAIT_TIMED_OUT;
+    if (stop && (atomic_load(stop) || atomic_load(shutdown))) return WAIT_TIMED_OUT;
     int64_t left = deadline < 0 ? -1 : deadline - now_ms();
     if (deadline >= 0 && left <= 0) return WAIT_TIMED_OUT;
     if (stop && (left < 0 || left > SLICE_MS)) left = SLICE_MS;
@@ -102,7 +103,7 @@ static napi_value js_wait(napi_env env, napi_callback_info info) {
   if (!addr || napi_get_value_uint32(env, argv[2], &expected) != napi_ok ||
       !arg_timeout(env, argv[3], &timeout))
     return addr ? throw_code(env, "ERR_INVALID_ARG", "native: bad wait arguments") : NULL;
-  int r = wait_word(addr, expected, timeout, NULL);
+  int r = wait_word(addr, expected, timeout, NULL, NULL);
   if (r < 0) return throw_errno(env, -r, "futex");
   return make_int32(env, r);
 }
@@ -190,7 +191,7 @@ static void *waiter_main(void *arg) {
     w->idle--;
     pthread_mutex_unlock(&w->lock);
 
-    req->result = wait_word(req->addr, req->expected, req->timeout_ms, &req->cancelled);
+    req->result = wait_word(req->addr, req->expected, req->timeout_ms, &req->cancelled, &w->shutdown);
     if (atomic_load(&w->shutdown)) atomic_store(&req->cancelled, true);
     /* On failure (closing) the request is abandoned with its environment. */
     napi_call_threadsafe_function(w->tsfn, req, napi_tsfn_blocking);

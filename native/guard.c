@@ -71,8 +71,26 @@ static void install_once(void) {
 
 void guard_install(void) { pthread_once(&once, install_once); }
 
+/* libuv installs its own SIGBUS handler when a program listens for the
+ * signal (process.on("SIGBUS")), replacing ours; then a fault in a mapping
+ * would loop forever. Each new mapping re-asserts the guard, keeping the
+ * newer handler as the one to chain to. Caller holds table_lock. */
+static void reassert(void) {
+  struct sigaction current;
+  if (sigaction(SIGBUS, NULL, &current) != 0) return;
+  if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == on_sigbus) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_sigbus;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  previous = current;
+  sigaction(SIGBUS, &sa, NULL);
+}
+
 int guard_add(void *start, size_t len) {
   pthread_mutex_lock(&table_lock);
+  reassert();
   int slot = -1;
   int n = atomic_load(&high_water);
   for (int i = 0; i < n; i++) {

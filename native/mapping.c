@@ -109,6 +109,16 @@ static void page_range(Mapping *m, size_t off, size_t len, uint8_t **start, size
   *bytes = (first - aligned) + len;
 }
 
+/* Pre-faults [p, p+len) for reading (MADV_POPULATE_READ, Linux 5.14+; older
+ * kernels: one read per page). Best effort: it is only a hint. */
+static void populate_read(uint8_t *p, size_t len) {
+#ifdef MADV_POPULATE_READ
+  if (madvise(p, len, MADV_POPULATE_READ) == 0) return;
+  if (errno != EINVAL) return; /* e.g. EFAULT past EOF: the guard handles later touches */
+#endif
+  madvise(p, len, MADV_WILLNEED);
+}
+
 static int prot_for(int access) { return PROT_READ | PROT_WRITE; }
 /* "read" and "copy" are private: a stray write lands in a private page and
  * never reaches the file. NORESERVE keeps huge read mappings out of the commit charge. */
@@ -138,13 +148,17 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
   if (length > 0) {
     size_t delta = offset % page_size;
     size_t map_len = length + delta;
-    int flags = flags_for(access) | (populate ? MAP_POPULATE : 0);
+    /* MAP_POPULATE on a private writable mapping write-faults every page,
+     * copying the file into anonymous memory: private mappings are populated
+     * with read faults instead, so their pages stay the page cache's. */
+    int flags = flags_for(access) | (populate && access == ACCESS_WRITE ? MAP_POPULATE : 0);
     void *p = mmap(NULL, map_len, prot_for(access), flags, fd, (off_t)(offset - delta));
     if (p == MAP_FAILED) {
       int err = errno;
       free(m);
       return throw_errno(env, err, "mmap");
     }
+    if (populate && access != ACCESS_WRITE) populate_read(p, map_len);
     m->base = p;
     m->map_len = map_len;
     m->delta = delta;
@@ -342,8 +356,16 @@ static napi_value js_lock(napi_env env, napi_callback_info info) {
   uint8_t *start;
   size_t bytes;
   page_range(m, off, len, &start, &bytes);
-  if ((on ? mlock(start, bytes) : munlock(start, bytes)) != 0)
-    return throw_errno(env, errno, on ? "mlock" : "munlock");
+  if (!on) {
+    if (munlock(start, bytes) != 0) return throw_errno(env, errno, "munlock");
+  } else if (m->access == ACCESS_WRITE) {
+    if (mlock(start, bytes) != 0) return throw_errno(env, errno, "mlock");
+  } else {
+    /* mlock() faults a private writable mapping in for writing, copying every
+     * page; lock on fault and populate with read faults instead. */
+    if (mlock2(start, bytes, MLOCK_ONFAULT) != 0) return throw_errno(env, errno, "mlock2");
+    populate_read(start, bytes);
+  }
   return make_undefined(env);
 }
 

@@ -15,6 +15,7 @@
  *   guard, which makes the mapping `stale`.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import { MmapError, invalidArg, sys } from "./errors.ts";
 import { native, type MappingHandle } from "./native.ts";
 
@@ -129,13 +130,36 @@ function checkOptions(options: MapOptions | undefined): Checked {
   return { access, create, size, sparse, offset, length, populate, advice, mode };
 }
 
-/** Grows a file to `size` bytes; allocated unless sparse. Undone on failure. */
+const TMPFS_MAGIC = 0x01021994; // statfs f_type of tmpfs, /dev/shm and memfd files
+
+/** Whether the file behind `fd` lives in memory (tmpfs, memfd): allocating its blocks allocates RAM. */
+function inMemory(fd: number): boolean {
+  try {
+    return fs.statfsSync(`/proc/self/fd/${fd}`).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Grows a file to `size` bytes; allocated unless sparse. Undone on failure.
+ * A file in memory (tmpfs, memfd) is not grown by more than the memory
+ * available now: the kernel would not fail such an allocation, it would wake
+ * the OOM killer, which may pick any process.
+ */
 export function growFile(fd: number, from: number, size: number, sparse: boolean, path?: string): void {
   if (size <= from) return;
   if (sparse) {
     sys(path, () => fs.ftruncateSync(fd, size));
     return;
   }
+  const available = os.freemem();
+  if (size - from > available && inMemory(fd))
+    throw new MmapError(
+      "ENOMEM",
+      `cannot allocate ${size - from} bytes for a file in memory${path === undefined ? "" : ` '${path}'`}: ${available} bytes of memory are available`,
+      { syscall: "fallocate", path, errno: os.constants.errno.ENOMEM },
+    );
   try {
     sys(path, () => native.fallocate(fd, from, size - from));
   } catch (error) {
@@ -178,7 +202,9 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
     if (pathOrFd.length === 0) throw invalidArg("path must not be empty");
     path = pathOrFd;
     const p = pathOrFd;
-    const flags = o.access === "write" ? fs.constants.O_RDWR : fs.constants.O_RDONLY;
+    // O_NONBLOCK: opening a FIFO would otherwise block forever; on the
+    // regular files that can be mapped it changes nothing.
+    const flags = (o.access === "write" ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK;
     if (o.create) {
       try {
         fd = fs.openSync(p, flags | fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode);
@@ -198,6 +224,7 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
   }
 
   let originalSize = 0;
+  let handle: MappingHandle | undefined;
   try {
     const st = sys(path, () => fs.fstatSync(fd));
     if (st.isDirectory())
@@ -219,15 +246,17 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
         `offset ${o.offset} + length ${length} is beyond the end of the file (${fileSize} bytes); use size to grow it`,
         { path },
       );
-    const handle = sys(path, () => native.map(fd, o.offset, length, ACCESS_CODES[o.access], o.populate));
-    if (o.advice !== "normal" && length > 0) sys(path, () => native.advise(handle, 0, length, ADVICE_CODES[o.advice]));
+    const h = sys(path, () => native.map(fd, o.offset, length, ACCESS_CODES[o.access], o.populate));
+    handle = h;
+    if (o.advice !== "normal" && length > 0) sys(path, () => native.advise(h, 0, length, ADVICE_CODES[o.advice]));
     // A read-only mapping of a named file needs no descriptor: resize() reopens the path.
     if (path !== undefined && o.access !== "write") {
       fs.closeSync(fd);
       ownsFd = false;
     }
-    return new MappedFile(Token, handle, ownsFd ? fd : -1, path, o.access, o.offset, length, o.sparse);
+    return new MappedFile(Token, h, ownsFd ? fd : -1, path, o.access, o.offset, length, o.sparse, st);
   } catch (error) {
+    if (handle !== undefined) native.unmap(handle);
     if (created && path !== undefined) fs.rmSync(path, { force: true });
     else if (o.size !== undefined && o.access === "write") {
       try {
@@ -254,6 +283,11 @@ export class MappedFile {
   /** Every ArrayBuffer handed out, to detach on close or resize. */
   #handedOut: WeakRef<ArrayBuffer>[] = [];
   #pruneAt = 64;
+  /** flushAsync() calls still running: the native layer refuses to move the memory meanwhile. */
+  #pendingFlushes = 0;
+  /** Device and inode of the mapped file, to refuse a resize() through a path that now names another file. */
+  readonly #dev: number;
+  readonly #ino: number;
 
   /** The mapped file's path; undefined when mapped from a descriptor. */
   readonly path: string | undefined;
@@ -271,6 +305,7 @@ export class MappedFile {
     offset: number,
     length: number,
     sparse: boolean,
+    identity: { dev: number; ino: number },
   ) {
     if (token !== Token) throw new TypeError("use mapFile() to create a MappedFile");
     this.#handle = handle;
@@ -280,6 +315,8 @@ export class MappedFile {
     this.offset = offset;
     this.#length = length;
     this.#sparse = sparse;
+    this.#dev = identity.dev;
+    this.#ino = identity.ino;
     if (fd >= 0) fdReaper.register(this, fd, this);
   }
 
@@ -327,13 +364,19 @@ export class MappedFile {
     if (typeof size !== "number") throw invalidArg("view() expects a typed array constructor");
     checkInteger("byteOffset", byteOffset);
     if (byteOffset % size !== 0)
-      throw new MmapError("ERR_MISALIGNED", `byteOffset ${byteOffset} is not a multiple of ${Type.name}.BYTES_PER_ELEMENT (${size})`);
+      throw new MmapError("ERR_MISALIGNED", `byteOffset ${byteOffset} is not a multiple of ${Type.name}.BYTES_PER_ELEMENT (${size})`, { path: this.path });
     if (byteOffset > this.#length)
-      throw new MmapError("ERR_OUT_OF_RANGE", `byteOffset ${byteOffset} is beyond the mapping (${this.#length} bytes)`);
+      throw new MmapError("ERR_OUT_OF_RANGE", `byteOffset ${byteOffset} is beyond the mapping (${this.#length} bytes)`, { path: this.path });
     const count = length === undefined ? Math.floor((this.#length - byteOffset) / size) : checkInteger("length", length);
     if (byteOffset + count * size > this.#length)
-      throw new MmapError("ERR_OUT_OF_RANGE", `${count} elements of ${size} bytes from ${byteOffset} exceed the mapping (${this.#length} bytes)`);
+      throw new MmapError("ERR_OUT_OF_RANGE", `${count} elements of ${size} bytes from ${byteOffset} exceed the mapping (${this.#length} bytes)`, { path: this.path });
     if (this.#length <= MAX_BUFFER_LENGTH) return new Type(this.buffer, byteOffset, count);
+    if (count * size > MAX_BUFFER_LENGTH)
+      throw new MmapError(
+        "ERR_TOO_LARGE",
+        `a view of ${count * size} bytes exceeds the ${MAX_BUFFER_LENGTH} bytes one ArrayBuffer holds: pass a length, or use window(byteOffset, byteLength)`,
+        { path: this.path },
+      );
     return new Type(this.#window(byteOffset, count * size), 0, count);
   }
 
@@ -351,7 +394,7 @@ export class MappedFile {
     checkInteger("byteOffset", byteOffset);
     checkInteger("byteLength", byteLength, MAX_BUFFER_LENGTH);
     if (byteOffset > this.#length || byteLength > this.#length - byteOffset)
-      throw new MmapError("ERR_OUT_OF_RANGE", `window [${byteOffset}, ${byteOffset + byteLength}) is outside the mapping (${this.#length} bytes)`);
+      throw new MmapError("ERR_OUT_OF_RANGE", `window [${byteOffset}, ${byteOffset + byteLength}) is outside the mapping (${this.#length} bytes)`, { path: this.path });
     return this.#handOut(byteOffset, byteLength);
   }
 
@@ -366,10 +409,13 @@ export class MappedFile {
   async flushAsync(byteOffset = 0, byteLength?: number): Promise<void> {
     this.#check();
     const [off, len] = this.#range(byteOffset, byteLength);
+    this.#pendingFlushes++;
     try {
       await native.syncAsync(this.#handle, off, len);
     } catch (error) {
       throw sys(this.path, () => { throw error; });
+    } finally {
+      this.#pendingFlushes--;
     }
   }
 
@@ -414,12 +460,18 @@ export class MappedFile {
   resize(newLength: number): void {
     this.#check();
     checkInteger("newLength", newLength);
+    // Checked before anything changes: failing later would leave views detached and the file grown.
+    if (this.#pendingFlushes > 0)
+      throw new MmapError("ERR_BUSY", "cannot resize while a flushAsync() is running: await it first", { path: this.path });
     const end = this.offset + newLength;
     let fd = this.#fd;
     const reopened = fd < 0;
-    if (reopened) fd = sys(this.path, () => fs.openSync(this.path!, fs.constants.O_RDONLY));
+    if (reopened) fd = sys(this.path, () => fs.openSync(this.path!, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK));
     try {
-      const fileSize = sys(this.path, () => fs.fstatSync(fd).size);
+      const st = sys(this.path, () => fs.fstatSync(fd));
+      if (st.dev !== this.#dev || st.ino !== this.#ino)
+        throw new MmapError("ERR_STALE", `'${this.path}' names another file than the one mapped (it was replaced): map it again`, { path: this.path });
+      const fileSize = st.size;
       if (this.access === "write") {
         if (end > fileSize) growFile(fd, fileSize, end, this.#sparse, this.path);
       } else if (end > fileSize) {
@@ -467,10 +519,10 @@ export class MappedFile {
   #range(byteOffset: number, byteLength: number | undefined): [number, number] {
     checkInteger("byteOffset", byteOffset);
     if (byteOffset > this.#length)
-      throw new MmapError("ERR_OUT_OF_RANGE", `byteOffset ${byteOffset} is beyond the mapping (${this.#length} bytes)`);
+      throw new MmapError("ERR_OUT_OF_RANGE", `byteOffset ${byteOffset} is beyond the mapping (${this.#length} bytes)`, { path: this.path });
     const len = byteLength === undefined ? this.#length - byteOffset : checkInteger("byteLength", byteLength);
     if (len > this.#length - byteOffset)
-      throw new MmapError("ERR_OUT_OF_RANGE", `range [${byteOffset}, ${byteOffset + len}) is outside the mapping (${this.#length} bytes)`);
+      throw new MmapError("ERR_OUT_OF_RANGE", `range [${byteOffset}, ${byteOffset + len}) is outside the mapping (${this.#length} bytes)`, { path: this.path });
     return [byteOffset, len];
   }
 

@@ -14,7 +14,7 @@
  * processes that map the same file or memfd; V8's Atomics.wait cannot, as it
  * needs a SharedArrayBuffer and is process-local.
  */
-import { MmapError, invalidArg } from "./errors.ts";
+import { MmapError, invalidArg, sys } from "./errors.ts";
 import { native } from "./native.ts";
 
 /**
@@ -64,10 +64,17 @@ export class Doorbell {
 
   /** `seqByteOffset` and `waitersByteOffset` are 4-byte aligned offsets into `buffer`. */
   constructor(buffer: ArrayBuffer, seqByteOffset: number, waitersByteOffset: number) {
-    if (seqByteOffset % 4 !== 0 || waitersByteOffset % 4 !== 0)
-      throw new MmapError("ERR_MISALIGNED", "doorbell words must be 4-byte aligned");
+    if (Object.prototype.toString.call(buffer) !== "[object ArrayBuffer]")
+      throw invalidArg("a doorbell needs an ArrayBuffer (e.g. mappedFile.buffer)");
+    for (const [name, offset] of [["seqByteOffset", seqByteOffset], ["waitersByteOffset", waitersByteOffset]] as const) {
+      if (!Number.isSafeInteger(offset) || offset < 0)
+        throw invalidArg(`${name} must be a non-negative integer, got ${String(offset)}`);
+      if (offset % 4 !== 0) throw new MmapError("ERR_MISALIGNED", "doorbell words must be 4-byte aligned");
+      if (offset + 4 > buffer.byteLength)
+        throw new MmapError("ERR_OUT_OF_RANGE", `${name} ${offset} leaves no room for a 4-byte word in ${buffer.byteLength} bytes`);
+    }
     this.#buffer = buffer;
-    this.#words = new Int32Array(buffer);
+    this.#words = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
     this.#seqIndex = seqByteOffset / 4;
     this.#waitersIndex = waitersByteOffset / 4;
     this.#seqByteOffset = seqByteOffset;
@@ -75,18 +82,18 @@ export class Doorbell {
 
   /** Call after publishing: wakes every parked waiter, if there is one. */
   ring(): void {
-    if (Atomics.load(this.#words, this.#waitersIndex) > 0) this.ringAlways();
+    if (Atomics.load(this.#liveWords(), this.#waitersIndex) > 0) this.ringAlways();
   }
 
   /** Wakes parked waiters unconditionally (e.g. on close, or to unstick a peer). */
   ringAlways(): void {
-    Atomics.add(this.#words, this.#seqIndex, 1);
+    Atomics.add(this.#liveWords(), this.#seqIndex, 1);
     native.futexWake(this.#buffer, this.#seqByteOffset, 0x7fffffff);
   }
 
   /** Parked waiters, as announced in shared memory (a dead process may leave one behind). */
   get waiters(): number {
-    return Atomics.load(this.#words, this.#waitersIndex);
+    return Atomics.load(this.#liveWords(), this.#waitersIndex);
   }
 
   /**
@@ -107,7 +114,7 @@ export class Doorbell {
         if (i % SLICE_CHECK === 0 && performance.now() >= deadline) return ready();
       }
     }
-    const words = this.#words;
+    const words = this.#liveWords();
     Atomics.add(words, this.#waitersIndex, 1);
     try {
       for (;;) {
@@ -115,10 +122,10 @@ export class Doorbell {
         if (ready()) return true;
         const left = deadline - performance.now();
         if (left <= 0) return false;
-        native.futexWait(this.#buffer, this.#seqByteOffset, seq, left === Infinity ? -1 : Math.ceil(left));
+        sys(undefined, () => native.futexWait(this.#buffer, this.#seqByteOffset, seq, left === Infinity ? -1 : Math.ceil(left)));
       }
     } finally {
-      Atomics.sub(words, this.#waitersIndex, 1);
+      if (words.length > 0) Atomics.sub(words, this.#waitersIndex, 1);
     }
   }
 
@@ -135,10 +142,12 @@ export class Doorbell {
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
     const spins = options.spin ?? 200;
     for (let i = 0; i < spins; i++) if (ready()) return true;
-    const words = this.#words;
+    const words = this.#liveWords();
     Atomics.add(words, this.#waitersIndex, 1);
     try {
       for (;;) {
+        // The memory may have been unmapped (its mapping closed) while parked.
+        if (words.length === 0) throw closed();
         const seq = Atomics.load(words, this.#seqIndex);
         if (ready()) return true;
         const left = deadline - performance.now();
@@ -146,12 +155,22 @@ export class Doorbell {
         await this.#park(seq, left === Infinity ? -1 : Math.ceil(left), signal);
       }
     } finally {
-      Atomics.sub(words, this.#waitersIndex, 1);
+      if (words.length > 0) Atomics.sub(words, this.#waitersIndex, 1);
     }
+  }
+
+  /** The words, or ERR_CLOSED once the memory was unmapped (its ArrayBuffer detached). */
+  #liveWords(): Int32Array {
+    if (this.#words.length === 0) throw closed();
+    return this.#words;
   }
 
   #park(seq: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(aborted(signal));
+        return;
+      }
       let settled = false;
       const onAbort = (): void => {
         if (settled) return;
@@ -168,6 +187,10 @@ export class Doorbell {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+function closed(): MmapError {
+  return new MmapError("ERR_CLOSED", "the doorbell's memory was unmapped (its mapping was closed)");
 }
 
 function aborted(signal: AbortSignal | undefined): MmapError {
