@@ -20,6 +20,7 @@ export type MmapErrorCode =
   | "ERR_TOO_MANY_MAPPINGS"
   | (string & {}); // errno names
 
+/** Details of an {@link MmapError}: the failed system call, the path, the errno number, the cause. */
 export interface MmapErrorOptions {
   syscall?: string | undefined;
   path?: string | undefined;
@@ -27,6 +28,11 @@ export interface MmapErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * The error memmap throws: `code` is an errno name (`ENOENT`, `EACCES`, …) when
+ * a system call failed, or one of memmap's own `ERR_…` codes; `syscall` and
+ * `path` say where, when known.
+ */
 export class MmapError extends Error {
   readonly code: MmapErrorCode;
   readonly syscall: string | undefined;

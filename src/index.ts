@@ -8,7 +8,7 @@ export type { Access, Advice, MapOptions, Residency, TypedArrayConstructor } fro
 export { createSharedMemory, SharedMemory } from "./shared-memory.ts";
 export type { SharedMemoryOptions } from "./shared-memory.ts";
 export { MmapError } from "./errors.ts";
-export type { MmapErrorCode } from "./errors.ts";
+export type { MmapErrorCode, MmapErrorOptions } from "./errors.ts";
 export { Doorbell } from "./wait.ts";
 export type { WaitStrategy, WaitOptions, AsyncWaitOptions } from "./wait.ts";
 export { struct, utf8, array, Layout } from "./views/struct.ts";

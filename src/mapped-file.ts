@@ -19,9 +19,12 @@ import * as os from "node:os";
 import { MmapError, invalidArg, sys } from "./errors.ts";
 import { native, type MappingHandle } from "./native.ts";
 
+/** How a mapping may be used: "read" (private, stray writes never reach the file), "write" (shared with the file and every process), "copy" (private copy-on-write). */
 export type Access = "read" | "write" | "copy";
+/** Access-pattern hints for the kernel (madvise): read-ahead more, less, or now. */
 export type Advice = "normal" | "sequential" | "random" | "willneed";
 
+/** Options of {@link mapFile}; every one is checked, and unknown keys are an error. */
 export interface MapOptions {
   /** "read" (default), "write" (shared: writes reach the file and every process), "copy" (private copy-on-write). */
   access?: Access;
@@ -43,6 +46,7 @@ export interface MapOptions {
   mode?: number;
 }
 
+/** Which pages of a range are in memory, from {@link MappedFile.residency}. */
 export interface Residency {
   residentPages: number;
   totalPages: number;
@@ -272,6 +276,11 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
 
 const Token = Symbol("MappedFile");
 
+/**
+ * A mapped file (or part of one); made by {@link mapFile}. Its memory is
+ * exposed as ArrayBuffers and typed arrays with no copy; {@link MappedFile.close}
+ * unmaps it and detaches every one of them.
+ */
 export class MappedFile {
   #handle: MappingHandle;
   #fd: number;
@@ -434,6 +443,7 @@ export class MappedFile {
     sys(this.path, () => native.lock(this.#handle, off, len, true));
   }
 
+  /** Releases pages locked by lock(); they may be evicted again. */
   unlock(byteOffset = 0, byteLength?: number): void {
     this.#check();
     const [off, len] = this.#range(byteOffset, byteLength);
@@ -506,6 +516,7 @@ export class MappedFile {
     }
   }
 
+  /** close(), for `using m = mapFile(…)`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -9,11 +9,13 @@ import { MmapError, invalidArg, sys } from "./errors.ts";
 import { checkInteger, growFile, mapFile, type MapOptions, type MappedFile } from "./mapped-file.ts";
 import { native } from "./native.ts";
 
+/** Options of {@link createSharedMemory}. */
 export interface SharedMemoryOptions {
   /** A name for /proc/<pid>/fd listings and debugging; not a path. Default "memmap". */
   name?: string;
 }
 
+/** Anonymous shared memory (a memfd), made by {@link createSharedMemory}. */
 export class SharedMemory {
   #fd: number;
   readonly size: number;
@@ -46,6 +48,7 @@ export class SharedMemory {
     this.#fd = -1;
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

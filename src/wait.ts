@@ -25,6 +25,7 @@ import { native } from "./native.ts";
  */
 export type WaitStrategy = "spin" | "yield" | "futex";
 
+/** Options of {@link Doorbell.waitUntil}. */
 export interface WaitOptions {
   strategy?: WaitStrategy;
   /** Polls before yielding or sleeping. Default 2,000 (a few µs). */
@@ -33,6 +34,7 @@ export interface WaitOptions {
   timeout?: number;
 }
 
+/** Options of {@link Doorbell.waitUntilAsync}. */
 export interface AsyncWaitOptions {
   timeout?: number;
   signal?: AbortSignal;
@@ -55,6 +57,10 @@ export function checkStrategy(strategy: unknown): WaitStrategy {
   throw invalidArg(`strategy must be "spin", "yield" or "futex", got ${JSON.stringify(strategy)}`);
 }
 
+/**
+ * A cross-process wait/notify pair of 32-bit words (`seq`, `waiters`) in
+ * shared memory; see the module comment. The channel and the log wait with it.
+ */
 export class Doorbell {
   readonly #buffer: ArrayBuffer;
   readonly #words: Int32Array;
