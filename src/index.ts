@@ -18,3 +18,14 @@ export type { StructArrayOptions, StructSource, ColumnOptions } from "./views/st
 export { createRecordFile, openRecordFile, RecordFile } from "./views/record-file.ts";
 export type { CreateRecordFileOptions, OpenRecordFileOptions } from "./views/record-file.ts";
 export type { FieldType, Schema, Row, RowOf, RowAccessor, RowFields, RowInput, FieldArray, Value, FieldAccess, ScalarTypeName, NumberTypeName, BigIntTypeName, Utf8Type, ArrayType, Column, ColumnOf } from "./views/types.ts";
+export { createChannel, openChannel, inspectChannel, Channel } from "./channel/channel.ts";
+export type { ChannelData, ChannelProducers, ChannelStats, CreateChannelOptions, OpenChannelOptions, SendOptions, SendAsyncOptions, TryReceiveOptions, ReceiveOptions, ReceiveAsyncOptions } from "./channel/channel.ts";
+export { openLog, Log } from "./log/log.ts";
+export type { Durability, LogOptions, LogRecovery, RetentionOptions } from "./log/log.ts";
+export { LogReader } from "./log/reader.ts";
+export type { LogRecord, LogReaderOptions } from "./log/reader.ts";
+export { inspectLog } from "./log/inspect.ts";
+export type { LogInspection, LogSegmentInfo } from "./log/inspect.ts";
+export type { LogDamage, LogCorruptError } from "./log/damage.ts";
+export { evictFile } from "./page-cache.ts";
+export type { EvictOptions } from "./page-cache.ts";

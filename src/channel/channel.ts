@@ -1,0 +1,782 @@
+/**
+ * Channel: a message ring in a writable shared mapping, for fast IPC between
+ * processes. Once set up, a message moves with no system call: the producer
+ * copies it into the ring and publishes a position; the consumer reads it
+ * where it lies. Waiting and waking go through two {@link Doorbell}s ("data
+ * available" and "space available"), so a sender pays one atomic load for
+ * the wake-up when nobody sleeps.
+ *
+ * This file holds the public API: creating and opening, argument checks,
+ * waiting, errors. The parts underneath:
+ * - ./layout.ts: the file format (header offsets, positions);
+ * - ./file.ts: validating a mapped file, reading its header, slots, stats;
+ * - ./producer.ts: a handle's sending side (slots, claims, frames);
+ * - ./consumer.ts: its receiving side (the lock, reading, giving space back,
+ *   sealing frames that dead producers left claimed);
+ * - ./liveness.ts: is a process still there;
+ * - ../framing.ts: the frame format, shared with the log.
+ *
+ * Everything read from the shared file is validated before use: a bad value
+ * is an ERR_CORRUPT, never an out-of-bounds access or an endless loop.
+ */
+import * as fs from "node:fs";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { MmapError, invalidArg, sys } from "../errors.ts";
+import { FRAME_HEADER_LENGTH } from "../framing.ts";
+import { checkInteger, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { SharedMemory } from "../shared-memory.ts";
+import { Doorbell, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
+import { RingReader } from "./consumer.ts";
+import {
+  ENDED_I32,
+  collectStats,
+  initialize,
+  openOwn,
+  positions,
+  probeConsumer,
+  readSlot,
+  slotAlive,
+  validateHeader,
+  viewsOf,
+  type ChannelProducers,
+  type ChannelStats,
+  type HeaderInfo,
+  type Ring,
+} from "./file.ts";
+import { DATA_SEQ_OFFSET, DATA_WAITERS_OFFSET, HEADER_LENGTH, MAX_CAPACITY, MIN_CAPACITY, SLOT_COUNT, SPACE_SEQ_OFFSET, SPACE_WAITERS_OFFSET } from "./layout.ts";
+import { RingWriter, frameLength, type ChannelData } from "./producer.ts";
+
+export type { ChannelProducers, ChannelStats } from "./file.ts";
+export type { ChannelData } from "./producer.ts";
+
+/** Options of {@link createChannel}. */
+export interface CreateChannelOptions {
+  /** Ring size in bytes, 4 KiB to 1 GiB; rounded up to a power of two. Default 1 MiB. */
+  capacity?: number;
+  /** Default "single". */
+  producers?: ChannelProducers;
+  /** Permission bits of a channel file created at a path. Default 0o600. */
+  mode?: number;
+  /** With a path: replace an existing file instead of failing with EEXIST. Default false. */
+  replace?: boolean;
+  /** How send() and receive() wait. Default "futex" (spin briefly, then sleep). */
+  strategy?: WaitStrategy;
+  /** Polls before a synchronous wait yields or sleeps (default 2,000). */
+  spin?: number;
+}
+
+/** Options of {@link openChannel}. */
+export interface OpenChannelOptions {
+  /** How send() and receive() wait. Default "futex" (spin briefly, then sleep). */
+  strategy?: WaitStrategy;
+  /** Polls before a synchronous wait yields or sleeps (default 2,000). */
+  spin?: number;
+}
+
+/** Options of {@link Channel.send}, {@link Channel.sendBatch} and {@link Channel.claim}. */
+export interface SendOptions {
+  /** Milliseconds to wait for space; default forever. */
+  timeout?: number;
+}
+
+/** Options of {@link Channel.sendAsync}. */
+export interface SendAsyncOptions extends SendOptions {
+  /** Cancels the wait (ERR_ABORTED). */
+  signal?: AbortSignal;
+}
+
+/** Options of {@link Channel.tryReceive}. */
+export interface TryReceiveOptions {
+  /** Return a copy instead of a view into the ring. Default false. */
+  copy?: boolean;
+}
+
+/** Options of {@link Channel.receive}. */
+export interface ReceiveOptions extends TryReceiveOptions {
+  /** Milliseconds to wait for a message; default forever. */
+  timeout?: number;
+}
+
+/** Options of {@link Channel.receiveAsync}. */
+export interface ReceiveAsyncOptions extends ReceiveOptions {
+  /** Cancels the wait (ERR_ABORTED). */
+  signal?: AbortSignal;
+}
+
+const DEFAULT_CAPACITY = 1 << 20;
+/**
+ * Waits are cut into slices this long: with many producers, so that the
+ * consumer notices claims abandoned by dead processes; and every async
+ * wait, so that its waiter thread is handed back now and then (the addon
+ * starts a new waiter thread only when none is idle, so a wait queued while
+ * another is being picked up would otherwise sit behind a long sleep).
+ */
+const WAIT_SLICE_MS = 100;
+/** An async wait polls this long (once per event-loop turn) before it sleeps. */
+const ASYNC_POLL_MS = 0.05;
+
+function nextPowerOfTwo(n: number): number {
+  let p = MIN_CAPACITY;
+  while (p < n) p *= 2;
+  return p;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "object" || typeof value === "function") return (value as object).constructor?.name ?? typeof value;
+  return String(value);
+}
+
+function payloadLength(data: ChannelData): number {
+  if (typeof data === "string") return Buffer.byteLength(data, "utf8");
+  if (ArrayBuffer.isView(data)) return data.byteLength;
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  throw invalidArg(`a message must be a string, a typed array, a DataView or an ArrayBuffer, got ${describe(data)}`);
+}
+
+function checkOptionKeys(options: object, allowed: readonly string[], what: string): void {
+  if (typeof options !== "object" || options === null) throw invalidArg(`${what} must be an object`);
+  for (const key of Object.keys(options))
+    if (!allowed.includes(key)) throw invalidArg(`unknown ${what} "${key}" (expected one of: ${allowed.join(", ")})`);
+}
+
+function checkCopy(options: TryReceiveOptions | undefined): boolean {
+  const copy = options?.copy;
+  if (copy === undefined) return false;
+  if (typeof copy !== "boolean") throw invalidArg(`copy must be a boolean, got ${describe(copy)}`);
+  return copy;
+}
+
+function checkSpin(spin: unknown): number | undefined {
+  if (spin === undefined) return undefined;
+  return checkInteger("spin", spin, 1e9);
+}
+
+function checkSignal(signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal)) throw invalidArg(`signal must be an AbortSignal, got ${describe(signal)}`);
+  return signal;
+}
+
+/** Closes a channel's lock descriptor if the Channel is garbage-collected unclosed (the kernel then drops its lock). */
+const lockReaper = new FinalizationRegistry<number>((fd) => {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+});
+
+function targetOf(target: unknown, what: string): string | number {
+  if (target instanceof SharedMemory) return target.fd;
+  if (typeof target === "string" || typeof target === "number") return target;
+  throw invalidArg(`${what} expects a path, a file descriptor or a SharedMemory, got ${describe(target)}`);
+}
+
+/**
+ * Creates a channel: at a path (a new file, typically under /dev/shm), or in
+ * a {@link SharedMemory} or an open file descriptor (which is grown to fit
+ * and overwritten). The returned handle can send, receive, or both.
+ *
+ * ```ts
+ * const ch = createChannel("/dev/shm/jobs", { capacity: 1 << 20 });
+ * ch.send("hello");
+ * ```
+ *
+ * Errors: EEXIST when the path exists (pass `replace: true` to replace it);
+ * ENOSPC when the file system (e.g. a container's 64 MiB /dev/shm) cannot
+ * hold the ring, reported now rather than as a crash later.
+ */
+export function createChannel(pathOrShm: string | number | SharedMemory, options: CreateChannelOptions = {}): Channel {
+  const target = targetOf(pathOrShm, "createChannel()");
+  checkOptionKeys(options, ["capacity", "producers", "mode", "replace", "strategy", "spin"], "option");
+  const requested = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
+  if (requested < MIN_CAPACITY || requested > MAX_CAPACITY)
+    throw invalidArg(`capacity must be from ${MIN_CAPACITY} (4 KiB) to ${MAX_CAPACITY} (1 GiB) bytes, got ${requested}`);
+  const capacity = nextPowerOfTwo(requested);
+  const producers = options.producers ?? "single";
+  if (producers !== "single" && producers !== "multi")
+    throw invalidArg(`producers must be "single" or "multi", got ${describe(producers)}`);
+  const mode = options.mode === undefined ? 0o600 : checkInteger("mode", options.mode, 0o7777);
+  if (options.replace !== undefined && typeof options.replace !== "boolean")
+    throw invalidArg(`replace must be a boolean, got ${describe(options.replace)}`);
+  const strategy = checkStrategy(options.strategy);
+  const spin = checkSpin(options.spin);
+  const total = HEADER_LENGTH + capacity;
+
+  if (typeof target === "string") {
+    if (target.length === 0) throw invalidArg("path must not be empty");
+    if (!options.replace && fs.existsSync(target))
+      throw new MmapError("EEXIST", `file already exists '${target}' (open it with openChannel(), or pass replace: true)`, {
+        syscall: "open",
+        path: target,
+        errno: 17,
+      });
+    // Built under a temporary name and linked into place whole: no process ever opens a half-made channel.
+    const temp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    const fd = sys(temp, () => fs.openSync(temp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
+    let file: MappedFile | undefined;
+    try {
+      growFile(fd, 0, total, false, target);
+      file = mapFile(fd, { access: "write", length: total });
+      initialize(file, capacity, producers === "multi", false);
+      if (options.replace) sys(target, () => fs.renameSync(temp, target));
+      else {
+        sys(target, () => fs.linkSync(temp, target));
+        fs.unlinkSync(temp);
+      }
+    } catch (error) {
+      file?.close();
+      fs.closeSync(fd);
+      fs.rmSync(temp, { force: true });
+      throw error;
+    }
+    file.close();
+    fs.closeSync(fd);
+    return openChannel(target, { strategy, ...(spin === undefined ? {} : { spin }) });
+  }
+
+  const { fd } = openOwn(target, true);
+  try {
+    const size = sys(undefined, () => fs.fstatSync(fd).size);
+    growFile(fd, size, total, false);
+    const file = mapFile(fd, { access: "write", length: total });
+    try {
+      initialize(file, capacity, producers === "multi", size > 0);
+    } finally {
+      file.close();
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return openChannel(target, { strategy, ...(spin === undefined ? {} : { spin }) });
+}
+
+/**
+ * Opens an existing channel by path, by an inherited file descriptor (e.g.
+ * fd 3 of a child given a SharedMemory in its stdio), or by SharedMemory.
+ */
+export function openChannel(pathOrFd: string | number | SharedMemory, options: OpenChannelOptions = {}): Channel {
+  const target = targetOf(pathOrFd, "openChannel()");
+  checkOptionKeys(options, ["strategy", "spin"], "option");
+  const strategy = checkStrategy(options.strategy);
+  const spin = checkSpin(options.spin);
+  const { fd, path } = openOwn(target, true);
+  let file: MappedFile | undefined;
+  try {
+    file = mapFile(fd, { access: "write" });
+    const info = validateHeader(file, path);
+    positions(viewsOf(file, info.capacity).longs, info.capacity, path);
+    return new Channel(Token, file, fd, path, info, strategy, spin);
+  } catch (error) {
+    file?.close();
+    fs.closeSync(fd);
+    throw error;
+  }
+}
+
+/**
+ * Reads a channel's header without joining it (read-only; no lock taken, no
+ * slot used) and returns its {@link ChannelStats}. Throws ERR_CORRUPT for a
+ * file that is not a valid channel.
+ */
+export function inspectChannel(pathOrFd: string | number): ChannelStats {
+  const target = targetOf(pathOrFd, "inspectChannel()");
+  const { fd, path } = openOwn(target, false);
+  let file: MappedFile | undefined;
+  try {
+    file = mapFile(fd, { access: "read" });
+    const info = validateHeader(file, path);
+    return collectStats(viewsOf(file, info.capacity), info, probeConsumer(fd), path);
+  } finally {
+    file?.close();
+    fs.closeSync(fd);
+  }
+}
+
+const Token = Symbol("Channel");
+
+/**
+ * A handle on a channel. The first send (or claim) makes it a producer; the
+ * first receive makes it the consumer (one per channel at a time: a second
+ * live consumer gets ERR_BUSY). A handle may be both.
+ *
+ * Messages received as views (the default) stay valid until the next
+ * receive on this handle; pass `{ copy: true }` to keep one longer.
+ */
+export class Channel {
+  /** Ring bytes (a power of two). */
+  readonly capacity: number;
+  /** Largest message: capacity − 8 bytes. */
+  readonly maxMessageLength: number;
+  readonly producers: ChannelProducers;
+  /** The channel file's path; undefined when opened from a descriptor. */
+  readonly path: string | undefined;
+  readonly strategy: WaitStrategy;
+
+  readonly #file: MappedFile;
+  /** This handle's own open file description: the consumer lock is taken on it. */
+  readonly #fd: number;
+  readonly #ring: Ring;
+  readonly #bytes: Uint8Array;
+  readonly #words: Int32Array;
+  readonly #spin: number | undefined;
+  readonly #dataBell: Doorbell;
+  readonly #spaceBell: Doorbell;
+  readonly #closing = new AbortController();
+  readonly #isClosed = (): boolean => this.#closed;
+  #closed = false;
+  #asyncWaits = 0;
+  #writer: RingWriter | undefined;
+  #reader: RingReader | undefined;
+
+  /** @internal use createChannel() or openChannel() */
+  constructor(
+    token: symbol,
+    file: MappedFile,
+    fd: number,
+    path: string | undefined,
+    info: HeaderInfo,
+    strategy: WaitStrategy,
+    spin: number | undefined,
+  ) {
+    if (token !== Token) throw new TypeError("use createChannel() or openChannel()");
+    this.#file = file;
+    this.#fd = fd;
+    this.path = path;
+    this.capacity = info.capacity;
+    this.maxMessageLength = info.capacity - FRAME_HEADER_LENGTH;
+    this.producers = info.multi ? "multi" : "single";
+    this.strategy = strategy;
+    this.#spin = spin;
+    this.#ring = { v: viewsOf(file, info.capacity), capacity: info.capacity, multi: info.multi, path };
+    this.#bytes = this.#ring.v.bytes;
+    this.#words = this.#ring.v.words;
+    this.#dataBell = new Doorbell(file.buffer, DATA_SEQ_OFFSET, DATA_WAITERS_OFFSET);
+    this.#spaceBell = new Doorbell(file.buffer, SPACE_SEQ_OFFSET, SPACE_WAITERS_OFFSET);
+    lockReaper.register(this, fd, this);
+  }
+
+  /** True once {@link close} was called on this handle. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True once some handle called {@link end}. */
+  get ended(): boolean {
+    this.#check();
+    return this.#words[ENDED_I32] !== 0;
+  }
+
+  /** Frames this consumer sealed as ABORTED because their producer died mid-send. */
+  get abortedFrames(): number {
+    return this.#reader?.sealed ?? 0;
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Sends one message if there is room now; false when the ring is full.
+   * Throws ERR_TOO_LARGE for a message over {@link maxMessageLength} and
+   * ERR_CLOSED once the channel was ended.
+   */
+  trySend(data: ChannelData): boolean {
+    const n = payloadLength(data);
+    return this.#producer(n).send(data, n);
+  }
+
+  /**
+   * Sends one message, blocking the thread until there is room (for workers
+   * and dedicated processes; use {@link sendAsync} on an event loop).
+   * Throws ERR_TIMEOUT, or ERR_PEER_GONE when it timed out with no consumer attached.
+   */
+  send(data: ChannelData, options?: SendOptions): void {
+    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
+    const timeout = checkTimeout(options?.timeout);
+    if (this.trySend(data)) return;
+    const frame = frameLength(payloadLength(data));
+    this.#waitForRoom(() => frame, timeout, () => this.trySend(data));
+  }
+
+  /**
+   * Sends one message, waiting for room without blocking the event loop (the
+   * wait runs on one of the addon's waiter threads, never on libuv's pool).
+   * Rejects with ERR_TIMEOUT / ERR_PEER_GONE, or ERR_ABORTED from the signal.
+   */
+  async sendAsync(data: ChannelData, options?: SendAsyncOptions): Promise<void> {
+    if (options !== undefined) checkOptionKeys(options, ["timeout", "signal"], "option");
+    const timeout = checkTimeout(options?.timeout);
+    const signal = checkSignal(options?.signal);
+    if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the send was aborted", { cause: signal.reason });
+    if (this.trySend(data)) return;
+    const frame = frameLength(payloadLength(data));
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw this.#sendTimeout(timeout);
+      await this.#waitAsync(this.#spaceBell, this.#writer!.spaceReady(frame, this.#isClosed), Math.min(left, WAIT_SLICE_MS), signal);
+      if (this.trySend(data)) return;
+    }
+  }
+
+  /**
+   * Sends as many of `messages` as fit now, in order, published together
+   * (one tail update with a single producer, one claim with many).
+   * Returns how many were sent.
+   */
+  trySendBatch(messages: readonly ChannelData[]): number {
+    return this.#sendSome(messages, this.#lengthsOf(messages), 0);
+  }
+
+  /** Sends every message, waiting (blocking the thread) for room as needed; as few publications as room allows. */
+  sendBatch(messages: readonly ChannelData[], options?: SendOptions): void {
+    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
+    const timeout = checkTimeout(options?.timeout);
+    const lengths = this.#lengthsOf(messages);
+    let sent = this.#sendSome(messages, lengths, 0);
+    if (sent === messages.length) return;
+    this.#waitForRoom(() => frameLength(lengths[sent]!), timeout, () => {
+      sent += this.#sendSome(messages, lengths, sent);
+      return sent === messages.length;
+    });
+  }
+
+  /**
+   * Zero-copy send: reserves room for an `n`-byte message and returns a
+   * writable view of it in the ring, or null when full. Fill it, then
+   * {@link commit}. With many producers, the consumer waits at this message
+   * until it is committed, so keep the claim short.
+   */
+  tryClaim(n: number): Uint8Array | null {
+    checkInteger("n", n);
+    return this.#producer(n).claim(n);
+  }
+
+  /** {@link tryClaim}, waiting (blocking the thread) for room; ERR_TIMEOUT / ERR_PEER_GONE on timeout. */
+  claim(n: number, options?: SendOptions): Uint8Array {
+    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
+    const timeout = checkTimeout(options?.timeout);
+    let view = this.tryClaim(n);
+    if (view) return view;
+    this.#waitForRoom(() => frameLength(n), timeout, () => (view = this.tryClaim(n)) !== null);
+    return view!;
+  }
+
+  /**
+   * Publishes the claimed message, `length` bytes of it (default: all that
+   * was claimed). The view from claim() must not be written afterwards.
+   */
+  commit(length?: number): void {
+    this.#check();
+    const writer = this.#writer;
+    if (!writer?.claiming) throw invalidArg("commit() without a claim: call claim(n) first");
+    writer.commit(length === undefined ? writer.claimLength : checkInteger("length", length, writer.claimLength));
+  }
+
+  /** Gives up a claim: nothing is delivered (with many producers the consumer skips an ABORTED frame). */
+  abortClaim(): void {
+    this.#check();
+    this.#writer?.abortClaim();
+  }
+
+  /**
+   * Marks the channel finished for everyone: sends fail with ERR_CLOSED; the
+   * consumer receives what is left, then receive() throws ERR_CLOSED and
+   * `for await` loops end.
+   */
+  end(): void {
+    this.#check();
+    Atomics.store(this.#words, ENDED_I32, 1);
+    this.#dataBell.ringAlways();
+    this.#spaceBell.ringAlways();
+  }
+
+  // -------------------------------------------------------------- receiving
+
+  /**
+   * The next message, or null when there is none now. The view points into
+   * the ring and stays valid until the next receive on this handle (or
+   * close); pass `{ copy: true }` for a copy that lives on.
+   */
+  tryReceive(options?: TryReceiveOptions): Uint8Array | null {
+    const copy = options === undefined ? false : checkCopy(options);
+    const reader = this.#consumer();
+    if (reader.holding) reader.release();
+    const off = reader.next();
+    if (off < 0) {
+      // Padding or aborted frames skipped on the way: give them back now, not at the next call
+      // (a producer may be waiting for exactly that room while this consumer goes to sleep).
+      if (reader.holding) reader.release();
+      return null;
+    }
+    const start = off + FRAME_HEADER_LENGTH;
+    const end = start + reader.length;
+    return copy ? this.#bytes.slice(start, end) : this.#bytes.subarray(start, end);
+  }
+
+  /**
+   * The next message, blocking the thread until one arrives (for workers
+   * and dedicated processes). Throws ERR_TIMEOUT, ERR_PEER_GONE (timed out
+   * and no producer is alive), or ERR_CLOSED when the channel was ended and
+   * is empty.
+   */
+  receive(options?: ReceiveOptions): Uint8Array {
+    if (options !== undefined) checkOptionKeys(options, ["timeout", "copy"], "option");
+    const timeout = checkTimeout(options?.timeout);
+    const first = this.tryReceive(options);
+    if (first) return first;
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    for (;;) {
+      if (this.#words[ENDED_I32] !== 0) {
+        const last = this.tryReceive(options);
+        if (last) return last;
+        throw this.#closedError("the channel was ended");
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) throw this.#receiveTimeout(timeout);
+      const slice = this.#ring.multi ? Math.min(left, WAIT_SLICE_MS) : left;
+      this.#dataBell.waitUntil(this.#reader!.dataReady(this.#isClosed), {
+        strategy: this.strategy,
+        ...(this.#spin === undefined ? {} : { spin: this.#spin }),
+        ...(slice === Infinity ? {} : { timeout: slice }),
+      });
+      const m = this.tryReceive(options);
+      if (m) return m;
+    }
+  }
+
+  /**
+   * The next message, waiting without blocking the event loop: it polls
+   * once per turn of the event loop for a few tens of microseconds (the
+   * whole wait with the "spin" strategy), then sleeps on one of the addon's
+   * waiter threads, never on libuv's pool. Rejects like {@link receive}, or
+   * with ERR_ABORTED when the signal fires.
+   */
+  async receiveAsync(options?: ReceiveAsyncOptions): Promise<Uint8Array> {
+    if (options !== undefined) checkOptionKeys(options, ["timeout", "copy", "signal"], "option");
+    const timeout = checkTimeout(options?.timeout);
+    const signal = checkSignal(options?.signal);
+    if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the receive was aborted", { cause: signal.reason });
+    const first = this.tryReceive(options);
+    if (first) return first;
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    for (;;) {
+      if (this.#words[ENDED_I32] !== 0) {
+        const last = this.tryReceive(options);
+        if (last) return last;
+        throw this.#closedError("the channel was ended");
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) throw this.#receiveTimeout(timeout);
+      await this.#waitAsync(this.#dataBell, this.#reader!.dataReady(this.#isClosed), Math.min(left, WAIT_SLICE_MS), signal);
+      const m = this.tryReceive(options);
+      if (m) return m;
+    }
+  }
+
+  /**
+   * Batch draining: calls `onMessage` for every message waiting now (up to
+   * `max`), then gives their space back in one step. Each view is valid
+   * only during its call. Returns the number of messages.
+   */
+  drain(onMessage: (message: Uint8Array) => void, max = Infinity): number {
+    if (typeof onMessage !== "function") throw invalidArg(`onMessage must be a function, got ${describe(onMessage)}`);
+    if (max !== Infinity) checkInteger("max", max);
+    const reader = this.#consumer();
+    if (reader.holding) reader.release();
+    let count = 0;
+    try {
+      while (count < max) {
+        const off = reader.next();
+        if (off < 0) break;
+        count++;
+        onMessage(this.#bytes.subarray(off + FRAME_HEADER_LENGTH, off + FRAME_HEADER_LENGTH + reader.length));
+      }
+    } finally {
+      if (!this.#closed && reader.holding) reader.release();
+    }
+    return count;
+  }
+
+  /**
+   * `for await (const message of channel)`: every message, waiting without
+   * blocking the event loop; ends when the channel is ended (and drained)
+   * or this handle is closed. Each message is valid until the next one.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    for (;;) {
+      let message: Uint8Array | null;
+      try {
+        message = this.tryReceive() ?? (await this.receiveAsync());
+      } catch (error) {
+        if (error instanceof MmapError && error.code === "ERR_CLOSED") return;
+        throw error;
+      }
+      yield message;
+    }
+  }
+
+  // ------------------------------------------------------------ inspection
+
+  /** A snapshot of the channel's state (see {@link ChannelStats}). */
+  stats(): ChannelStats {
+    this.#check();
+    return collectStats(this.#ring.v, this.#ring, this.#consumerAttached(), this.path);
+  }
+
+  /**
+   * Whether the other side is there: for the consumer, some producer process
+   * is alive; for a producer, a consumer is attached. For a handle that has
+   * not sent or received yet: either.
+   */
+  peerAlive(): boolean {
+    this.#check();
+    if (this.#reader) return this.#liveProducers() > 0;
+    if (this.#writer) return this.#consumerAttached();
+    return this.#consumerAttached() || this.#liveProducers() > 0;
+  }
+
+  /**
+   * Leaves the channel: gives back received messages and any claim, releases
+   * the consumer lock and the producer slot, and unmaps (every view this
+   * handle gave out becomes empty). The channel lives on for other handles.
+   * Pending waits reject with ERR_CLOSED. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    try {
+      this.#writer?.abortClaim();
+      this.#writer?.leave();
+      this.#reader?.leave();
+    } finally {
+      this.#closed = true;
+      this.#closing.abort();
+      if (this.#asyncWaits === 0) this.#unmap();
+    }
+  }
+
+  /** {@link close}, for `using channel = openChannel(…)`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  // ------------------------------------------------------------- internals
+
+  /** This handle's producer side, after the checks every send makes; joins the producers on first use. */
+  #producer(n: number): RingWriter {
+    if (this.#closed) throw this.#closedError();
+    if (this.#writer?.claiming) throw new MmapError("ERR_BUSY", "a claim is outstanding: commit() or abortClaim() it first");
+    if (n > this.maxMessageLength)
+      throw new MmapError("ERR_TOO_LARGE", `a message of ${n} bytes does not fit: the largest is ${this.maxMessageLength} (capacity − 8)`, {
+        path: this.path,
+      });
+    if (this.#words[ENDED_I32] !== 0) throw this.#closedError("the channel was ended");
+    return (this.#writer ??= new RingWriter(this.#ring, this.#dataBell));
+  }
+
+  /** This handle's consumer side; becomes the consumer on first use. */
+  #consumer(): RingReader {
+    if (this.#closed) throw this.#closedError();
+    return (this.#reader ??= new RingReader(this.#ring, this.#fd, this.#spaceBell));
+  }
+
+  #lengthsOf(messages: readonly ChannelData[]): number[] {
+    if (!Array.isArray(messages)) throw invalidArg(`messages must be an array, got ${describe(messages)}`);
+    return messages.map((m) => payloadLength(m));
+  }
+
+  /** Sends what fits of messages[from…] (all lengths checked first); returns how many. */
+  #sendSome(messages: readonly ChannelData[], lengths: readonly number[], from: number): number {
+    if (from === messages.length) {
+      this.#check();
+      return 0;
+    }
+    let longest = 0;
+    for (let i = from; i < lengths.length; i++) longest = Math.max(longest, lengths[i]!);
+    return this.#producer(longest).sendBatch(messages, lengths, from);
+  }
+
+  /** Blocks until `attempt()` succeeds, waiting on the space doorbell for room for a `frame()`-byte frame between tries. */
+  #waitForRoom(frame: () => number, timeout: number, attempt: () => boolean): void {
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw this.#sendTimeout(timeout);
+      this.#spaceBell.waitUntil(this.#writer!.spaceReady(frame(), this.#isClosed), {
+        strategy: this.strategy,
+        ...(this.#spin === undefined ? {} : { spin: this.#spin }),
+        ...(left === Infinity ? {} : { timeout: left }),
+      });
+      if (attempt()) return;
+    }
+  }
+
+  /**
+   * Waits until `ready()` or `timeout` ms. First it polls once per turn of
+   * the event loop (other callbacks run in between) for ASYNC_POLL_MS, or the
+   * whole time with the "spin" strategy: a peer that answers quickly is seen
+   * without any wake-up, on either side. Then it sleeps on one of the addon's
+   * waiter threads.
+   */
+  async #waitAsync(bell: Doorbell, ready: () => boolean, timeout: number, signal: AbortSignal | undefined): Promise<void> {
+    this.#asyncWaits++;
+    try {
+      const pollUntil = performance.now() + (this.strategy === "spin" ? timeout : Math.min(timeout, ASYNC_POLL_MS));
+      while (performance.now() < pollUntil) {
+        await nextTurn();
+        if (this.#closed) throw this.#closedError();
+        if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the wait was aborted", { cause: signal.reason });
+        if (ready()) return;
+      }
+      if (this.strategy === "spin") return;
+      const combined = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
+      await bell.waitUntilAsync(ready, { ...(timeout === Infinity ? {} : { timeout }), signal: combined });
+    } catch (error) {
+      if (this.#closed) throw this.#closedError();
+      throw error;
+    } finally {
+      if (--this.#asyncWaits === 0 && this.#closed) this.#unmap();
+    }
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #unmap(): void {
+    lockReaper.unregister(this);
+    this.#file.close();
+    fs.closeSync(this.#fd);
+  }
+
+  #check(): void {
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #closedError(message = "the channel handle is closed"): MmapError {
+    return new MmapError("ERR_CLOSED", message, { path: this.path });
+  }
+
+  #sendTimeout(timeout: number): MmapError {
+    if (this.#words[ENDED_I32] !== 0) return this.#closedError("the channel was ended");
+    if (!this.#consumerAttached())
+      return new MmapError("ERR_PEER_GONE", `no room in the channel after ${timeout} ms, and no consumer is attached`, { path: this.path });
+    return new MmapError("ERR_TIMEOUT", `no room in the channel after ${timeout} ms`, { path: this.path });
+  }
+
+  #receiveTimeout(timeout: number): MmapError {
+    if (this.#liveProducers() === 0)
+      return new MmapError("ERR_PEER_GONE", `no message after ${timeout} ms, and no producer process is alive`, { path: this.path });
+    return new MmapError("ERR_TIMEOUT", `no message after ${timeout} ms`, { path: this.path });
+  }
+
+  #consumerAttached(): boolean {
+    return this.#reader !== undefined || probeConsumer(this.#fd);
+  }
+
+  /** Live producer processes other than this handle. */
+  #liveProducers(): number {
+    const own = this.#writer?.slot ?? -1;
+    let n = 0;
+    for (let s = 0; s < SLOT_COUNT; s++) if (s !== own && slotAlive(readSlot(this.#ring.v, s))) n++;
+    return n;
+  }
+}

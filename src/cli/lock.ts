@@ -1,0 +1,132 @@
+/**
+ * `memmap lock <paths…>`: map files, mlock them, and hold them resident
+ * until interrupted (vmtouch -l).
+ *
+ * The files are mapped read-only; MappedFile.lock() locks such a mapping
+ * with read faults, so what is pinned is the page cache's own pages (no
+ * private copies), and reading the files is the only permission needed.
+ */
+import * as fs from "node:fs";
+import { mapFile, pageSize, type MappedFile } from "../index.ts";
+import { CliError, EXIT_OK, formatBytes, formatCount } from "./common.ts";
+import { collectFiles, fileProblem } from "./files.ts";
+import { residencyOf, type FileResidency } from "./residency.ts";
+import { describeTotal, reportErrors, totalOf } from "./stat.ts";
+
+export interface LockOptions {
+  json?: boolean;
+}
+
+/** A field of /proc/self/status in bytes (e.g. VmLck), or undefined when unavailable. */
+export function procStatusBytes(field: string, pid: number | "self" = "self"): number | undefined {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The soft RLIMIT_MEMLOCK in bytes; Infinity when unlimited, undefined when unknown. */
+export function memlockLimit(): number | undefined {
+  try {
+    const limits = fs.readFileSync("/proc/self/limits", "utf8");
+    const match = /^Max locked memory\s+(\S+)/m.exec(limits);
+    if (!match) return undefined;
+    return match[1] === "unlimited" ? Infinity : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function limitMessage(wanted: number, error: unknown): CliError {
+  const limit = memlockLimit();
+  const locked = procStatusBytes("VmLck") ?? 0;
+  const limitText = limit === undefined ? "too small" : limit === Infinity ? "unlimited" : formatBytes(limit);
+  return new CliError(
+    `cannot lock ${formatBytes(wanted)} in memory: the locked-memory limit (RLIMIT_MEMLOCK) is ${limitText}` +
+      (locked > 0 ? ` and ${formatBytes(locked)} is already locked` : "") +
+      `; raise it (ulimit -l, LimitMEMLOCK= in systemd, --ulimit memlock= in docker) or grant CAP_IPC_LOCK`,
+    1,
+    { cause: error },
+  );
+}
+
+/** mlock's failures that mean "over the limit" (ENOMEM), "limit is zero" (EPERM), or "could not lock all" (EAGAIN). */
+const LIMIT_CODES = new Set(["ENOMEM", "EPERM", "EAGAIN"]);
+
+export async function runLock(paths: string[], options: LockOptions): Promise<number> {
+  const set = collectFiles(paths);
+  if (set.errors.length > 0) {
+    reportErrors(set.errors.slice(1));
+    throw new CliError(set.errors[0]!.message);
+  }
+  const wanted = set.files.reduce((n, f) => n + f.size, 0);
+  const mappings: MappedFile[] = [];
+  const release = (): void => {
+    for (const m of mappings) {
+      try {
+        if (!m.closed) m.unlock();
+      } catch {
+        /* closing unlocks too */
+      }
+      m.close();
+    }
+  };
+
+  const locked: FileResidency[] = [];
+  try {
+    for (const file of set.files) {
+      let m: MappedFile;
+      try {
+        m = mapFile(file.path);
+      } catch (error) {
+        throw new CliError(fileProblem(file.path, error).message, 1, { cause: error });
+      }
+      mappings.push(m);
+      try {
+        m.lock();
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (typeof code === "string" && LIMIT_CODES.has(code)) throw limitMessage(wanted, error);
+        throw error;
+      }
+      locked.push(residencyOf(m, file.path));
+    }
+  } catch (error) {
+    release();
+    throw error;
+  }
+
+  // Listen before saying we hold the files: a signal sent on seeing that line must find the handler.
+  const keepAlive = setInterval(() => {}, 1 << 30); // the timer only keeps the event loop alive
+  const interrupted = new Promise<NodeJS.Signals>((resolve) => {
+    for (const s of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(s, () => resolve(s));
+  });
+  const total = totalOf(locked, set.directories);
+  const lockedBytes = procStatusBytes("VmLck");
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ event: "locked", pid: process.pid, pageSize, total, lockedBytes })}\n`);
+  } else {
+    process.stdout.write(
+      `Locked ${describeTotal(total, "locked")}\n` +
+        `Holding them in memory (pid ${process.pid}); press Ctrl-C to release.\n`,
+    );
+  }
+
+  const signal = await interrupted;
+  clearInterval(keepAlive);
+  release();
+  const lockedAfter = procStatusBytes("VmLck");
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify({ event: "released", signal, files: total.files, lockedBytes: lockedAfter })}\n`);
+  } else {
+    process.stdout.write(
+      `Released ${formatCount(total.files)} file${total.files === 1 ? "" : "s"} (${formatBytes(total.residentBytes)}) on ${signal}` +
+        (lockedAfter !== undefined ? `; this process now locks ${formatBytes(lockedAfter)}` : "") +
+        "\n",
+    );
+  }
+  return EXIT_OK;
+}

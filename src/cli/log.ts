@@ -1,0 +1,181 @@
+/**
+ * `memmap log stat|dump|tail <dir>`: look inside a log directory.
+ *
+ * stat reads the files without opening the log (inspectLog: no lock, no
+ * repair). dump and tail open it like any reader does.
+ */
+import { MmapError, inspectLog, openLog, type Log, type LogInspection, type LogRecord } from "../index.ts";
+import { CliError, EXIT_FAILURE, EXIT_OK, formatBytes, formatCount, printJson, table } from "./common.ts";
+import { fileProblem } from "./files.ts";
+
+export type LogDumpFormat = "text" | "hex";
+
+function fail(dir: string, error: unknown): CliError {
+  if (error instanceof CliError) return error;
+  return new CliError(fileProblem(dir, error).message, EXIT_FAILURE, { cause: error });
+}
+
+function describeInspection(s: LogInspection): string {
+  const records = s.nextSeq - s.firstSeq;
+  const onDisk = s.segments.reduce((n, seg) => n + seg.bytes, 0);
+  const out: string[] = [];
+  out.push(`Log ${s.dir} (segments of ${formatBytes(s.segmentSize)})`);
+  out.push(
+    records > 0
+      ? `  records   ${formatCount(records)}: seq ${formatCount(s.firstSeq)} to ${formatCount(s.nextSeq - 1)}; the next append gets ${formatCount(s.nextSeq)}`
+      : `  records   none; the next append gets seq ${formatCount(s.nextSeq)}`,
+  );
+  out.push(`  segments  ${s.segments.length} (${formatBytes(onDisk)} on disk)`);
+  if (s.segments.length > 0) {
+    const rows = [["FILE", "FIRST SEQ", "RECORDS", "SIZE", "STATE"]];
+    for (const seg of s.segments)
+      rows.push([
+        seg.file,
+        formatCount(seg.baseSeq),
+        seg.records === undefined ? "?" : formatCount(seg.records),
+        formatBytes(seg.bytes),
+        seg.sealed === undefined ? "unreadable" : seg.sealed ? "sealed" : "active",
+      ]);
+    out.push(...table(rows, new Set([0, 4])).split("\n").map((l) => `    ${l}`));
+  }
+  if (s.cursors.length === 0) out.push("  cursors   none (no durable readers)");
+  else {
+    out.push(`  cursors   ${s.cursors.length} durable reader${s.cursors.length === 1 ? "" : "s"}`);
+    const rows = [["NAME", "NEXT SEQ", "LAG", "UPDATED"]];
+    for (const c of s.cursors)
+      rows.push([c.name, formatCount(c.seq), formatCount(c.lag), c.updatedAt > 0 ? new Date(c.updatedAt).toISOString() : "-"]);
+    out.push(...table(rows, new Set([0, 3])).split("\n").map((l) => `    ${l}`));
+  }
+  const writers = s.writers.filter((w) => w.alive);
+  out.push(`  writers   ${writers.length > 0 ? writers.map((w) => `pid ${w.pid}`).join(", ") : "none now"}`);
+  out.push(s.damage === undefined ? "  damage    none" : `  damage    at seq ${formatCount(s.damage.seq)} in ${s.damage.file}: ${s.damage.reason}`);
+  return `${out.join("\n")}\n`;
+}
+
+export async function runLogStat(dir: string, options: { json?: boolean }): Promise<number> {
+  let s: LogInspection;
+  try {
+    s = inspectLog(dir);
+  } catch (error) {
+    throw fail(dir, error);
+  }
+  if (options.json) printJson(s);
+  else process.stdout.write(describeInspection(s));
+  if (s.damage !== undefined) {
+    process.stderr.write(`memmap: the log is damaged at seq ${s.damage.seq} in ${s.damage.file}: ${s.damage.reason}\n`);
+    return EXIT_FAILURE;
+  }
+  return EXIT_OK;
+}
+
+// ------------------------------------------------------------------ records
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const looseUtf8 = new TextDecoder("utf-8");
+
+/** A payload as one line of text: UTF-8 with control characters escaped; bytes that are not UTF-8 in hex. */
+function textOf(data: Uint8Array): string {
+  let text: string;
+  try {
+    text = strictUtf8.decode(data);
+  } catch {
+    return `(${data.length} bytes, not UTF-8) ${Buffer.from(data.subarray(0, 64)).toString("hex")}${data.length > 64 ? "…" : ""}`;
+  }
+  return text.replace(/[\u0000-\u001f\u007f\\]/g, (c) =>
+    c === "\n" ? "\\n" : c === "\t" ? "\\t" : c === "\r" ? "\\r" : c === "\\" ? "\\\\" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
+}
+
+function hexLines(data: Uint8Array): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < data.length; i += 16) {
+    const row = data.subarray(i, i + 16);
+    const hex = Array.from(row, (b) => b.toString(16).padStart(2, "0")).join(" ");
+    const ascii = Array.from(row, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".")).join("");
+    lines.push(`    ${i.toString(16).padStart(6, "0")}  ${hex.padEnd(47)}  |${ascii}|`);
+  }
+  return lines;
+}
+
+function printRecord(r: LogRecord, as: LogDumpFormat, json: boolean | undefined): void {
+  const time = new Date(r.timestamp).toISOString();
+  if (json) {
+    const payload = as === "hex" ? { hex: Buffer.from(r.data).toString("hex") } : { text: looseUtf8.decode(r.data) };
+    process.stdout.write(`${JSON.stringify({ seq: r.seq, timestamp: r.timestamp, length: r.data.length, ...payload })}\n`);
+  } else if (as === "hex") {
+    process.stdout.write(`#${r.seq}  ${time}  ${r.data.length} bytes\n${hexLines(r.data).join("\n")}${r.data.length > 0 ? "\n" : ""}`);
+  } else {
+    process.stdout.write(`#${r.seq}  ${time}  ${textOf(r.data)}\n`);
+  }
+}
+
+function open(dir: string): Log {
+  try {
+    return openLog(dir, { create: false });
+  } catch (error) {
+    throw fail(dir, error);
+  }
+}
+
+export interface LogDumpOptions {
+  from: number | "start" | "end";
+  count?: number;
+  as: LogDumpFormat;
+  json?: boolean;
+}
+
+export async function runLogDump(dir: string, options: LogDumpOptions): Promise<number> {
+  const log = open(dir);
+  try {
+    const reader = log.reader({ from: options.from });
+    let n = 0;
+    try {
+      while (options.count === undefined || n < options.count) {
+        const r = reader.next();
+        if (r === null) break;
+        printRecord(r, options.as, options.json);
+        n++;
+      }
+    } catch (error) {
+      throw fail(dir, error);
+    } finally {
+      reader.close();
+    }
+    if (!options.json) process.stderr.write(`(${formatCount(n)} record${n === 1 ? "" : "s"}; the log's next seq is ${formatCount(log.nextSeq)})\n`);
+  } finally {
+    log.close();
+  }
+  return EXIT_OK;
+}
+
+export interface LogTailOptions {
+  from: number | "start" | "end";
+  count?: number;
+  as: LogDumpFormat;
+  json?: boolean;
+}
+
+export async function runLogTail(dir: string, options: LogTailOptions): Promise<number> {
+  const log = open(dir);
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const reader = log.reader({ from: options.from });
+  let n = 0;
+  try {
+    if (!options.json) process.stderr.write(`following ${dir} from seq ${formatCount(reader.position)}; Ctrl-C to stop\n`);
+    for await (const r of reader.tail({ signal: stop.signal })) {
+      printRecord(r, options.as, options.json);
+      if (options.count !== undefined && ++n >= options.count) break;
+    }
+  } catch (error) {
+    if (!(error instanceof MmapError && error.code === "ERR_ABORTED" && stop.signal.aborted)) throw fail(dir, error);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    reader.close();
+    log.close();
+  }
+  return EXIT_OK;
+}

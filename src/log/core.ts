@@ -1,0 +1,358 @@
+/**
+ * State one open log shares between its writer side (./log.ts) and its
+ * readers (./reader.ts): the meta file, the mapped segments, the damage found
+ * on open, and the operations both sides need — finding where a sequence
+ * number lives, finding the end, and unsticking a frame whose writer died.
+ */
+import * as path from "node:path";
+import { MmapError } from "../errors.ts";
+import { alignFrame } from "../framing.ts";
+import { corrupt, type LogCorruptError } from "./damage.ts";
+import { INDEX_INTERVAL, MIN_PADDING_LENGTH, RECORD_SEQ_OFFSET, WRITER_SLOT_COUNT, readU64 } from "./layout.ts";
+import { isWriterSlotAlive } from "./locks.ts";
+import type { Meta } from "./meta.ts";
+import { completePadding, listSegmentBases, sealAborted, segmentPath } from "./recovery.ts";
+import { Segment } from "./segment.ts";
+
+/** A position in the log: a frame boundary in a segment, and the seq of the frame there. */
+export interface Position {
+  /** The mapped segment (acquired for the caller), or undefined when the segment `seq` starts is not created yet. */
+  seg: Segment | undefined;
+  pos: number;
+  seq: number;
+}
+
+/** Unheld segment mappings kept (each holds its file's disk space if the file is deleted meanwhile). */
+const IDLE_MAPPINGS = 4;
+
+export class LogCore {
+  readonly dir: string;
+  readonly meta: Meta;
+  readonly abandonTimeoutMs: number;
+  readonly durable: boolean;
+  /** Whether this process's records (and the ABORTED frames it seals) carry a CRC. */
+  readonly crc: boolean;
+  closed = false;
+  damage: LogCorruptError | undefined;
+  /** The damaged seq, or Infinity: readers stop there. */
+  damageSeq = Infinity;
+  /** Mapped segments nobody holds, oldest first (see release()). */
+  readonly #idle = new Set<Segment>();
+  /** The segment bases last listed (for seek). */
+  #listing: number[] | undefined;
+  /** Mapped segments by base; shared by the writer and every reader of this log. */
+  readonly #segments = new Map<number, Segment>();
+  /** Paths of segments unmapped with unflushed writes: flush() fsyncs them. */
+  readonly releasedDirty = new Set<string>();
+  /** Set when a cursor changed since the last flush. */
+  metaDirty = false;
+  /** Called after a cursor commit (durability "sync" flushes it there and then). */
+  onCursorCommit: (index: number) => void = () => {};
+
+  constructor(dir: string, meta: Meta, abandonTimeoutMs: number, durable: boolean, crc: boolean) {
+    this.dir = dir;
+    this.crc = crc;
+    this.meta = meta;
+    this.abandonTimeoutMs = abandonTimeoutMs;
+    this.durable = durable;
+  }
+
+  setDamage(error: LogCorruptError | undefined): void {
+    this.damage = error;
+    this.damageSeq = error?.seq ?? Infinity;
+  }
+
+  checkOpen(): void {
+    if (this.closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: this.dir });
+  }
+
+  /** Maps the segment starting at `base` (or shares the mapping); undefined if there is no such file. */
+  acquire(base: number): Segment | undefined {
+    let seg = this.#segments.get(base);
+    if (seg !== undefined) this.#idle.delete(seg);
+    if (seg === undefined) {
+      try {
+        seg = Segment.open(segmentPath(this.dir, base), base);
+      } catch (error) {
+        if ((error as MmapError).code === "ENOENT") return undefined;
+        throw error;
+      }
+      this.#segments.set(base, seg);
+    }
+    seg.refs++;
+    return seg;
+  }
+
+  /** Shares a mapping made elsewhere (a segment this process just created). */
+  adopt(seg: Segment): Segment {
+    const existing = this.#segments.get(seg.base);
+    if (existing !== undefined && existing !== seg) {
+      seg.close();
+      existing.refs++;
+      return existing;
+    }
+    this.#segments.set(seg.base, seg);
+    seg.refs++;
+    return seg;
+  }
+
+  /**
+   * Drops a hold on a segment. The last few segments nobody holds stay
+   * mapped (seeking back and forth would otherwise map them again and fault
+   * their pages in again); older ones are unmapped.
+   */
+  release(seg: Segment | undefined): void {
+    if (seg === undefined || --seg.refs > 0) return;
+    this.#idle.add(seg);
+    if (this.#idle.size > IDLE_MAPPINGS) this.#unmap(this.#idle.values().next().value!);
+  }
+
+  /** Unmaps an unheld segment now (retention dropped its file: let the disk space go). */
+  forget(base: number): void {
+    const seg = this.#segments.get(base);
+    if (seg !== undefined && seg.refs === 0) this.#unmap(seg);
+  }
+
+  #unmap(seg: Segment): void {
+    this.#idle.delete(seg);
+    if (seg.dirtyHi > 0) this.releasedDirty.add(seg.path);
+    this.#segments.delete(seg.base);
+    seg.close();
+  }
+
+  /** Segments mapped now (for flush). */
+  mapped(): IterableIterator<Segment> {
+    return this.#segments.values();
+  }
+
+  closeAll(): void {
+    for (const seg of this.#segments.values()) seg.close();
+    this.#segments.clear();
+    this.#idle.clear();
+  }
+
+  bases(): number[] {
+    return listSegmentBases(this.dir);
+  }
+
+  /** The first sequence number still in the log (retention drops old segments). */
+  firstSeq(): number {
+    const bases = this.bases();
+    return bases.length === 0 ? 0 : bases[0]!;
+  }
+
+  /**
+   * Enters the segment that starts at `base`. Undefined while it is not
+   * created yet; an error if it existed and is gone (retention dropped it).
+   */
+  enter(base: number): Segment | undefined {
+    const newest = this.meta.newestBase; // read first: it is raised only after a segment's file exists
+    const seg = this.acquire(base);
+    if (seg !== undefined) return seg;
+    if (newest > base)
+      throw new MmapError(
+        "ERR_OUT_OF_RANGE",
+        `records from seq ${base} are no longer in the log (segment ${path.basename(segmentPath(this.dir, base))} was dropped by retention); seek to log.firstSeq or later`,
+        { path: this.dir },
+      );
+    return undefined;
+  }
+
+  /**
+   * The end of the log: the first frame not yet committed (with
+   * `includeClaimed`, not yet claimed). Walks from the
+   * newest segment's tail hint (whose seq field is reliable: it is written
+   * before the tail moves there), counting frames.
+   */
+  end(includeClaimed = false): Position {
+    for (let attempt = 0; ; attempt++) {
+      const bases = this.bases();
+      const newest = Math.max(this.meta.newestBase, bases.length === 0 ? 0 : bases[bases.length - 1]!);
+      const seg = this.acquire(newest) ?? (bases.length > 0 ? this.acquire(bases[bases.length - 1]!) : undefined);
+      if (seg === undefined) {
+        if (attempt < 5) continue;
+        throw new MmapError("ENOENT", `the log has no segment files '${this.dir}'`, { path: this.dir });
+      }
+      if (seg.tail === seg.size) {
+        const next = seg.nextBaseHint;
+        this.release(seg);
+        if (next <= seg.base) throw corrupt(undefined, seg.path, "the segment is sealed but names no next segment");
+        if (next <= newest && attempt < 5) continue; // its successor exists: look there
+        return { seg: undefined, pos: 0, seq: next };
+      }
+      const found = walkToEnd(seg, includeClaimed);
+      if (found.sealed) this.release(seg); // the next segment starts at found.seq
+      return found.sealed ? { seg: undefined, pos: 0, seq: found.seq } : { seg, pos: found.pos, seq: found.seq };
+    }
+  }
+
+  /** The seq the next append gets, from a segment the caller holds when it is still the newest (no directory listing). */
+  nextSeqFrom(seg: Segment | undefined): number {
+    if (seg !== undefined && !seg.sealed && this.meta.newestBase <= seg.base) {
+      const found = walkToEnd(seg, true);
+      if (!found.sealed) return found.seq;
+    }
+    const end = this.end(true);
+    this.release(end.seg);
+    return end.seq;
+  }
+
+  /**
+   * Where `seq` is: the segment whose base is the largest at or below it,
+   * then a binary search of that segment's sparse index, then a short walk.
+   * O(log n) in the records of the segment.
+   */
+  locate(seq: number): Position {
+    for (let attempt = 0; ; attempt++) {
+      // The directory listing is cached; any miss looks again before giving up.
+      const bases = attempt === 0 && this.#listing !== undefined ? this.#listing : (this.#listing = this.bases());
+      if (bases.length === 0 || seq < bases[0]!) {
+        if (attempt === 0) continue;
+        throw new MmapError(
+          "ERR_OUT_OF_RANGE",
+          `seq ${seq} is before the first record kept in the log (${bases[0] ?? 0}); older segments were dropped by retention`,
+          { path: this.dir },
+        );
+      }
+      let lo = 0;
+      let hi = bases.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (bases[mid]! <= seq) lo = mid;
+        else hi = mid - 1;
+      }
+      const seg = this.acquire(bases[lo]!);
+      if (seg === undefined) {
+        if (attempt < 5) continue; // dropped while we looked
+        throw new MmapError("ERR_OUT_OF_RANGE", `seq ${seq} is no longer in the log`, { path: this.dir });
+      }
+      let found: { pos: number; seq: number };
+      try {
+        found = seekInSegment(seg, seq);
+      } catch (error) {
+        this.release(seg);
+        throw error;
+      }
+      if (found.seq === seq) return { seg, pos: found.pos, seq };
+      // The walk ended (at the end of the data, or at the PADDING of a segment whose successor is missing) before `seq`.
+      this.release(seg);
+      if (attempt === 0 && lo === bases.length - 1) continue; // newer segments may exist
+      throw new MmapError(
+        "ERR_OUT_OF_RANGE",
+        `seq ${seq} is beyond the end of the log (the next record will be ${found.seq})`,
+        { path: this.dir },
+      );
+    }
+  }
+
+  /**
+   * Called by a reader that has waited `abandonTimeoutMs` on a claimed
+   * frame. A PADDING frame is completed by anyone. A record frame is sealed
+   * ABORTED only if no live writer has it as its intent: the owner's intent
+   * names the frame from before its claim until after its commit, and its
+   * writer-slot lock proves it alive. True if the frame was unstuck.
+   */
+  resolveStuck(seg: Segment, pos: number): boolean {
+    const L = Atomics.load(seg.i32, pos >>> 2);
+    if (L >= 0) return true;
+    const n = -L;
+    if (n < MIN_PADDING_LENGTH || n > seg.size - pos) throw corrupt(undefined, seg.path, `claimed frame length ${L} at byte ${pos} is out of range`);
+    if (pos + alignFrame(n) === seg.size) {
+      completePadding(seg, pos, n);
+      this.meta.doorbell.ring();
+      return true;
+    }
+    for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) {
+      if (this.meta.intentPos(slot) !== pos || this.meta.intentBase(slot) !== seg.base) continue;
+      if (isWriterSlotAlive(this.dir, slot)) return false;
+    }
+    const sealed = sealAborted(seg, pos, this.crc);
+    if (sealed && this.durable) seg.file.flush(pos, 8);
+    this.meta.doorbell.ring();
+    return true;
+  }
+}
+
+/**
+ * Walks from a segment's tail hint (whose seq field is reliable: it is
+ * written before the tail moves there) past every committed frame (and
+ * claimed ones, with `includeClaimed`), counting sequence numbers.
+ */
+function walkToEnd(seg: Segment, includeClaimed: boolean): { pos: number; seq: number; sealed: boolean } {
+  let P = seg.tail;
+  if (P === seg.size) return { pos: P, seq: seg.nextBaseHint, sealed: true };
+  checkPosition(seg, P);
+  let E = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
+  for (;;) {
+    const L = Atomics.load(seg.i32, P >>> 2);
+    if (L === 0 || (L < 0 && !includeClaimed)) return { pos: P, seq: E, sealed: false };
+    const end = frameEnd(seg, P, L, E);
+    if (end === seg.size) return { pos: P, seq: E, sealed: true };
+    P = end;
+    E++;
+  }
+}
+
+/** Checks a frame position read from shared memory. */
+export function checkPosition(seg: Segment, P: number): void {
+  if (P < seg.dataStart || P + MIN_PADDING_LENGTH > seg.size || (P & 7) !== 0 || P + MIN_PADDING_LENGTH > seg.limit)
+    throw corrupt(undefined, seg.path, `tail ${P} is out of range`);
+}
+
+/** The end of the frame at P with length word L (claimed or committed), validated. */
+export function frameEnd(seg: Segment, P: number, L: number, seq: number): number {
+  const n = L < 0 ? -L : L;
+  if (n < MIN_PADDING_LENGTH || n > seg.size - P)
+    throw corrupt(seq, seg.path, `frame length ${L} at byte ${P} is out of range`);
+  const end = P + alignFrame(n);
+  if (end > seg.limit) throw corrupt(seq, seg.path, `the file ends inside the frame at byte ${P} (truncated)`);
+  return end;
+}
+
+/** Index entry k → frame position, or 0 when absent or implausible (the index is untrusted). */
+function indexEntry(seg: Segment, k: number): number {
+  const P = seg.u32[(seg.indexStart >>> 2) + k]!;
+  const boundary = seg.dataStart + k * INDEX_INTERVAL;
+  if (P < seg.dataStart || P > boundary || (P & 7) !== 0 || P + MIN_PADDING_LENGTH > seg.limit) return 0;
+  if (Atomics.load(seg.i32, P >>> 2) === 0) return 0;
+  return P;
+}
+
+/** Binary search of the sparse index, then a walk: the frame of `seq`, or where the walk ended. */
+export function seekInSegment(seg: Segment, seq: number): { pos: number; seq: number; sealed: boolean } {
+  let bestPos = seg.dataStart;
+  let bestSeq = seg.base;
+  const tail = Math.min(seg.tail, seg.size);
+  let lo = -1; // entries <= lo are known to be at or before `seq` (or absent)
+  let hi = Math.min(seg.indexEntries, Math.floor((tail - 1 - seg.dataStart) / INDEX_INTERVAL) + 1); // entries >= hi are after it
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    let m = mid;
+    let P = 0;
+    while (m > lo && (P = indexEntry(seg, m)) === 0) m--;
+    if (m === lo) {
+      lo = mid; // (lo, mid] hold no usable entry
+      continue;
+    }
+    const s = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
+    if (s < seg.base || s > seq) {
+      hi = m;
+    } else {
+      bestPos = P;
+      bestSeq = s;
+      lo = mid;
+    }
+  }
+  let P = bestPos;
+  let E = bestSeq;
+  while (E < seq) {
+    const L = Atomics.load(seg.i32, P >>> 2);
+    if (L === 0) return { pos: P, seq: E, sealed: false };
+    const end = frameEnd(seg, P, L, E);
+    if (end === seg.size) return { pos: P, seq: E, sealed: true };
+    // Only DATA/ABORTED frames (and claimed ones) take a seq; this is one.
+    P = end;
+    E++;
+  }
+  return { pos: P, seq: E, sealed: false };
+}

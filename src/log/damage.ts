@@ -1,0 +1,34 @@
+/**
+ * How the log reports damage it finds in its files: an MmapError with code
+ * ERR_CORRUPT whose message names the sequence number and the file where the
+ * damage starts; the same two facts are on the error as `seq` and `path`.
+ */
+import { MmapError } from "../errors.ts";
+
+/** Where a log's files stop being trustworthy. */
+export interface LogDamage {
+  /** The first sequence number that cannot be read; the records before it are intact. */
+  seq: number;
+  /** The file where the damage starts. */
+  file: string;
+  /** What is wrong, in words. */
+  reason: string;
+}
+
+/** An ERR_CORRUPT MmapError that also carries the damaged sequence number. */
+export type LogCorruptError = MmapError & { readonly seq: number | undefined };
+
+export function corrupt(seq: number | undefined, file: string, reason: string): LogCorruptError {
+  const where = seq === undefined ? `in ${file}` : `at seq ${seq} in ${file}`;
+  const error = new MmapError("ERR_CORRUPT", `log damaged ${where}: ${reason}`, { path: file });
+  Object.defineProperty(error, "seq", { value: seq, enumerable: true });
+  return error as LogCorruptError;
+}
+
+export function damageOf(error: LogCorruptError, reason: string): LogDamage {
+  return { seq: error.seq ?? 0, file: error.path ?? "", reason };
+}
+
+export function isCorrupt(error: unknown): error is LogCorruptError {
+  return error instanceof MmapError && error.code === "ERR_CORRUPT";
+}

@@ -1,0 +1,87 @@
+/**
+ * `inspectLog(dir)`: what a log holds, read without opening it for writing,
+ * taking no lock and repairing nothing (the CLI's `memmap log stat` uses it).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { MmapError } from "../errors.ts";
+import { type LogDamage } from "./damage.ts";
+import { META_FILE_NAME, WRITER_SLOT_COUNT, segmentFileName } from "./layout.ts";
+import { isWriterSlotAlive } from "./locks.ts";
+import { Meta } from "./meta.ts";
+import { checkLog, segmentPath } from "./recovery.ts";
+
+/** One segment file, as {@link inspectLog} reports it. */
+export interface LogSegmentInfo {
+  /** The segment's file name. */
+  file: string;
+  /** Sequence number of its first record. */
+  baseSeq: number;
+  /** Bytes of the file. */
+  bytes: number;
+  /** Sequence numbers the segment holds (records, including ABORTED ones); absent past damage. */
+  records?: number;
+  /** True once the segment is full and the next one takes the appends; absent past damage. */
+  sealed?: boolean;
+}
+
+/** What {@link inspectLog} finds in a log directory: segments, sequence range, durable cursors. */
+export interface LogInspection {
+  dir: string;
+  /** Size of the segments the log creates. */
+  segmentSize: number;
+  segments: LogSegmentInfo[];
+  /** The first sequence number kept. */
+  firstSeq: number;
+  /** The sequence number the next append gets (the end of the readable records when damaged). */
+  nextSeq: number;
+  /** Durable readers: committed position and how many records they are behind. */
+  cursors: { name: string; seq: number; lag: number; updatedAt: number }[];
+  /** Writer slots in use now or before: the process id and whether it is alive. */
+  writers: { slot: number; pid: number; alive: boolean }[];
+  /** Where the files are damaged, if they are. */
+  damage?: LogDamage;
+}
+
+/** Describes the log in `dir` (segments, sequence range, durable readers' lag, damage) without changing it. */
+export function inspectLog(dir: string): LogInspection {
+  if (typeof dir !== "string" || dir.length === 0) throw new MmapError("ERR_INVALID_ARG", "dir must be a non-empty path");
+  if (!fs.existsSync(path.join(dir, META_FILE_NAME)))
+    throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME})`, { path: dir, syscall: "open", errno: 2 });
+  const meta = Meta.open(dir, true);
+  try {
+    const check = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: false });
+    const known = new Map(check.segments.map((s) => [s.base, s]));
+    const segments: LogSegmentInfo[] = check.bases.map((base) => {
+      const file = segmentFileName(base);
+      const s = known.get(base);
+      let bytes = 0;
+      try {
+        bytes = fs.statSync(segmentPath(dir, base)).size;
+      } catch {
+        /* dropped meanwhile */
+      }
+      return s === undefined ? { file, baseSeq: base, bytes } : { file, baseSeq: base, bytes, records: s.seqs, sealed: s.sealed };
+    });
+    const nextSeq = check.nextSeq;
+    const cursors = meta.cursors().map((c) => ({ ...c, lag: Math.max(0, nextSeq - c.seq) }));
+    const writers: LogInspection["writers"] = [];
+    for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) {
+      const pid = meta.slotPid(slot);
+      if (pid !== 0) writers.push({ slot, pid, alive: isWriterSlotAlive(dir, slot) });
+    }
+    const out: LogInspection = {
+      dir,
+      segmentSize: meta.segmentSize,
+      segments,
+      firstSeq: check.bases[0] ?? 0,
+      nextSeq,
+      cursors,
+      writers,
+    };
+    if (check.damage !== undefined) out.damage = { seq: check.damage.seq ?? 0, file: check.damage.path ?? "", reason: check.damage.message };
+    return out;
+  } finally {
+    meta.close();
+  }
+}

@@ -1,0 +1,268 @@
+/**
+ * The log's meta file (layout in ./layout.ts): the doorbell appenders ring,
+ * the newest segment's base, the writer slots' intents, the durable cursors.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { invalidArg, MmapError, sys } from "../errors.ts";
+import { mapFile, type MappedFile } from "../mapped-file.ts";
+import { native } from "../native.ts";
+import { Doorbell } from "../wait.ts";
+import { corrupt } from "./damage.ts";
+import {
+  CURSOR_COUNT, CURSOR_FREE, CURSOR_IN_USE, CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_MAX_LENGTH,
+  CURSOR_NAME_OFFSET, CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET, CURSOR_UPDATED_AT_OFFSET,
+  MAX_SEGMENT_SIZE, META_CREATED_AT_OFFSET, META_CURSOR_SLOTS_OFFSET, META_DOORBELL_SEQ_OFFSET,
+  META_DOORBELL_WAITERS_OFFSET, META_FILE_LENGTH, META_FILE_LENGTH_OFFSET, META_FILE_NAME, META_FLAGS_OFFSET,
+  META_HEADER_CRC_LENGTH, META_HEADER_CRC_OFFSET, META_MAGIC, META_MAGIC_OFFSET, META_NEWEST_BASE_OFFSET,
+  META_SEGMENT_SIZE_OFFSET, META_VERSION, META_VERSION_OFFSET, META_WRITER_SLOTS_OFFSET, MIN_SEGMENT_SIZE,
+  WRITER_ACQUIRED_AT_OFFSET, WRITER_INTENT_BASE_OFFSET, WRITER_INTENT_POS_OFFSET, WRITER_PID_OFFSET,
+  WRITER_SLOT_COUNT, WRITER_SLOT_LENGTH, WRITER_TABLE_OFFSET, readU64, writeU64,
+} from "./layout.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+export interface CursorEntry {
+  name: string;
+  seq: number;
+  updatedAt: number;
+}
+
+/** A unique name for a temporary file that is renamed (linked) into place once complete. */
+export function tempName(dir: string, final: string): string {
+  return path.join(dir, `.${final}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+}
+
+/** Publishes a complete temporary file under `final`; false if `final` already exists (someone else won). */
+export function linkIntoPlace(tmp: string, final: string): boolean {
+  try {
+    fs.linkSync(tmp, final);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw sys(final, () => {
+      throw error;
+    });
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+export class Meta {
+  readonly path: string;
+  readonly file: MappedFile;
+  readonly u32: Uint32Array;
+  readonly u8: Uint8Array;
+  readonly f64: Float64Array;
+  readonly big: BigInt64Array;
+  readonly doorbell: Doorbell;
+  /** Size of segments this log creates. */
+  readonly segmentSize: number;
+  readonly flags: number;
+
+  private constructor(file: MappedFile, p: string) {
+    this.file = file;
+    this.path = p;
+    const buffer = file.buffer;
+    this.u32 = new Uint32Array(buffer);
+    this.u8 = new Uint8Array(buffer);
+    this.f64 = new Float64Array(buffer);
+    this.big = new BigInt64Array(buffer);
+    this.segmentSize = this.u32[META_SEGMENT_SIZE_OFFSET >>> 2]!;
+    this.flags = this.u32[META_FLAGS_OFFSET >>> 2]!;
+    this.doorbell = new Doorbell(buffer, META_DOORBELL_SEQ_OFFSET, META_DOORBELL_WAITERS_OFFSET);
+  }
+
+  /** Writes a new meta file unless one exists; safe against concurrent creators. */
+  static create(dir: string, segmentSize: number, flags: number): void {
+    const final = path.join(dir, META_FILE_NAME);
+    if (fs.existsSync(final)) return;
+    const tmp = tempName(dir, META_FILE_NAME);
+    const m = mapFile(tmp, { access: "write", create: true, size: META_FILE_LENGTH });
+    try {
+      const u32 = new Uint32Array(m.buffer);
+      m.bytes.set(encoder.encode(META_MAGIC), META_MAGIC_OFFSET);
+      u32[META_VERSION_OFFSET >>> 2] = META_VERSION;
+      u32[META_FILE_LENGTH_OFFSET >>> 2] = META_FILE_LENGTH;
+      u32[META_SEGMENT_SIZE_OFFSET >>> 2] = segmentSize;
+      u32[META_FLAGS_OFFSET >>> 2] = flags;
+      u32[META_WRITER_SLOTS_OFFSET >>> 2] = WRITER_SLOT_COUNT;
+      u32[META_CURSOR_SLOTS_OFFSET >>> 2] = CURSOR_COUNT;
+      new Float64Array(m.buffer)[META_CREATED_AT_OFFSET >>> 3] = Date.now();
+      u32[META_HEADER_CRC_OFFSET >>> 2] = native.crc32c(m.buffer, 0, META_HEADER_CRC_LENGTH, 0);
+      m.flush();
+    } finally {
+      m.close();
+    }
+    linkIntoPlace(tmp, final);
+  }
+
+  /** Maps and validates an existing meta file (`readOnly`: a private mapping, for inspection). */
+  static open(dir: string, readOnly = false): Meta {
+    const p = path.join(dir, META_FILE_NAME);
+    const size = sys(p, () => fs.statSync(p).size);
+    if (size !== META_FILE_LENGTH)
+      throw corrupt(undefined, p, `the meta file is ${size} bytes, expected ${META_FILE_LENGTH}`);
+    const file = mapFile(p, { access: readOnly ? "read" : "write" });
+    try {
+      const reason = validateHeader(file);
+      if (reason !== undefined) throw corrupt(undefined, p, reason);
+      return new Meta(file, p);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+  }
+
+  close(): void {
+    this.file.close();
+  }
+
+  get newestBase(): number {
+    return Number(Atomics.load(this.big, META_NEWEST_BASE_OFFSET >>> 3));
+  }
+
+  /** Raises the newest-segment hint to `base` (never lowers it). */
+  raiseNewestBase(base: number): void {
+    const i = META_NEWEST_BASE_OFFSET >>> 3;
+    const want = BigInt(base);
+    for (;;) {
+      const cur = Atomics.load(this.big, i);
+      if (cur >= want) return;
+      if (Atomics.compareExchange(this.big, i, cur, want) === cur) return;
+    }
+  }
+
+  /** Sets the hint outright; only during an exclusive repair. */
+  setNewestBase(base: number): void {
+    Atomics.store(this.big, META_NEWEST_BASE_OFFSET >>> 3, BigInt(base));
+  }
+
+  /** Clears the waiter count a killed waiter may have left behind (exclusive repair only). */
+  resetDoorbellWaiters(): void {
+    Atomics.store(this.u32, META_DOORBELL_WAITERS_OFFSET >>> 2, 0);
+  }
+
+  // ---- writer slots -------------------------------------------------------
+
+  slotOffset(slot: number): number {
+    return WRITER_TABLE_OFFSET + slot * WRITER_SLOT_LENGTH;
+  }
+
+  initSlot(slot: number): void {
+    const o = this.slotOffset(slot);
+    writeU64(this.u32, o + WRITER_INTENT_BASE_OFFSET, 0);
+    Atomics.store(this.u32, (o + WRITER_INTENT_POS_OFFSET) >>> 2, 0);
+    this.u32[(o + WRITER_PID_OFFSET) >>> 2] = process.pid;
+    this.f64[(o + WRITER_ACQUIRED_AT_OFFSET) >>> 3] = Date.now();
+  }
+
+  setIntentBase(slot: number, base: number): void {
+    const o = this.slotOffset(slot);
+    Atomics.store(this.u32, (o + WRITER_INTENT_POS_OFFSET) >>> 2, 0);
+    writeU64(this.u32, o + WRITER_INTENT_BASE_OFFSET, base);
+  }
+
+  intentBase(slot: number): number {
+    return readU64(this.u32, this.slotOffset(slot) + WRITER_INTENT_BASE_OFFSET);
+  }
+
+  intentPos(slot: number): number {
+    return Atomics.load(this.u32, (this.slotOffset(slot) + WRITER_INTENT_POS_OFFSET) >>> 2);
+  }
+
+  slotPid(slot: number): number {
+    return this.u32[(this.slotOffset(slot) + WRITER_PID_OFFSET) >>> 2]!;
+  }
+
+  // ---- cursors --------------------------------------------------------------
+
+  /** The UTF-8 bytes of a cursor name, checked. */
+  static cursorName(name: unknown): Uint8Array {
+    if (typeof name !== "string" || name.length === 0) throw invalidArg(`a reader name must be a non-empty string, got ${typeof name === "string" ? '""' : typeof name}`);
+    const bytes = encoder.encode(name);
+    if (bytes.length > CURSOR_NAME_MAX_LENGTH)
+      throw invalidArg(`a reader name is at most ${CURSOR_NAME_MAX_LENGTH} bytes of UTF-8, got ${bytes.length} ("${name}")`);
+    return bytes;
+  }
+
+  #cursorName(index: number): string | undefined {
+    const o = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
+    if (Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_IN_USE) return undefined;
+    const n = this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
+    if (n === 0 || n > CURSOR_NAME_MAX_LENGTH) return undefined; // untrusted: an entry that cannot be valid
+    try {
+      return decoder.decode(this.u8.subarray(o + CURSOR_NAME_OFFSET, o + CURSOR_NAME_OFFSET + n));
+    } catch {
+      return undefined;
+    }
+  }
+
+  findCursor(name: string): number {
+    for (let i = 0; i < CURSOR_COUNT; i++) if (this.#cursorName(i) === name) return i;
+    return -1;
+  }
+
+  cursorSeq(index: number): number {
+    const v = Atomics.load(this.big, (CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH + CURSOR_SEQ_OFFSET) >>> 3);
+    return v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER) ? 0 : Number(v);
+  }
+
+  setCursorSeq(index: number, seq: number): void {
+    const o = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
+    this.f64[(o + CURSOR_UPDATED_AT_OFFSET) >>> 3] = Date.now();
+    Atomics.store(this.big, (o + CURSOR_SEQ_OFFSET) >>> 3, BigInt(seq));
+  }
+
+  /** Adds a cursor; the caller holds the meta lock and has checked the name is new. */
+  addCursor(name: Uint8Array, seq: number): number {
+    for (let i = 0; i < CURSOR_COUNT; i++) {
+      const o = CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH;
+      if (Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2) === CURSOR_IN_USE && this.#cursorName(i) !== undefined) continue;
+      this.u8.fill(0, o, o + CURSOR_LENGTH);
+      this.u8.set(name, o + CURSOR_NAME_OFFSET);
+      this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2] = name.length;
+      this.setCursorSeq(i, seq);
+      Atomics.store(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2, CURSOR_IN_USE);
+      return i;
+    }
+    throw new MmapError("ERR_FULL", `the log has no room for another named reader (${CURSOR_COUNT} at most): delete one with log.deleteCursor(name)`, { path: this.path });
+  }
+
+  removeCursor(index: number): void {
+    Atomics.store(this.u32, (CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH + CURSOR_STATE_OFFSET) >>> 2, CURSOR_FREE);
+  }
+
+  cursors(): CursorEntry[] {
+    const out: CursorEntry[] = [];
+    for (let i = 0; i < CURSOR_COUNT; i++) {
+      const name = this.#cursorName(i);
+      if (name === undefined) continue;
+      const updatedAt = this.f64[(CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH + CURSOR_UPDATED_AT_OFFSET) >>> 3]!;
+      out.push({ name, seq: this.cursorSeq(i), updatedAt });
+    }
+    return out;
+  }
+
+  /** Byte range of cursor `index`, for flushing. */
+  cursorRange(index: number): [number, number] {
+    return [CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH, CURSOR_LENGTH];
+  }
+}
+
+function validateHeader(file: MappedFile): string | undefined {
+  const u32 = new Uint32Array(file.buffer, 0, 64);
+  const magic = new TextDecoder().decode(file.bytes.subarray(META_MAGIC_OFFSET, META_MAGIC_OFFSET + 8));
+  if (magic !== META_MAGIC) return `bad magic ${JSON.stringify(magic)} (not a log meta file)`;
+  const version = u32[META_VERSION_OFFSET >>> 2]!;
+  if (version !== META_VERSION) return `unsupported meta version ${version} (this memmap reads version ${META_VERSION})`;
+  const crc = native.crc32c(file.buffer, 0, META_HEADER_CRC_LENGTH, 0);
+  if (crc !== u32[META_HEADER_CRC_OFFSET >>> 2]) return "the header checksum does not match (the header was damaged)";
+  if (u32[META_FILE_LENGTH_OFFSET >>> 2] !== META_FILE_LENGTH) return "the header's file length is wrong";
+  const seg = u32[META_SEGMENT_SIZE_OFFSET >>> 2]!;
+  if (seg < MIN_SEGMENT_SIZE || seg > MAX_SEGMENT_SIZE || seg % 4096 !== 0) return `bad segment size ${seg}`;
+  if (u32[META_WRITER_SLOTS_OFFSET >>> 2] !== WRITER_SLOT_COUNT || u32[META_CURSOR_SLOTS_OFFSET >>> 2] !== CURSOR_COUNT)
+    return "the header's table sizes are wrong";
+  return undefined;
+}

@@ -1,0 +1,298 @@
+/**
+ * Reading a log: `next()` walks committed frames, validating each one (the
+ * files are untrusted), skipping ABORTED frames and crossing segments at
+ * their PADDING; `for await` tails the log, sleeping on the meta file's
+ * doorbell (a shared futex) between appends.
+ */
+import { MmapError, invalidArg } from "../errors.ts";
+import { FrameType } from "../framing.ts";
+import { checkInteger } from "../mapped-file.ts";
+import { type LogCore, type Position } from "./core.ts";
+import { corrupt } from "./damage.ts";
+import {
+  KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
+  RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, RECORD_TIMESTAMP_OFFSET,
+} from "./layout.ts";
+import { withLock, lockDir } from "./locks.ts";
+import { Meta } from "./meta.ts";
+import { recordCrc, type Segment } from "./segment.ts";
+import * as path from "node:path";
+
+/** One record: its sequence number, its data, and when it was appended. */
+export interface LogRecord {
+  seq: number;
+  /** A zero-copy view into the mapped segment: valid until the reader's next call (copy it to keep it). */
+  data: Uint8Array;
+  /** When the record was appended (milliseconds since the epoch, from the writer's clock). */
+  timestamp: number;
+}
+
+/** Options of {@link Log.reader}. */
+export interface LogReaderOptions {
+  /** Where to start: "start" (default; the oldest record kept), "end" (only new records), or a sequence number. */
+  from?: "start" | "end" | number;
+  /** Makes the position durable under this name (up to 40 bytes of UTF-8): see {@link LogReader.commit}. */
+  name?: string;
+  /** Check the CRC32C of records that carry one. Default true. */
+  verifyCrc?: boolean;
+  /** Ends `for await` iteration with an ERR_ABORTED error when it fires. */
+  signal?: AbortSignal;
+}
+
+const READER_KEYS = new Set(["from", "name", "verifyCrc", "signal"]);
+const LOCK_TIMEOUT_MS = 10_000;
+
+/**
+ * A reader of a log. Any number of readers, in any number of processes, read
+ * the same log independently. Get one from `log.reader()`; close it when done
+ * (closing the log closes its readers).
+ */
+export class LogReader {
+  /** The durable name, if any. */
+  readonly name: string | undefined;
+  readonly #core: LogCore;
+  readonly #verify: boolean;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onClose: () => void;
+  /** The current segment; undefined while the segment starting at #seq is not created yet. */
+  #seg: Segment | undefined;
+  #pos = 0;
+  /** The seq of the frame at #pos: the next record this reader returns (or skips, if ABORTED). */
+  #seq = 0;
+  #cursor = -1;
+  #closed = false;
+
+  /** @internal use log.reader() */
+  constructor(core: LogCore, options: LogReaderOptions, onClose: () => void) {
+    if (typeof options !== "object" || options === null) throw invalidArg("reader options must be an object");
+    for (const key of Object.keys(options))
+      if (!READER_KEYS.has(key)) throw invalidArg(`unknown reader option "${key}" (expected one of: ${[...READER_KEYS].join(", ")})`);
+    const { from = "start", name, verifyCrc, signal } = options;
+    if (from !== "start" && from !== "end" && typeof from !== "number")
+      throw invalidArg(`from must be "start", "end" or a sequence number, got ${JSON.stringify(from)}`);
+    if (typeof from === "number") checkInteger("from", from);
+    if (verifyCrc !== undefined && typeof verifyCrc !== "boolean") throw invalidArg("verifyCrc must be a boolean");
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg("signal must be an AbortSignal");
+    const nameBytes = name === undefined ? undefined : Meta.cursorName(name);
+    this.#core = core;
+    this.#verify = verifyCrc ?? true;
+    this.#signal = signal;
+    this.#onClose = onClose;
+    this.name = name;
+
+    const meta = core.meta;
+    const existing = name === undefined ? -1 : meta.findCursor(name);
+    if (existing >= 0) {
+      this.#cursor = existing;
+      this.#resume(meta.cursorSeq(existing));
+      return;
+    }
+    this.#set(from === "start" ? core.locate(core.firstSeq()) : from === "end" ? core.end() : core.locate(from));
+    if (name !== undefined && nameBytes !== undefined) {
+      const lockFile = path.join(lockDir(core.dir), "meta.lock");
+      const [index, created] = withLock(lockFile, LOCK_TIMEOUT_MS, (): [number, boolean] => {
+        const again = meta.findCursor(name);
+        if (again >= 0) return [again, false];
+        return [meta.addCursor(nameBytes, this.#seq), true];
+      });
+      this.#cursor = index;
+      if (!created) this.#resume(meta.cursorSeq(index)); // another process created it meanwhile
+      else core.onCursorCommit(index);
+    }
+  }
+
+  /** The sequence number of the next record `next()` returns (or of the end of the log). */
+  get position(): number {
+    return this.#seq;
+  }
+
+  /** True once the reader (or its log) is closed. */
+  get closed(): boolean {
+    return this.#closed || this.#core.closed;
+  }
+
+  /**
+   * The next record, or null at the end of what has been committed (or at
+   * a record still being written). Never blocks; `for await` waits.
+   */
+  next(): LogRecord | null {
+    if (this.#closed) throw new MmapError("ERR_CLOSED", "the reader is closed");
+    const core = this.#core;
+    if (core.closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: core.dir });
+    let seg = this.#seg;
+    for (;;) {
+      if (this.#seq >= core.damageSeq) throw core.damage!;
+      if (seg === undefined) {
+        seg = core.enter(this.#seq);
+        if (seg === undefined) return null;
+        this.#seg = seg;
+        this.#pos = seg.dataStart;
+      }
+      const P = this.#pos;
+      const L = Atomics.load(seg.i32, P >>> 2);
+      if (L <= 0) return null;
+      const E = this.#seq;
+      if (L < MIN_PADDING_LENGTH || L > seg.size - P) throw corrupt(E, seg.path, `frame length ${L} at byte ${P} is out of range`);
+      const end = P + ((L + 7) & ~7);
+      if (end > seg.limit) throw corrupt(E, seg.path, `the file ends inside the record at byte ${P} (truncated)`);
+      const u32 = seg.u32;
+      const s = u32[(P + RECORD_SEQ_OFFSET) >>> 2]! + u32[(P + RECORD_SEQ_OFFSET + 4) >>> 2]! * 0x1_0000_0000;
+      if (s !== E) throw corrupt(E, seg.path, `the frame at byte ${P} says seq ${s}`);
+      const tf = u32[(P + 4) >>> 2]!;
+      const type = tf & 0xffff;
+      if (type === FrameType.DATA) {
+        if (L < RECORD_HEADER_LENGTH || end + MIN_PADDING_LENGTH > seg.size) throw corrupt(E, seg.path, `record length ${L} at byte ${P} is out of range`);
+        const flags = tf >>> 16;
+        if ((flags & ~KNOWN_RECORD_FLAGS) !== 0) throw corrupt(E, seg.path, `unknown record flags 0x${flags.toString(16)} at byte ${P}`);
+        if ((flags & RECORD_FLAG_CRC) !== 0 && this.#verify && recordCrc(seg.buffer, P, L) !== u32[(P + RECORD_CRC_OFFSET) >>> 2])
+          throw corrupt(E, seg.path, `the record's CRC32C does not match (bit flips in record at byte ${P})`);
+        this.#pos = end;
+        this.#seq = E + 1;
+        return {
+          seq: E,
+          data: new Uint8Array(seg.buffer, P + RECORD_HEADER_LENGTH, L - RECORD_HEADER_LENGTH),
+          timestamp: seg.f64[(P + RECORD_TIMESTAMP_OFFSET) >>> 3]!,
+        };
+      }
+      if (type === FrameType.ABORTED) {
+        if (end + MIN_PADDING_LENGTH > seg.size) throw corrupt(E, seg.path, `frame length ${L} at byte ${P} is out of range`);
+        const flags = tf >>> 16;
+        if ((flags & ~KNOWN_RECORD_FLAGS) !== 0 || ((flags & RECORD_FLAG_CRC) !== 0 && this.#verify && recordCrc(seg.buffer, P, L) !== u32[(P + RECORD_CRC_OFFSET) >>> 2]))
+          throw corrupt(E, seg.path, `the ABORTED frame at byte ${P} fails its checks (bit flips?)`);
+        this.#pos = end;
+        this.#seq = E + 1;
+        continue;
+      }
+      if (type === FrameType.PADDING) {
+        if (end !== seg.size) throw corrupt(E, seg.path, `a PADDING frame at byte ${P} does not reach the segment's end`);
+        // The next segment starts at E (this frame's seq field).
+        core.release(seg);
+        seg = this.#seg = undefined;
+        continue;
+      }
+      throw corrupt(E, seg.path, `unknown frame type ${type} at byte ${P}`);
+    }
+  }
+
+  /** Moves to `seq` (O(log n): segment by name, then the segment's sparse index). */
+  seek(seq: number): void {
+    this.#checkOpen();
+    checkInteger("seq", seq);
+    this.#set(this.#core.locate(seq));
+  }
+
+  /**
+   * Makes this reader's position durable (named readers only): a reader
+   * opened later with the same name resumes at `seq` (default: the current
+   * position, i.e. after the last record returned). Commit after
+   * processing for at-least-once delivery.
+   */
+  commit(seq: number = this.#seq): void {
+    this.#checkOpen();
+    if (this.#cursor < 0) throw new MmapError("ERR_INVALID_ARG", "commit() needs a named reader: log.reader({ name })");
+    checkInteger("seq", seq);
+    this.#core.meta.setCursorSeq(this.#cursor, seq);
+    this.#core.onCursorCommit(this.#cursor);
+  }
+
+  /**
+   * Tails the log: yields every record, then waits for new ones (on the
+   * shared futex: no polling), until the log or reader is closed or the
+   * signal fires (ERR_ABORTED).
+   */
+  async *tail(options: { signal?: AbortSignal } = {}): AsyncGenerator<LogRecord, void, undefined> {
+    const signal = options.signal ?? this.#signal;
+    for (;;) {
+      if (this.#closed || this.#core.closed) return;
+      const record = this.next();
+      if (record !== null) {
+        yield record;
+        continue;
+      }
+      await this.#waitForProgress(signal);
+    }
+  }
+
+  /** `for await (const rec of reader)`: the records from the position on, waiting for new ones (see tail()). */
+  /** `for await (const record of reader)`: the same as `reader.tail()`, with the reader's `signal` option. */
+  [Symbol.asyncIterator](): AsyncGenerator<LogRecord, void, undefined> {
+    return this.tail();
+  }
+
+  /** Releases the reader's segment. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#core.closed) this.#core.release(this.#seg);
+    this.#seg = undefined;
+    this.#onClose();
+  }
+
+  /** close(), for `using`. */
+  /** `using reader = log.reader(…)` closes it at the end of the scope. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new MmapError("ERR_CLOSED", "the reader is closed");
+    this.#core.checkOpen();
+  }
+
+  #set(p: Position): void {
+    this.#core.release(this.#seg);
+    this.#seg = p.seg;
+    this.#pos = p.pos;
+    this.#seq = p.seq;
+  }
+
+  /** Resumes at a committed cursor; a cursor behind the first record kept (forced retention) resumes there. */
+  #resume(seq: number): void {
+    const core = this.#core;
+    const first = core.firstSeq();
+    if (seq < first) seq = first;
+    const end = core.end();
+    if (seq >= end.seq) {
+      this.#set(end);
+      if (seq > end.seq) this.#seq = end.seq; // a cursor past the end (never committed that far): the end
+      return;
+    }
+    core.release(end.seg);
+    this.#set(core.locate(seq));
+  }
+
+  /** Sleeps until the frame at the reader's position changes, the log or reader closes, or the signal fires. */
+  async #waitForProgress(signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await this.#sleep(signal);
+    } catch (error) {
+      // Closing the log unmaps the doorbell under a parked wait: that ends the iteration.
+      if (this.#closed || this.#core.closed) return;
+      throw error;
+    }
+  }
+
+  async #sleep(signal: AbortSignal | undefined): Promise<void> {
+    const core = this.#core;
+    const bell = core.meta.doorbell;
+    const seg = this.#seg;
+    if (seg === undefined) {
+      const base = this.#seq;
+      await bell.waitUntilAsync(() => this.#closed || core.closed || core.meta.newestBase >= base, { signal });
+      return;
+    }
+    const pos = this.#pos;
+    const index = pos >>> 2;
+    const L = Atomics.load(seg.i32, index);
+    if (L < 0) {
+      // A record being written; if it stays so, check whether its writer died.
+      const ok = await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) >= 0, {
+        signal,
+        timeout: core.abandonTimeoutMs,
+      });
+      if (!ok && !this.#closed && !core.closed) core.resolveStuck(seg, pos);
+    } else if (L === 0) {
+      await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) !== 0, { signal });
+    }
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * One segment file of a log, mapped shared, with typed views over it. The
+ * header (layout in ./layout.ts) is checked on open; frames are read and
+ * written by ./log.ts, ./reader.ts and ./recovery.ts.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { sys } from "../errors.ts";
+import { FRAME_ALIGNMENT, FRAME_TYPE_OFFSET } from "../framing.ts";
+import { mapFile, type MappedFile } from "../mapped-file.ts";
+import { native } from "../native.ts";
+import { corrupt } from "./damage.ts";
+import {
+  HEADER_PAGE_LENGTH, INDEX_INTERVAL, RECORD_CRC_COVERS_FROM, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_SEQ_OFFSET, SEGMENT_MAGIC,
+  SEGMENT_VERSION, SEG_BASE_SEQ_OFFSET, SEG_CREATED_AT_OFFSET, SEG_DATA_START_OFFSET, SEG_FLAGS_OFFSET,
+  SEG_HEADER_CRC_LENGTH, SEG_HEADER_CRC_OFFSET, SEG_HEADER_LENGTH_OFFSET, SEG_INDEX_ENTRIES_OFFSET,
+  SEG_INDEX_INTERVAL_OFFSET, SEG_INDEX_START_OFFSET, SEG_MAGIC_LENGTH, SEG_MAGIC_OFFSET, SEG_NEXT_BASE_OFFSET,
+  SEG_SIZE_OFFSET, SEG_TAIL_OFFSET, SEG_VERSION_OFFSET, readU64, segmentFileName, segmentGeometry, writeU64,
+} from "./layout.ts";
+import { linkIntoPlace, tempName } from "./meta.ts";
+
+const encoder = new TextEncoder();
+const TAIL_INDEX = SEG_TAIL_OFFSET >>> 2;
+
+export class Segment {
+  readonly path: string;
+  readonly base: number;
+  /** The segment's size as its header states it: where its last frame ends. */
+  readonly size: number;
+  /** Bytes actually present (less than `size` only for a truncated, damaged file). */
+  readonly limit: number;
+  readonly dataStart: number;
+  readonly indexStart: number;
+  readonly indexEntries: number;
+  readonly createdAt: number;
+  readonly file: MappedFile;
+  readonly buffer: ArrayBuffer;
+  readonly i32: Int32Array;
+  readonly u32: Uint32Array;
+  readonly f64: Float64Array;
+  readonly u8: Uint8Array;
+  /** The mapping as a Buffer, for writing strings without a copy. */
+  readonly buf: Buffer;
+  /** Holders: the writer (active segment) and readers. Unmapped when it drops to 0. */
+  refs = 0;
+  /** Byte range written since the last flush, [dirtyLo, dirtyHi). */
+  dirtyLo = Infinity;
+  dirtyHi = 0;
+
+  private constructor(file: MappedFile, p: string, base: number, size: number, limit: number) {
+    this.file = file;
+    this.path = p;
+    this.base = base;
+    this.size = size;
+    this.limit = limit;
+    const g = segmentGeometry(size);
+    this.dataStart = g.dataStart;
+    this.indexStart = g.indexStart;
+    this.indexEntries = g.indexEntries;
+    this.buffer = file.buffer;
+    this.i32 = new Int32Array(this.buffer, 0, limit >>> 2);
+    this.u32 = new Uint32Array(this.buffer, 0, limit >>> 2);
+    this.f64 = new Float64Array(this.buffer, 0, limit >>> 3);
+    this.u8 = new Uint8Array(this.buffer, 0, limit);
+    this.buf = Buffer.from(this.buffer, 0, limit);
+    this.createdAt = this.f64[SEG_CREATED_AT_OFFSET >>> 3]!;
+  }
+
+  /** The next free byte offset (== size once sealed); a hint kept by writers. */
+  get tail(): number {
+    return Atomics.load(this.i32, TAIL_INDEX);
+  }
+
+  get sealed(): boolean {
+    return this.tail === this.size;
+  }
+
+  /** The base of the next segment, once this one is sealed (0 before). */
+  get nextBaseHint(): number {
+    return readU64(this.u32, SEG_NEXT_BASE_OFFSET);
+  }
+
+  setNextBaseHint(base: number): void {
+    writeU64(this.u32, SEG_NEXT_BASE_OFFSET, base);
+  }
+
+  /** Marks [from, to) as written, for the next flush. */
+  touch(from: number, to: number): void {
+    if (from < this.dirtyLo) this.dirtyLo = from;
+    if (to > this.dirtyHi) this.dirtyHi = to;
+  }
+
+  /**
+   * Creates the segment whose first record is `base`: written completely
+   * under a temporary name, then linked into place, so nobody ever sees half
+   * a header. If another process got there first, its segment is opened.
+   */
+  static create(dir: string, base: number, size: number, durable: boolean): Segment {
+    const final = path.join(dir, segmentFileName(base));
+    const tmp = tempName(dir, segmentFileName(base));
+    const file = mapFile(tmp, { access: "write", create: true, size });
+    let won = false;
+    try {
+      const g = segmentGeometry(size);
+      const u32 = new Uint32Array(file.buffer, 0, HEADER_PAGE_LENGTH >>> 2);
+      file.bytes.set(encoder.encode(SEGMENT_MAGIC), SEG_MAGIC_OFFSET);
+      u32[SEG_VERSION_OFFSET >>> 2] = SEGMENT_VERSION;
+      u32[SEG_HEADER_LENGTH_OFFSET >>> 2] = HEADER_PAGE_LENGTH;
+      writeU64(u32, SEG_BASE_SEQ_OFFSET, base);
+      u32[SEG_SIZE_OFFSET >>> 2] = size;
+      u32[SEG_INDEX_START_OFFSET >>> 2] = g.indexStart;
+      u32[SEG_INDEX_ENTRIES_OFFSET >>> 2] = g.indexEntries;
+      u32[SEG_INDEX_INTERVAL_OFFSET >>> 2] = INDEX_INTERVAL;
+      u32[SEG_DATA_START_OFFSET >>> 2] = g.dataStart;
+      u32[SEG_FLAGS_OFFSET >>> 2] = 0;
+      new Float64Array(file.buffer, 0, HEADER_PAGE_LENGTH >>> 3)[SEG_CREATED_AT_OFFSET >>> 3] = Date.now();
+      u32[SEG_HEADER_CRC_OFFSET >>> 2] = native.crc32c(file.buffer, 0, SEG_HEADER_CRC_LENGTH, 0);
+      u32[TAIL_INDEX] = g.dataStart;
+      // The first frame's seq field: a writer learns its seq from the frame it claims.
+      writeU64(new Uint32Array(file.buffer, g.dataStart, 8), RECORD_SEQ_OFFSET, base);
+      if (durable) file.flush(0, g.dataStart + HEADER_PAGE_LENGTH);
+      won = linkIntoPlace(tmp, final);
+      if (won && durable) fsyncDir(dir);
+    } catch (error) {
+      file.close();
+      fs.rmSync(tmp, { force: true });
+      throw error;
+    }
+    if (!won) {
+      file.close();
+      return Segment.open(final, base);
+    }
+    return new Segment(file, final, base, size, size);
+  }
+
+  /**
+   * Maps an existing segment and checks its header; damage is an ERR_CORRUPT
+   * naming `base` (from the file name) and the file. A file shorter than its
+   * header says is mapped as far as it goes (`limit`): the scan reports where
+   * its records stop.
+   */
+  static open(file: string, base: number, readOnly = false): Segment {
+    const st = sys(file, () => fs.statSync(file));
+    if (st.size < HEADER_PAGE_LENGTH)
+      throw corrupt(base, file, `the segment file is ${st.size} bytes, shorter than its ${HEADER_PAGE_LENGTH}-byte header`);
+    const m = mapFile(file, { access: readOnly ? "read" : "write" });
+    try {
+      const u32 = new Uint32Array(m.buffer, 0, HEADER_PAGE_LENGTH >>> 2);
+      const reason = checkHeader(m, u32, base);
+      if (reason !== undefined) throw corrupt(base, file, reason);
+      const size = u32[SEG_SIZE_OFFSET >>> 2]!;
+      const limit = Math.min(size, st.size) & ~(FRAME_ALIGNMENT - 1);
+      return new Segment(m, file, base, size, limit);
+    } catch (error) {
+      m.close();
+      throw error;
+    }
+  }
+
+  close(): void {
+    this.file.close();
+  }
+}
+
+function checkHeader(m: MappedFile, u32: Uint32Array, base: number): string | undefined {
+  const magic = new TextDecoder().decode(m.bytes.subarray(SEG_MAGIC_OFFSET, SEG_MAGIC_OFFSET + SEG_MAGIC_LENGTH));
+  if (magic !== SEGMENT_MAGIC) return `bad header: magic ${JSON.stringify(magic)} (not a log segment)`;
+  const version = u32[SEG_VERSION_OFFSET >>> 2]!;
+  if (version !== SEGMENT_VERSION) return `bad header: unsupported version ${version} (this memmap reads version ${SEGMENT_VERSION})`;
+  if (native.crc32c(m.buffer, 0, SEG_HEADER_CRC_LENGTH, 0) !== u32[SEG_HEADER_CRC_OFFSET >>> 2])
+    return "bad header: its checksum does not match";
+  if (u32[SEG_HEADER_LENGTH_OFFSET >>> 2] !== HEADER_PAGE_LENGTH) return "bad header: wrong header length";
+  const headerBase = readU64(u32, SEG_BASE_SEQ_OFFSET);
+  if (headerBase !== base) return `bad header: it says the segment starts at seq ${headerBase}, its name says ${base}`;
+  const size = u32[SEG_SIZE_OFFSET >>> 2]!;
+  if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE || size % HEADER_PAGE_LENGTH !== 0)
+    return `bad header: segment size ${size} is out of range`;
+  const g = segmentGeometry(size);
+  if (
+    u32[SEG_INDEX_START_OFFSET >>> 2] !== g.indexStart ||
+    u32[SEG_INDEX_ENTRIES_OFFSET >>> 2] !== g.indexEntries ||
+    u32[SEG_INDEX_INTERVAL_OFFSET >>> 2] !== INDEX_INTERVAL ||
+    u32[SEG_DATA_START_OFFSET >>> 2] !== g.dataStart
+  )
+    return "bad header: the index geometry does not match the segment size";
+  if (u32[SEG_FLAGS_OFFSET >>> 2] !== 0) return "bad header: unknown flags";
+  const tail = u32[SEG_TAIL_OFFSET >>> 2]!;
+  if (tail < g.dataStart || tail > size || tail % FRAME_ALIGNMENT !== 0) return `bad header: tail ${tail} is out of range`;
+  return undefined;
+}
+
+/** The CRC32C a record frame carries (see RECORD_CRC_COVERS_FROM): its type and flags, then [12, length). */
+export function recordCrc(buffer: ArrayBuffer, P: number, L: number): number {
+  const head = native.crc32c(buffer, P + FRAME_TYPE_OFFSET, 4, 0);
+  return native.crc32c(buffer, P + RECORD_CRC_COVERS_FROM, L - RECORD_CRC_COVERS_FROM, head);
+}
+
+/** Makes a new directory entry durable (after creating or removing files). */
+export function fsyncDir(dir: string): void {
+  const fd = sys(dir, () => fs.openSync(dir, fs.constants.O_RDONLY));
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The first 64 bytes of a segment's header, read with read(2) (no mapping). */
+export function readHeaderPage(file: string): Buffer {
+  const fd = sys(file, () => fs.openSync(file, fs.constants.O_RDONLY));
+  try {
+    const b = Buffer.alloc(64);
+    fs.readSync(fd, b, 0, 64, 0);
+    return b;
+  } finally {
+    fs.closeSync(fd);
+  }
+}

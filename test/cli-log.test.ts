@@ -1,0 +1,128 @@
+/**
+ * `memmap log stat|dump|tail` on a real log, written by this process while
+ * the command runs in another.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { openLog } from "../src/index.ts";
+import { oneLine, runCli, startCli, tempDir, waitForOutput } from "./fixtures/cli-run.ts";
+
+const { dir, remove } = tempDir();
+const logDir = path.join(dir, "events");
+const RECORDS = 2000;
+
+before(() => {
+  using log = openLog(logDir, { create: true, segmentSize: 64 * 1024 });
+  for (let i = 0; i < RECORDS; i++) log.append(JSON.stringify({ id: i }));
+  log.append(new Uint8Array([0, 1, 2, 0xff])); // seq 2000: not UTF-8
+  log.append("tab\there\nand a newline"); // seq 2001
+  using billing = log.reader({ name: "billing" });
+  for (let i = 0; i < 1500; i++) billing.next();
+  billing.commit();
+});
+after(remove);
+
+interface LogStatJson {
+  segmentSize: number;
+  segments: { file: string; baseSeq: number; bytes: number; records?: number; sealed?: boolean }[];
+  firstSeq: number;
+  nextSeq: number;
+  cursors: { name: string; seq: number; lag: number }[];
+  damage?: unknown;
+}
+
+test("log stat: segments, sequence range, cursors and their lag", async () => {
+  const [json, text] = await Promise.all([runCli(["log", "stat", "--json", logDir]), runCli(["log", "stat", logDir])]);
+  assert.equal(json.code, 0, json.stderr);
+  const s = JSON.parse(json.stdout) as LogStatJson;
+  assert.equal(s.segmentSize, 64 * 1024);
+  assert.equal(s.firstSeq, 0);
+  assert.equal(s.nextSeq, RECORDS + 2);
+  assert.ok(s.segments.length >= 2, "64 KiB segments: the records span several");
+  assert.equal(s.segments.reduce((n, seg) => n + seg.records!, 0), RECORDS + 2);
+  assert.deepEqual(s.segments.map((seg) => seg.sealed), [...s.segments.slice(1).map(() => true), false]);
+  assert.deepEqual(s.cursors.map(({ name, seq, lag }) => ({ name, seq, lag })), [{ name: "billing", seq: 1500, lag: RECORDS + 2 - 1500 }]);
+  assert.equal(s.damage, undefined);
+
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, new RegExp(`^Log ${logDir} \\(segments of 64\\.0 KiB\\)\\n`));
+  assert.match(text.stdout, /^ {2}records +2,002: seq 0 to 2,001; the next append gets 2,002$/m);
+  assert.match(text.stdout, /^ {4}billing +1,500 +502 +\d{4}-/m);
+  assert.match(text.stdout, /^ {2}damage +none$/m);
+});
+
+test("log dump: text, hex and JSON from a sequence number", async () => {
+  const [text, hex, json, past] = await Promise.all([
+    runCli(["log", "dump", logDir, "--from", "1998"]),
+    runCli(["log", "dump", logDir, "--from", "2000", "--count", "1", "--as", "hex"]),
+    runCli(["log", "dump", logDir, "--from", "10", "--count", "3", "--json"]),
+    runCli(["log", "dump", logDir, "--from", "end"]),
+  ]);
+  assert.equal(text.code, 0, text.stderr);
+  const lines = text.stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 4);
+  assert.match(lines[0]!, /^#1998 {2}\d{4}-\d\d-\d\dT[\d:.]+Z {2}\{"id":1998\}$/);
+  assert.match(lines[2]!, /^#2000 .* \(4 bytes, not UTF-8\) 000102ff$/);
+  assert.match(lines[3]!, /^#2001 .* tab\\there\\nand a newline$/);
+  assert.equal(oneLine(text.stderr), "(4 records; the log's next seq is 2,002)");
+
+  assert.match(hex.stdout, /^#2000 {2}\S+ {2}4 bytes\n {4}000000 {2}00 01 02 ff {38}\|\.\.\.\.\|\n$/);
+
+  const records = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { seq: number; text: string; length: number; timestamp: number });
+  assert.deepEqual(records.map((r) => [r.seq, r.text, r.length]), [[10, '{"id":10}', 9], [11, '{"id":11}', 9], [12, '{"id":12}', 9]]);
+  assert.ok(records.every((r) => Math.abs(r.timestamp - Date.now()) < 600_000));
+  assert.equal(json.stderr, "");
+
+  assert.equal(past.code, 0);
+  assert.equal(past.stdout, "");
+});
+
+test("log tail follows records appended by another process, and stops on SIGINT", async () => {
+  const from = RECORDS + 2;
+  const counted = startCli(["log", "tail", logDir, "--from", String(from), "--count", "3", "--json"]);
+  const following = startCli(["log", "tail", logDir]);
+  try {
+    const exited = new Promise<number | null>((resolve) => counted.on("exit", resolve));
+    const stopped = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => following.on("exit", (c, s) => resolve([c, s])));
+    const announced = new Promise<void>((resolve) => following.stderr!.on("data", (d: Buffer) => /following/.test(String(d)) && resolve()));
+    await announced; // the follower reads from the end: start appending once it is there
+    using log = openLog(logDir);
+    const seen = waitForOutput(counted, /"seq":2004/);
+    const followed = waitForOutput(following, /late 2\n/);
+    for (const word of ["late 0", "late 1", "late 2"]) {
+      log.append(word);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const out = await seen;
+    assert.deepEqual(
+      out.trim().split("\n").map((l) => (JSON.parse(l) as { seq: number; text: string }).seq + " " + (JSON.parse(l) as { text: string }).text),
+      ["2002 late 0", "2003 late 1", "2004 late 2"],
+    );
+    assert.equal(await exited, 0);
+    const tailed = await followed;
+    assert.match(tailed, /^#2002 {2}\S+ {2}late 0\n#2003 {2}\S+ {2}late 1\n#2004 {2}\S+ {2}late 2\n$/);
+    following.kill("SIGINT");
+    assert.deepEqual(await stopped, [0, null]);
+  } finally {
+    counted.kill("SIGKILL");
+    following.kill("SIGKILL");
+  }
+});
+
+test("log: a missing directory or a directory without a log is exit 1 with one line", async () => {
+  const empty = path.join(dir, "not-a-log");
+  fs.mkdirSync(empty);
+  const [missing, notLog, dump] = await Promise.all([
+    runCli(["log", "stat", path.join(dir, "nope")]),
+    runCli(["log", "stat", empty]),
+    runCli(["log", "dump", path.join(dir, "nope")]),
+  ]);
+  for (const r of [missing, notLog, dump]) {
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(oneLine(r.stderr), /^memmap: /);
+    assert.equal(r.stdout, "");
+  }
+  assert.match(notLog.stderr, /no log in/);
+});

@@ -1,0 +1,106 @@
+/**
+ * Durable readers (cursors): a consumer process is SIGKILLed and restarted
+ * again and again while a producer keeps appending; each restart resumes
+ * where the last commit left it, and every record is processed at least
+ * once. Plus the cursor API in one process.
+ */
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { MmapError, openLog, inspectLog } from "../src/index.ts";
+import { delay, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } from "./fixtures/log-helpers.ts";
+
+after(() => removeBundles());
+
+test("a durable consumer killed and restarted resumes at its last commit (at-least-once)", async () => {
+  const dir = makeTmpDir();
+  try {
+    const log = openLog(dir, { create: true, segmentSize: 128 * 1024 });
+    const EVERY = 7;
+    let produced = 0;
+    const produce = (n: number): void => {
+      for (let i = 0; i < n; i++) log.append(`record ${produced++}`);
+    };
+    produce(2000);
+    const processed = new Set<number>();
+    let lastCommit = 0;
+    for (let run = 0; run < 8; run++) {
+      const consumer = spawnFixture("log-consumer.ts", [dir, "consumer-a", String(EVERY)]);
+      const start = Number((await consumer.waitFor((l) => l.startsWith("start"))).split(" ")[1]);
+      // Killed after the last printed commit, possibly after one more commit it did not print.
+      assert.ok(start >= lastCommit && start <= lastCommit + EVERY, `run ${run} resumed at ${start}, last commit seen ${lastCommit}`);
+      produce(300); // the producer keeps going while the consumer runs
+      await delay(20 + Math.random() * 60);
+      consumer.proc.kill("SIGKILL");
+      await consumer.exited;
+      for (const line of consumer.lines) {
+        const [what, value] = line.split(" ");
+        if (what === "got") processed.add(Number(value));
+        if (what === "commit") lastCommit = Number(value);
+      }
+    }
+    log.append("END");
+    const last = spawnFixture("log-consumer.ts", [dir, "consumer-a", String(EVERY)]);
+    assert.equal((await last.exited).code, 0, last.stderr());
+    for (const line of last.lines) if (line.startsWith("got ")) processed.add(Number(line.split(" ")[1]));
+    for (let seq = 0; seq < produced; seq++) assert.ok(processed.has(seq), `record ${seq} was processed`);
+    const info = inspectLog(dir).cursors.find((c) => c.name === "consumer-a")!;
+    assert.equal(info.seq, produced + 1, "the final commit is past END");
+    assert.equal(info.lag, 0);
+    log.close();
+  } finally {
+    removeTmpDir(dir);
+  }
+});
+
+test("cursor API: resume, from ignored once named, explicit commit(seq), delete, validation", () => {
+  const dir = makeTmpDir();
+  try {
+    const log = openLog(dir, { create: true });
+    for (let i = 0; i < 100; i++) log.append(`r${i}`);
+    const a = log.reader({ name: "alpha", from: 40 });
+    assert.equal(a.position, 40);
+    assert.equal(a.next()!.seq, 40);
+    a.commit();
+    assert.deepEqual(log.cursors().map((c) => [c.name, c.seq]), [["alpha", 41]]);
+    a.close();
+    const again = log.reader({ name: "alpha", from: "end" });
+    assert.equal(again.position, 41, "an existing cursor wins over from");
+    again.commit(90);
+    again.close();
+    assert.equal(log.reader({ name: "alpha" }).position, 90);
+    const beyond = log.reader({ name: "beta", from: "end" });
+    assert.equal(beyond.position, 100);
+    beyond.commit(500); // committing past the end is allowed; resuming clamps to the end
+    assert.equal(log.reader({ name: "beta" }).position, 100);
+    assert.equal(log.deleteCursor("beta"), true);
+    assert.equal(log.deleteCursor("beta"), false);
+    assert.deepEqual(log.cursors().map((c) => c.name), ["alpha"]);
+    const unnamed = log.reader();
+    assert.throws(() => unnamed.commit(), (e: MmapError) => e.code === "ERR_INVALID_ARG" && /named reader/.test(e.message));
+    assert.throws(() => log.reader({ name: "" }), (e: MmapError) => e.code === "ERR_INVALID_ARG");
+    assert.throws(() => log.reader({ name: "x".repeat(41) }), (e: MmapError) => e.code === "ERR_INVALID_ARG" && /40 bytes/.test(e.message));
+    assert.throws(() => log.reader({ name: "ok", from: -1 }), (e: MmapError) => e.code === "ERR_INVALID_ARG");
+    assert.throws(() => log.reader({ name: "ok2", from: 101 }), (e: MmapError) => e.code === "ERR_OUT_OF_RANGE");
+    log.close();
+    // Cursors survive a reopen.
+    const reopened = openLog(dir);
+    assert.equal(reopened.reader({ name: "alpha" }).position, 90);
+    reopened.close();
+  } finally {
+    removeTmpDir(dir);
+  }
+});
+
+test("the cursor table holds 128 names, then says it is full", () => {
+  const dir = makeTmpDir();
+  try {
+    const log = openLog(dir, { create: true });
+    for (let i = 0; i < 128; i++) log.reader({ name: `reader-${i}` }).close();
+    assert.throws(() => log.reader({ name: "one-too-many" }), (e: MmapError) => e.code === "ERR_FULL");
+    log.deleteCursor("reader-5");
+    log.reader({ name: "one-too-many" }).close();
+    log.close();
+  } finally {
+    removeTmpDir(dir);
+  }
+});

@@ -1,0 +1,74 @@
+/**
+ * The tour (`npm start`) runs to completion within its minute, shows real
+ * figures for each part, and leaves no files or processes behind.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { root, tourArgs } from "./fixtures/cli-run.ts";
+
+test("the tour runs to completion in under a minute and cleans up", { timeout: 90_000 }, async () => {
+  const started = Date.now();
+  const child = spawn(process.execPath, tourArgs, {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  clearTimeout(timer);
+  const seconds = (Date.now() - started) / 1000;
+  assert.equal(code, 0, `tour failed:\n${stdout}\n${stderr}`);
+  assert.equal(stderr, "");
+  assert.ok(seconds < 60, `took ${seconds} s`);
+
+  // Part 1: four processes, each with the whole 64 MiB file resident but a quarter of it as its share.
+  assert.match(stdout, /^1\/4 {2}One copy in memory, shared by many processes$/m);
+  const rows = [...stdout.matchAll(/^ +process (\d+) +([\d.]+) MiB +([\d.]+) MiB +([\d.]+) MiB$/gm)];
+  assert.equal(rows.length, 4, stdout);
+  for (const [, , rss, pss] of rows) {
+    assert.equal(Number(rss), 64);
+    assert.ok(Math.abs(Number(pss) - 16) < 0.5, `Pss ${pss} MiB is a quarter of the file`);
+  }
+  assert.match(stdout, /the shares add up to 64\.0 MiB/);
+
+  // Part 2: random access into a file of records.
+  assert.match(stdout, /^2\/4 {2}A file of records is an array you index$/m);
+  assert.match(stdout, /Order #654,321, read from the mapped page: \{"id":654321,"quantity":22,"price":680\.98\}/);
+  assert.match(stdout, /random lookups: the mapping is \d+× faster/);
+
+  // Part 3: a ping-pong over a channel with each wait strategy, next to process.send.
+  assert.match(stdout, /^3\/4 {2}Fast IPC: a ping-pong between two processes$/m);
+  const time = "[\\d.]+ (?:ns|µs|ms)";
+  assert.match(stdout, new RegExp(`^ +channel, waiting with "futex" +${time} +${time}$`, "m"));
+  assert.match(stdout, new RegExp(`^ +channel, waiting with "yield" +${time} +${time}$`, "m"));
+  assert.match(stdout, new RegExp(`^ +process\\.send \\(pipe \\+ JSON\\) +${time} +${time}$`, "m"));
+
+  // Part 4: the producer and consumer are killed; a new consumer resumes at the durable cursor and reads the rest.
+  assert.match(stdout, /^4\/4 {2}Persistent IPC: a log that survives a crash$/m);
+  const killed = /Killed after appending about [\d,]+ records; "billing" was saved at seq ([\d,]+)\./.exec(stdout);
+  assert.ok(killed, stdout);
+  const num = (s: string): number => Number(s.replaceAll(",", ""));
+  const resumed = /A new consumer resumed at seq ([\d,]+) and read the ([\d,]+) records after it, to seq ([\d,]+),\n +each checked/.exec(stdout);
+  assert.ok(resumed, stdout);
+  const [cursor, read, last] = [num(resumed[1]!), num(resumed[2]!), num(resumed[3]!)];
+  assert.equal(cursor, num(killed[1]!), "the new consumer starts at the saved cursor");
+  assert.ok(cursor > 0 && read > 0, "the consumer had saved a position, and the producer had gone on past it");
+  assert.equal(cursor + read, last + 1);
+  assert.match(stdout, new RegExp(`the next append gets seq ${(last + 1).toLocaleString("en-US")}: the log carries on`));
+
+  assert.match(stdout, /^Tour done in [\d.]+ s\./m);
+
+  // Nothing left behind: the working directory and the child processes are gone.
+  const workDir = /\(working in (\S+);/.exec(stdout)?.[1];
+  assert.ok(workDir !== undefined && workDir.includes("memmap-tour-"), stdout);
+  assert.equal(fs.existsSync(workDir), false, `${workDir} was removed`);
+  for (const [, pid] of rows) assert.equal(fs.existsSync(`/proc/${pid}`), false, `child ${pid} has exited`);
+  const leftovers = fs.readdirSync(path.dirname(workDir)).filter((f) => f === path.basename(workDir));
+  assert.deepEqual(leftovers, []);
+});
