@@ -144,6 +144,7 @@ typedef struct {
   pthread_cond_t ready;
   Request *head, *tail;
   int threads, idle, pending;
+  int queued; /* requests waiting for a thread */
   pthread_t tids[MAX_WAITER_THREADS];
   atomic_bool shutdown;
   napi_threadsafe_function tsfn;
@@ -189,6 +190,7 @@ static void *waiter_main(void *arg) {
     w->head = req->next;
     if (!w->head) w->tail = NULL;
     w->idle--;
+    w->queued--;
     pthread_mutex_unlock(&w->lock);
 
     req->result = wait_word(req->addr, req->expected, req->timeout_ms, &req->cancelled, &w->shutdown);
@@ -255,7 +257,9 @@ static napi_value js_wait_async(napi_env env, napi_callback_info info) {
   }
 
   pthread_mutex_lock(&w->lock);
-  if (w->idle == 0 && w->threads < MAX_WAITER_THREADS) {
+  /* One idle thread per queued request: a request queued behind another
+   * must not wait for that one's whole sleep. */
+  if (w->idle <= w->queued && w->threads < MAX_WAITER_THREADS) {
     if (pthread_create(&w->tids[w->threads], NULL, waiter_main, w) == 0) {
       w->threads++;
       w->idle++;
@@ -267,6 +271,7 @@ static napi_value js_wait_async(napi_env env, napi_callback_info info) {
     req->refs = 1; /* only the handle is left */
     return throw_errno(env, EAGAIN, "pthread_create");
   }
+  w->queued++;
   if (w->tail) w->tail->next = req;
   else w->head = req;
   w->tail = req;
