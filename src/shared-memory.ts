@@ -4,7 +4,6 @@
  * `mapFile(fd, { access: "write" })`; both processes then share the pages.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import { MmapError, invalidArg, sys } from "./errors.ts";
 import { checkInteger, growFile, mapFile, type MapOptions, type MappedFile } from "./mapped-file.ts";
 import { native } from "./native.ts";
@@ -64,14 +63,8 @@ export function createSharedMemory(size: number, options: SharedMemoryOptions = 
   const name = options.name ?? "memmap";
   if (typeof name !== "string" || name.length > 200 || name.includes("/"))
     throw invalidArg("name must be a string of at most 200 characters without '/'");
-  // A memfd has no size limit of its own: allocating beyond the machine's
-  // memory does not fail, it wakes the OOM killer, which may pick any process.
-  const available = os.freemem();
-  if (size > available)
-    throw new MmapError("ENOMEM", `cannot allocate ${size} bytes of shared memory: ${available} bytes of memory are available`, {
-      syscall: "fallocate",
-      errno: os.constants.errno.ENOMEM,
-    });
+  // growFile refuses more than the memory available: a memfd has no size
+  // limit of its own, and overcommitting it would wake the OOM killer.
   const fd = sys(undefined, () => native.memfd(name));
   try {
     growFile(fd, 0, size, false);
