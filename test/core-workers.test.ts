@@ -111,7 +111,8 @@ describe("worker threads", () => {
     // Unloaded it takes well under 300 ms; the bound leaves room for a busy machine (a hang never ends).
     assert.ok(r.terminateMs < 2000, `terminate() took ${r.terminateMs.toFixed(0)} ms`);
     assert.deepEqual(r.after.maps, r.baseline.maps, "every mapping of the worker is unmapped");
-    assert.deepEqual(r.after.fds, r.baseline.fds, "every descriptor of the worker is closed");
+    // At most the baseline: an unrelated descriptor of the process may close meanwhile; a leak adds.
+    assert.ok(r.after.fds <= r.baseline.fds, `every descriptor of the worker is closed (${r.after.fds} open, ${r.baseline.fds} before)`);
   });
 
   test("terminate() is prompt with a native async wait parked with no timeout", async () => {
