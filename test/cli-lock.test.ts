@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fincorePages, oneLine, runCli, startCli, tempDir, waitForOutput } from "./fixtures/cli-run.ts";
+import { cliMain, fincorePages, oneLine, runCli, startCli, tempDir, waitForOutput } from "./fixtures/cli-run.ts";
 
 const { dir, remove } = tempDir();
 after(remove);
@@ -85,9 +85,10 @@ test("a too-small RLIMIT_MEMLOCK: exit 1 and a one-line explanation", { skip: !c
   );
 });
 
-const canBecomeNobody = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "true"]).status === 0;
+// The unprivileged user must also reach the CLI itself: a clone under a 0700 directory (mktemp -d) hides it.
+const canBecomeNobody = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "test", "-r", cliMain]).status === 0;
 
-test("an unprivileged user locks a file it may only read", { skip: !canBecomeNobody && "needs setpriv and root" }, async () => {
+test("an unprivileged user locks a file it may only read", { skip: !canBecomeNobody && "needs setpriv, root, and the CLI readable by uid 65534" }, async () => {
   fs.chmodSync(dir, 0o755); // let the unprivileged user reach the file
   const readOnly = path.join(dir, "read-only.bin");
   fs.writeFileSync(readOnly, Buffer.alloc(64 * 1024, 1), { mode: 0o444 });
