@@ -66,6 +66,18 @@ function summarize(samples: Float64Array): Latency {
   return out;
 }
 
+/** Each of `rounds` awaited round trips in ns, after a warm-up of a fifth as many (at most 5,000). */
+async function timeRoundTrips(rounds: number, roundTrip: () => Promise<unknown>): Promise<Float64Array> {
+  const warmup = Math.min(5000, rounds / 5);
+  const samples = new Float64Array(rounds);
+  for (let i = -warmup; i < rounds; i++) {
+    const t0 = performance.now();
+    await roundTrip();
+    if (i >= 0) samples[i] = (performance.now() - t0) * 1e6;
+  }
+  return samples;
+}
+
 const haveTaskset = os.cpus().length >= 2 && commandExists("taskset");
 
 function commandExists(cmd: string): boolean {
@@ -246,13 +258,7 @@ async function processSendLatency(rounds: number): Promise<Latency> {
       child.send(msg);
     });
   await roundTrip();
-  const warmup = Math.min(5000, rounds / 5);
-  const samples = new Float64Array(rounds);
-  for (let i = -warmup; i < rounds; i++) {
-    const t0 = performance.now();
-    await roundTrip();
-    if (i >= 0) samples[i] = (performance.now() - t0) * 1e6;
-  }
+  const samples = await timeRoundTrips(rounds, roundTrip);
   child.disconnect();
   await exited(child);
   return summarize(samples);
@@ -284,13 +290,7 @@ async function socketLatency(rounds: number): Promise<Latency> {
       wake = resolve;
       socket.write(msg);
     });
-  const warmup = Math.min(5000, rounds / 5);
-  const samples = new Float64Array(rounds);
-  for (let i = -warmup; i < rounds; i++) {
-    const t0 = performance.now();
-    await roundTrip();
-    if (i >= 0) samples[i] = (performance.now() - t0) * 1e6;
-  }
+  const samples = await timeRoundTrips(rounds, roundTrip);
   socket.end();
   await exited(child);
   server.close();
@@ -307,13 +307,7 @@ async function workerLatency(rounds: number): Promise<Latency> {
       worker.postMessage(msg);
     });
   await roundTrip();
-  const warmup = Math.min(5000, rounds / 5);
-  const samples = new Float64Array(rounds);
-  for (let i = -warmup; i < rounds; i++) {
-    const t0 = performance.now();
-    await roundTrip();
-    if (i >= 0) samples[i] = (performance.now() - t0) * 1e6;
-  }
+  const samples = await timeRoundTrips(rounds, roundTrip);
   worker.postMessage("stop");
   await once(worker, "exit");
   return summarize(samples);

@@ -33,6 +33,24 @@ export function min(values: number[]): number {
   return Math.min(...values);
 }
 
+/**
+ * `count` indexes in [0, n): the xorshift32 sequence from seed 2463534242,
+ * the same as bench/c/random-read.c and bench/c/views-scan.c draw.
+ */
+export function randomIndexes(count: number, n: number): Uint32Array {
+  const out = new Uint32Array(count);
+  let x = 2463534242;
+  for (let i = 0; i < count; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    out[i] = x % n;
+  }
+  return out;
+}
+
 /** Formats nanoseconds with a unit that keeps 3 significant digits. */
 export function fmtNs(ns: number): string {
   if (ns < 1e3) return `${ns.toPrecision(3)} ns`;
@@ -78,8 +96,11 @@ export function buildC(name: string, extraFlags: string[] = []): string | undefi
   const outDir = path.join(os.tmpdir(), "memmap-bench-bin");
   fs.mkdirSync(outDir, { recursive: true });
   const out = path.join(outDir, name);
+  // The shared header counts as a source of every program (a change rebuilds them all).
+  const header = path.join(benchDir, "c", "bench-common.h");
   try {
-    if (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(src).mtimeMs)
+    const changed = Math.max(fs.statSync(src).mtimeMs, fs.statSync(header).mtimeMs);
+    if (!fs.existsSync(out) || fs.statSync(out).mtimeMs < changed)
       execFileSync("cc", ["-O2", "-o", out, src, ...extraFlags], { stdio: "inherit" });
     return out;
   } catch {

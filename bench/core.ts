@@ -17,7 +17,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { mapFile, type MappedFile } from "../src/index.ts";
-import { buildC, fmtNs, fmtRatio, median, min, printTable, quick, saveResults, timeRounds } from "./common.ts";
+import { buildC, fmtNs, fmtRatio, median, min, printTable, quick, randomIndexes, saveResults, timeRounds } from "./common.ts";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -40,19 +40,10 @@ function prepare(): void {
   m.close();
 }
 
-/** The same xorshift32 offsets as bench/c/random-read.c. */
+/** The same xorshift32 offsets as bench/c/random-read.c: of 8-byte words, in bytes. */
 function randomOffsets(bytes: number, count: number): Uint32Array {
-  const words = Math.floor(bytes / 8);
-  const out = new Uint32Array(count);
-  let x = 2463534242;
-  for (let i = 0; i < count; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = (x % words) * 8;
-  }
+  const out = randomIndexes(count, Math.floor(bytes / 8));
+  for (let i = 0; i < count; i++) out[i] = out[i]! * 8;
   return out;
 }
 

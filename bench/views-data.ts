@@ -22,19 +22,7 @@ export function trade(i: number, out: TradeFields): TradeFields {
 }
 
 /** `count` row indexes in [0, rows): the xorshift32 sequence bench/c/views-scan.c uses too. */
-export function randomIndexes(count: number, rows: number): Uint32Array {
-  const out = new Uint32Array(count);
-  let x = 2463534242;
-  for (let i = 0; i < count; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x % rows;
-  }
-  return out;
-}
+export { randomIndexes } from "./common.ts";
 
 export function writeRecordFile(path: string, rows: number): void {
   using out = createRecordFile(path, Trade, { capacity: rows, overwrite: true });

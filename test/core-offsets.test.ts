@@ -9,18 +9,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { MAX_BUFFER_LENGTH, mapFile, pageSize } from "../src/index.ts";
-import { dirtyKb, makeTmpDir, removeTmpDir, throwsCode } from "./fixtures/core-helpers.ts";
+import { dirtyKb, fileMaker, makeTmpDir, removeTmpDir, throwsCode } from "./fixtures/core-helpers.ts";
 
 let dir: string;
 before(() => (dir = makeTmpDir()));
 after(() => removeTmpDir(dir));
 
-let serial = 0;
-function fileWith(content: Uint8Array): string {
-  const file = path.join(dir, `f${serial++}.bin`);
-  fs.writeFileSync(file, content);
-  return file;
-}
+/** A new file in the test directory holding `content`. */
+const fileWith = fileMaker(() => dir);
 
 const SIZE = 5 * pageSize + 77;
 

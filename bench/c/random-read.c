@@ -2,37 +2,24 @@
  * read-only mapping of a page-cached file, and a sequential 8-byte-word scan.
  * Offsets come from the same xorshift32 generator, seed and count as the
  * JavaScript side. Prints one JSON line. */
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e9 + t.tv_nsec;
-}
+#include "bench-common.h"
 
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: random-read FILE READS\n");
     return 2;
   }
-  int fd = open(argv[1], O_RDONLY);
-  if (fd < 0) { perror("open"); return 1; }
-  struct stat st;
-  fstat(fd, &st);
-  size_t size = (size_t)st.st_size;
+  size_t size;
+  int fd = open_sized(argv[1], &size);
   long reads = atol(argv[2]);
   double t0 = now_ns();
-  uint8_t *p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  uint8_t *p = map_readonly(fd, size);
   double t1 = now_ns();
-  if (p == MAP_FAILED) { perror("mmap"); return 1; }
   uint32_t words = (uint32_t)(size / 8);
   uint32_t *offsets = malloc(sizeof(uint32_t) * reads);
   uint32_t x = 2463534242u;

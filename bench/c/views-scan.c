@@ -5,15 +5,12 @@
  * best of 5 rounds and the checksums (which must match JavaScript's).
  *
  * usage: views-scan FILE.rec READS */
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "bench-common.h"
 
 /* The bench's Trade layout: struct({ id: "u32", side: "u8", qty: "i32", price: "f64", ts: "f64" }). */
 struct trade {
@@ -29,23 +26,14 @@ _Static_assert(sizeof(struct trade) == 32, "Trade is 32 bytes");
 #define HEADER_LENGTH_OFFSET 12
 #define ROW_COUNT_OFFSET 32
 
-static double now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e9 + t.tv_nsec;
-}
-
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: views-scan FILE.rec READS\n");
     return 2;
   }
-  int fd = open(argv[1], O_RDONLY);
-  if (fd < 0) { perror("open"); return 1; }
-  struct stat st;
-  fstat(fd, &st);
-  const uint8_t *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) { perror("mmap"); return 1; }
+  size_t size;
+  int fd = open_sized(argv[1], &size);
+  const uint8_t *p = map_readonly(fd, size);
   uint32_t header_length;
   uint64_t count;
   memcpy(&header_length, p + HEADER_LENGTH_OFFSET, 4);

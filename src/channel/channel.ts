@@ -528,13 +528,8 @@ export class Channel {
     if (first) return first;
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
     for (;;) {
-      if (this.#words[ENDED_I32] !== 0) {
-        const last = this.tryReceive(options);
-        if (last) return last;
-        throw this.#closedError("the channel was ended");
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) throw this.#receiveTimeout(timeout);
+      const left = this.#receiveWaitLeft(options, deadline, timeout);
+      if (typeof left !== "number") return left; // the channel was ended: what was left in it
       const slice = this.#ring.multi ? Math.min(left, WAIT_SLICE_MS) : left;
       this.#dataBell.waitUntil(this.#reader!.dataReady(this.#isClosed), {
         strategy: this.strategy,
@@ -562,13 +557,8 @@ export class Channel {
     if (first) return first;
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
     for (;;) {
-      if (this.#words[ENDED_I32] !== 0) {
-        const last = this.tryReceive(options);
-        if (last) return last;
-        throw this.#closedError("the channel was ended");
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) throw this.#receiveTimeout(timeout);
+      const left = this.#receiveWaitLeft(options, deadline, timeout);
+      if (typeof left !== "number") return left; // the channel was ended: what was left in it
       await this.#waitAsync(this.#dataBell, this.#reader!.dataReady(this.#isClosed), Math.min(left, WAIT_SLICE_MS), signal);
       const m = this.tryReceive(options);
       if (m) return m;
@@ -760,6 +750,22 @@ export class Channel {
     if (!this.#consumerAttached())
       return new MmapError("ERR_PEER_GONE", `no room in the channel after ${timeout} ms, and no consumer is attached`, { path: this.path });
     return new MmapError("ERR_TIMEOUT", `no room in the channel after ${timeout} ms`, { path: this.path });
+  }
+
+  /**
+   * Before each wait of a receive: once the channel was ended, what is left
+   * in it (else ERR_CLOSED); past the deadline, ERR_TIMEOUT or ERR_PEER_GONE;
+   * otherwise how many ms are left to wait.
+   */
+  #receiveWaitLeft(options: TryReceiveOptions | undefined, deadline: number, timeout: number): Uint8Array | number {
+    if (this.#words[ENDED_I32] !== 0) {
+      const last = this.tryReceive(options);
+      if (last) return last;
+      throw this.#closedError("the channel was ended");
+    }
+    const left = deadline - performance.now();
+    if (left <= 0) throw this.#receiveTimeout(timeout);
+    return left;
   }
 
   #receiveTimeout(timeout: number): MmapError {

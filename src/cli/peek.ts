@@ -3,7 +3,7 @@
  * just that range, as hex, integers, floats, text or struct records.
  */
 import * as fs from "node:fs";
-import { MmapError, mapFile, openRecordFile, type Layout } from "../index.ts";
+import { MmapError, mapFile, openRecordFile, type Layout, type MappedFile } from "../index.ts";
 import { CliError, EXIT_OK, printJson, usageError } from "./common.ts";
 import { fileProblem } from "./files.ts";
 import { jsonSafe, parseStructLayout } from "./struct-layout.ts";
@@ -99,14 +99,8 @@ function fail(file: string, error: unknown): CliError {
   return new CliError(fileProblem(file, error).message, 1, { cause: error });
 }
 
-export function runPeek(file: string, options: PeekOptions): number {
-  const structOnly = (["struct", "packed", "row", "count"] as const).filter((k) => options[k] !== undefined);
-  if (options.as !== "struct-json" && structOnly.length > 0)
-    throw usageError(`--${structOnly[0]} only applies to --as struct-json`);
-  if (options.length !== undefined && options.length > MAX_PEEK_BYTES)
-    throw usageError(`--length is at most ${MAX_PEEK_BYTES} (16 MiB) bytes; peek a range at a time`);
-  if (options.as === "struct-json") return peekRecords(file, options);
-
+/** The size of `file`, which must be a regular file at least `offset` bytes long. */
+function sizeFrom(file: string, offset: number): number {
   let size: number;
   try {
     const st = fs.statSync(file);
@@ -115,16 +109,32 @@ export function runPeek(file: string, options: PeekOptions): number {
   } catch (error) {
     throw fail(file, error);
   }
-  const offset = options.offset ?? 0;
   if (offset > size) throw new CliError(`offset ${offset} is beyond the end of ${file} (${size} bytes)`);
-  const length = Math.min(options.length ?? DEFAULT_PEEK_LENGTH, size - offset); // never past the end of the file
+  return size;
+}
 
-  let m;
+/** Maps `length` bytes of `file` from `offset`. */
+function mapRange(file: string, offset: number, length: number): MappedFile {
   try {
-    m = mapFile(file, { offset, length });
+    return mapFile(file, { offset, length });
   } catch (error) {
     throw fail(file, error);
   }
+}
+
+export function runPeek(file: string, options: PeekOptions): number {
+  const structOnly = (["struct", "packed", "row", "count"] as const).filter((k) => options[k] !== undefined);
+  if (options.as !== "struct-json" && structOnly.length > 0)
+    throw usageError(`--${structOnly[0]} only applies to --as struct-json`);
+  if (options.length !== undefined && options.length > MAX_PEEK_BYTES)
+    throw usageError(`--length is at most ${MAX_PEEK_BYTES} (16 MiB) bytes; peek a range at a time`);
+  if (options.as === "struct-json") return peekRecords(file, options);
+
+  const offset = options.offset ?? 0;
+  const size = sizeFrom(file, offset);
+  const length = Math.min(options.length ?? DEFAULT_PEEK_LENGTH, size - offset); // never past the end of the file
+
+  const m = mapRange(file, offset, length);
   try {
     const bytes = m.bytes;
     const head = { file, size, offset, length, as: options.as };
@@ -210,26 +220,13 @@ function peekRecords(file: string, options: PeekOptions): number {
   } else {
     layout = parseStructLayout(options.struct, options.packed === true);
     checkCount(layout.byteLength);
-    let size: number;
-    try {
-      const st = fs.statSync(file);
-      if (!st.isFile()) throw new CliError(`${file}: not a regular file`);
-      size = st.size;
-    } catch (error) {
-      throw fail(file, error);
-    }
     const offset = options.offset ?? 0;
-    if (offset > size) throw new CliError(`offset ${offset} is beyond the end of ${file} (${size} bytes)`);
+    const size = sizeFrom(file, offset);
     total = Math.floor((size - offset) / layout.byteLength);
     if (from > total) throw new CliError(`row ${from} is beyond the end of ${file} (${total} whole rows of ${layout.byteLength} bytes from offset ${offset})`);
     const count = Math.min(options.count ?? DEFAULT_PEEK_RECORDS, total - from);
     if (count > 0) {
-      let m;
-      try {
-        m = mapFile(file, { offset: offset + from * layout.byteLength, length: count * layout.byteLength });
-      } catch (error) {
-        throw fail(file, error);
-      }
+      const m = mapRange(file, offset + from * layout.byteLength, count * layout.byteLength);
       try {
         const rows = layout.array(m);
         records = Array.from({ length: count }, (_, i) => jsonSafe(rows.read(i)));

@@ -7,18 +7,10 @@
  * private mapping shares the page cache's pages and copies nothing.
  */
 import { mapFile, pageSize, type MappedFile } from "../index.ts";
-import {
-  EXIT_FAILURE,
-  EXIT_OK,
-  formatBytes,
-  formatDuration,
-  formatRate,
-  printJson,
-} from "./common.ts";
-import { collectFiles, fileProblem } from "./files.ts";
-import { Progress } from "./progress.ts";
-import { residencyOf, type FileResidency } from "./residency.ts";
-import { describeTotal, reportErrors, totalOf } from "./stat.ts";
+import { formatBytes, formatDuration, formatRate } from "./common.ts";
+import { residencyOf } from "./residency.ts";
+import { finishPass, printPassJson, runResidencyPass } from "./residency-pass.ts";
+import { describeTotal } from "./stat.ts";
 
 /** Bytes faulted in per step (and announced ahead with WILLNEED). */
 const SLICE_BYTES = 8 << 20;
@@ -48,56 +40,30 @@ function touchAll(m: MappedFile, onBytes: (bytes: number) => void): number {
 }
 
 export function runWarm(paths: string[], options: WarmOptions): number {
-  const set = collectFiles(paths);
-  const totalBytes = set.files.reduce((n, f) => n + f.size, 0);
-  const progress = new Progress("warm", totalBytes, !options.json);
-  const before: FileResidency[] = [];
-  const after: FileResidency[] = [];
-  let done = 0;
   let sink = 0;
-  const started = performance.now();
-  for (const file of set.files) {
-    let m: MappedFile | undefined;
+  const pass = runResidencyPass("warm", paths, options.json, (file, advance) => {
+    const m = mapFile(file.path);
     try {
-      m = mapFile(file.path);
       const was = residencyOf(m, file.path);
-      sink ^= touchAll(m, (n) => {
-        done += n;
-        progress.update(done, file.path);
-      });
-      before.push(was);
-      after.push(residencyOf(m, file.path));
-    } catch (error) {
-      set.errors.push(fileProblem(file.path, error));
+      sink ^= touchAll(m, advance);
+      return [was, residencyOf(m, file.path)];
     } finally {
-      m?.close();
+      m.close();
     }
-  }
-  const elapsed = performance.now() - started;
+  });
   warmChecksum = sink;
-  progress.stop();
-
-  const totalBefore = totalOf(before, set.directories);
-  const total = totalOf(after, set.directories);
+  const { totalBefore, total, elapsed } = pass;
   // What had to come from disk: pages that were not resident before.
   const loadedBytes = Math.max(0, total.residentBytes - totalBefore.residentBytes);
   if (options.json) {
-    printJson({
-      pageSize,
-      files: after.map((r, i) => ({
-        path: r.path,
-        size: r.size,
-        pages: r.pages,
-        residentBefore: before[i]!.resident,
-        resident: r.resident,
-      })),
-      total: { ...total, residentBefore: totalBefore.resident, loadedBytes },
-      elapsedMs: Math.round(elapsed * 1000) / 1000,
-      bytesPerSecond: elapsed > 0 ? Math.round((total.size / elapsed) * 1000) : null,
-      loadedBytesPerSecond: elapsed > 0 ? Math.round((loadedBytes / elapsed) * 1000) : null,
-      skipped: set.skipped,
-      errors: set.errors,
-    });
+    printPassJson(
+      pass,
+      { loadedBytes },
+      {
+        bytesPerSecond: elapsed > 0 ? Math.round((total.size / elapsed) * 1000) : null,
+        loadedBytesPerSecond: elapsed > 0 ? Math.round((loadedBytes / elapsed) * 1000) : null,
+      },
+    );
   } else {
     const cached = Math.max(0, total.residentBytes - loadedBytes);
     process.stdout.write(
@@ -106,6 +72,5 @@ export function runWarm(paths: string[], options: WarmOptions): number {
         `${formatBytes(cached)} was already in the page cache\n`,
     );
   }
-  reportErrors(set.errors);
-  return set.errors.length > 0 ? EXIT_FAILURE : EXIT_OK;
+  return finishPass(pass);
 }
