@@ -235,7 +235,7 @@ static napi_value js_remap(napi_env env, napi_callback_info info) {
   size_t length;
   if (!m || !arg_size(env, argv[1], &length)) return NULL;
   if (m->unmapped || m->unmap_pending) return throw_code(env, "ERR_CLOSED", "the mapping is closed");
-  if (m->pins > 0) return throw_code(env, "ERR_BUSY", "an asynchronous flush is still running");
+  if (m->pins > 0) return throw_code(env, "ERR_BUSY", "an asynchronous flush or populate is still running");
   if (!m->base) return throw_code(env, "ERR_INVALID_ARG", "native: cannot remap an empty mapping");
   if (length == 0) return throw_code(env, "ERR_INVALID_ARG", "native: remap to zero");
   size_t map_len = length + m->delta;
@@ -270,28 +270,49 @@ static napi_value js_sync(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+/* Work on a mapping's memory done on libuv's thread pool: msync (flushAsync)
+ * or pre-faulting (populateAsync). Both are short and bounded. The job pins
+ * the mapping so close() defers the munmap until the job is done. */
+enum { JOB_SYNC = 0, JOB_POPULATE = 1 };
+
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
   napi_ref handle_ref;
   Mapping *m;
+  int op;
   uint8_t *start;
   size_t bytes;
   int err;
-} SyncJob;
+} MemoryJob;
 
-static void sync_execute(napi_env env, void *data) {
-  SyncJob *job = data;
-  job->err = msync(job->start, job->bytes, MS_SYNC) == 0 ? 0 : errno;
+/* Pre-faults [p, p+len) writable (MADV_POPULATE_WRITE, Linux 5.14+), so
+ * later stores into a shared mapping take no page fault. Older kernels:
+ * read-populate, which still saves the page-cache lookups. */
+static int populate_write(uint8_t *p, size_t len) {
+#ifdef MADV_POPULATE_WRITE
+  if (madvise(p, len, MADV_POPULATE_WRITE) == 0) return 0;
+  if (errno != EINVAL) return errno;
+#endif
+  populate_read(p, len);
+  return 0;
 }
 
-static void sync_complete(napi_env env, napi_status status, void *data) {
-  SyncJob *job = data;
+static void job_execute(napi_env env, void *data) {
+  MemoryJob *job = data;
+  if (!job->bytes) return;
+  if (job->op == JOB_SYNC) job->err = msync(job->start, job->bytes, MS_SYNC) == 0 ? 0 : errno;
+  else if (job->m->access == ACCESS_WRITE) job->err = populate_write(job->start, job->bytes);
+  else populate_read(job->start, job->bytes); /* a private map: write-faulting would copy every page */
+}
+
+static void job_complete(napi_env env, napi_status status, void *data) {
+  MemoryJob *job = data;
   Mapping *m = job->m;
   if (--m->pins == 0 && m->unmap_pending) do_unmap(m);
   if (job->err) {
     napi_value error;
-    throw_errno(env, job->err, "msync");
+    throw_errno(env, job->err, job->op == JOB_SYNC ? "msync" : "madvise");
     napi_get_and_clear_last_exception(env, &error);
     napi_reject_deferred(env, job->deferred, error);
   } else {
@@ -302,25 +323,35 @@ static void sync_complete(napi_env env, napi_status status, void *data) {
   free(job);
 }
 
-/* syncAsync(handle, off, len) -> Promise: msync on the thread pool. */
-static napi_value js_sync_async(napi_env env, napi_callback_info info) {
+static napi_value queue_job(napi_env env, napi_callback_info info, int op, const char *label) {
   napi_value argv[3];
   if (!get_args(env, info, 3, argv)) return NULL;
   size_t off, len;
   Mapping *m = get_live_range(env, argv, &off, &len);
   if (!m) return NULL;
-  SyncJob *job = calloc(1, sizeof *job);
+  MemoryJob *job = calloc(1, sizeof *job);
   if (!job) return throw_errno(env, ENOMEM, "malloc");
   job->m = m;
+  job->op = op;
   if (len > 0 && m->base) page_range(m, off, len, &job->start, &job->bytes);
   napi_value promise, name;
   napi_create_promise(env, &job->deferred, &promise);
   napi_create_reference(env, argv[0], 1, &job->handle_ref); /* keeps m alive */
-  napi_create_string_utf8(env, "memmap.flush", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, sync_execute, sync_complete, job, &job->work);
+  napi_create_string_utf8(env, label, NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work);
   m->pins++;
   napi_queue_async_work(env, job->work);
   return promise;
+}
+
+/* syncAsync(handle, off, len) -> Promise: msync on the thread pool. */
+static napi_value js_sync_async(napi_env env, napi_callback_info info) {
+  return queue_job(env, info, JOB_SYNC, "memmap.flush");
+}
+
+/* populateAsync(handle, off, len) -> Promise: pre-faults the range on the thread pool. */
+static napi_value js_populate_async(napi_env env, napi_callback_info info) {
+  return queue_job(env, info, JOB_POPULATE, "memmap.populate");
 }
 
 static const int advice_values[] = {MADV_NORMAL, MADV_SEQUENTIAL, MADV_RANDOM, MADV_WILLNEED,
@@ -463,6 +494,7 @@ napi_value init_mapping(napi_env env, napi_value exports) {
   EXPORT_FN(env, exports, "stale", js_stale);
   EXPORT_FN(env, exports, "sync", js_sync);
   EXPORT_FN(env, exports, "syncAsync", js_sync_async);
+  EXPORT_FN(env, exports, "populateAsync", js_populate_async);
   EXPORT_FN(env, exports, "advise", js_advise);
   EXPORT_FN(env, exports, "lock", js_lock);
   EXPORT_FN(env, exports, "residency", js_residency);

@@ -292,8 +292,8 @@ export class MappedFile {
   /** Every ArrayBuffer handed out, to detach on close or resize. */
   #handedOut: WeakRef<ArrayBuffer>[] = [];
   #pruneAt = 64;
-  /** flushAsync() calls still running: the native layer refuses to move the memory meanwhile. */
-  #pendingFlushes = 0;
+  /** flushAsync()/populateAsync() calls still running: the native layer refuses to move the memory meanwhile. */
+  #pendingJobs = 0;
   /** Device and inode of the mapped file, to refuse a resize() through a path that now names another file. */
   readonly #dev: number;
   readonly #ino: number;
@@ -415,16 +415,32 @@ export class MappedFile {
   }
 
   /** flush() on the thread pool; the event loop keeps running. */
-  async flushAsync(byteOffset = 0, byteLength?: number): Promise<void> {
+  flushAsync(byteOffset = 0, byteLength?: number): Promise<void> {
+    return this.#onThreadPool(native.syncAsync, byteOffset, byteLength);
+  }
+
+  /**
+   * Pre-faults the range on the thread pool, so that touching it later takes
+   * no page fault: a "write" mapping is faulted writable (MADV_POPULATE_WRITE),
+   * others readable. The pages are the page cache's own; nothing is copied.
+   * Use it ahead of where a writer is about to go (the log does, ahead of its
+   * tail). A hint: what cannot be faulted (past the end of a truncated file)
+   * rejects, and is left to fault on touch.
+   */
+  populateAsync(byteOffset = 0, byteLength?: number): Promise<void> {
+    return this.#onThreadPool(native.populateAsync, byteOffset, byteLength);
+  }
+
+  async #onThreadPool(job: typeof native.syncAsync, byteOffset: number, byteLength: number | undefined): Promise<void> {
     this.#check();
     const [off, len] = this.#range(byteOffset, byteLength);
-    this.#pendingFlushes++;
+    this.#pendingJobs++;
     try {
-      await native.syncAsync(this.#handle, off, len);
+      await job(this.#handle, off, len);
     } catch (error) {
       throw sys(this.path, () => { throw error; });
     } finally {
-      this.#pendingFlushes--;
+      this.#pendingJobs--;
     }
   }
 
@@ -471,8 +487,8 @@ export class MappedFile {
     this.#check();
     checkInteger("newLength", newLength);
     // Checked before anything changes: failing later would leave views detached and the file grown.
-    if (this.#pendingFlushes > 0)
-      throw new MmapError("ERR_BUSY", "cannot resize while a flushAsync() is running: await it first", { path: this.path });
+    if (this.#pendingJobs > 0)
+      throw new MmapError("ERR_BUSY", "cannot resize while a flushAsync() or populateAsync() is running: await it first", { path: this.path });
     const end = this.offset + newLength;
     let fd = this.#fd;
     const reopened = fd < 0;

@@ -22,6 +22,7 @@ export interface NativeBinding {
   stale(handle: MappingHandle): boolean;
   sync(handle: MappingHandle, byteOffset: number, byteLength: number): void;
   syncAsync(handle: MappingHandle, byteOffset: number, byteLength: number): Promise<void>;
+  populateAsync(handle: MappingHandle, byteOffset: number, byteLength: number): Promise<void>;
   /** advice: index into [normal, sequential, random, willneed, dontneed]. */
   advise(handle: MappingHandle, byteOffset: number, byteLength: number, advice: number): void;
   lock(handle: MappingHandle, byteOffset: number, byteLength: number, on: boolean): void;

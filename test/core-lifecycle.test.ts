@@ -45,9 +45,10 @@ describe("use after close", () => {
         bufferFrom: "TypeError",
         methods: {
           buffer: closed, bytes: closed, view: closed, window: closed, flush: closed, flushAsync: closed,
-          advise: closed, lock: closed, unlock: closed, residency: closed, resize: closed,
+          populateAsync: closed, advise: closed, lock: closed, unlock: closed, residency: closed, resize: closed,
         },
         pendingFlush: "ok", // a flushAsync in flight when close() was called still completes
+        pendingPopulate: "ok", // so does a populateAsync: the unmap waits for it
         closeAgain: "ok:undefined",
         dispose: "ok:undefined",
         // each resize shortened its mapping by one; the write mapping's also shortened the file

@@ -10,20 +10,15 @@ import { after, before, describe, test } from "node:test";
 import { mapFile, pageSize } from "../src/index.ts";
 import { native } from "../src/native.ts";
 import {
-  dirtyKb, makeTmpDir, rejectsCode, removeTmpDir, runChild, smapsFor, throwsCode,
+  dirtyKb, fileMaker, makeTmpDir, rejectsCode, removeTmpDir, runChild, smapsFor, throwsCode,
 } from "./fixtures/core-helpers.ts";
 
 let dir: string;
 before(() => (dir = makeTmpDir()));
 after(() => removeTmpDir(dir));
 
-let serial = 0;
 /** A new file in the test directory holding `content`. */
-function fileWith(content: Uint8Array): string {
-  const file = path.join(dir, `f${serial++}.bin`);
-  fs.writeFileSync(file, content);
-  return file;
-}
+const fileWith = fileMaker(() => dir);
 
 /** Writes dirty pages back and drops the file from the page cache (clean, unmapped pages only). */
 function evict(file: string): void {
@@ -182,6 +177,29 @@ describe("flush, flushAsync, advise, lock, residency", () => {
     m.close();
   });
 
+  test("populateAsync() maps every page in ahead of use: writable for a shared map, never a private copy", async () => {
+    const content = randomBytes(64 * pageSize);
+    const file = fileWith(content);
+    const kb = content.length / 1024;
+    for (const access of ["write", "read", "copy"] as const) {
+      evict(file); // clean, and read back from the disk by the populate
+      const m = mapFile(file, { access });
+      assert.equal(smapsFor(file).Rss, 0, `${access}: nothing is mapped in before`);
+      const pending = m.populateAsync();
+      assert.ok(pending instanceof Promise);
+      await pending;
+      const after = smapsFor(file);
+      assert.equal(after.Rss, kb, `${access}: every page is mapped in`);
+      assert.equal(after.Anonymous, 0, `${access}: no private copies`);
+      // A shared map is faulted for writing (the pages are dirtied), others only for reading.
+      assert.equal(dirtyKb(file) > 0, access === "write", `${access}: dirty ${dirtyKb(file)} kB`);
+      await m.populateAsync(pageSize + 1, 10); // a range
+      await rejectsCode(() => m.populateAsync(10, content.length), "ERR_OUT_OF_RANGE");
+      m.close();
+    }
+    assert.ok(fs.readFileSync(file).equals(content), "populating changed no byte");
+  });
+
   test("flush ranges outside the mapping are ERR_OUT_OF_RANGE; bad numbers ERR_INVALID_ARG", async () => {
     const file = fileWith(new Uint8Array(SIZE));
     const m = mapFile(file, { access: "write" });
@@ -314,7 +332,7 @@ describe("resize", () => {
   });
 
   test('"write" with sparse: growing keeps the file sparse', () => {
-    const file = path.join(dir, `sparse${serial++}.bin`);
+    const file = path.join(dir, "sparse.bin");
     const m = mapFile(file, { access: "write", create: true, size: pageSize, sparse: true });
     m.resize(256 * pageSize);
     const st = fs.statSync(file);
@@ -388,6 +406,16 @@ describe("resize", () => {
     assert.equal(m.bytes[SIZE - 1], content[SIZE - 1]);
     throwsCode(() => m.resize(SIZE + 1), "ERR_OUT_OF_RANGE");
     assert.ok(fs.readFileSync(file).equals(content));
+    m.close();
+  });
+
+  test("resize while a populateAsync() runs is refused with ERR_BUSY", async () => {
+    const file = fileWith(new Uint8Array(SIZE));
+    const m = mapFile(file, { access: "write" });
+    const pending = m.populateAsync();
+    throwsCode(() => m.resize(SIZE * 2), "ERR_BUSY", /populateAsync/);
+    await pending;
+    m.resize(SIZE * 2);
     m.close();
   });
 
