@@ -17,6 +17,7 @@ export type MmapErrorCode =
   | "ERR_PEER_GONE" // the process on the other side of a channel is gone
   | "ERR_FULL" // no room left (a channel ring, a record file that cannot grow)
   | "ERR_BUSY" // the operation conflicts with one in progress
+  | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
   | "ERR_TOO_MANY_MAPPINGS"
   | (string & {}); // errno names
 

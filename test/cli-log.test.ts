@@ -8,6 +8,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { openLog } from "../src/index.ts";
 import { oneLine, runCli, startCli, tempDir, waitForOutput } from "./fixtures/cli-run.ts";
+import { fingerprint, makeCrashedLog } from "./fixtures/log-crashed.ts";
+import { removeBundles } from "./fixtures/log-helpers.ts";
 
 const { dir, remove } = tempDir();
 const logDir = path.join(dir, "events");
@@ -23,6 +25,7 @@ before(() => {
   billing.commit();
 });
 after(remove);
+after(() => removeBundles());
 
 interface LogStatJson {
   segmentSize: number;
@@ -77,6 +80,22 @@ test("log dump: text, hex and JSON from a sequence number", async () => {
 
   assert.equal(past.code, 0);
   assert.equal(past.stdout, "");
+});
+
+test("log dump on a log a writer crashed in prints the records before its claimed frame and changes no byte", async () => {
+  const crashed = path.join(dir, "crashed");
+  const stuck = await makeCrashedLog(crashed, 5, 2);
+  const before = fingerprint(crashed);
+  const r = await runCli(["log", "dump", crashed]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    r.stdout.trimEnd().split("\n").map((l) => l.replace(/^#(\d+) {2}\S+ {2}/, "$1 ")),
+    ["0 before 0", "1 before 1", "2 before 2", "3 before 3", "4 before 4"],
+  );
+  assert.equal(oneLine(r.stderr), `(5 records; the log's next seq is ${stuck + 3})`);
+  assert.deepEqual(fingerprint(crashed), before, "every file byte-identical, no file added or removed");
+  using log = openLog(crashed); // the repair is left to the next writer
+  assert.equal(log.recovery.abortedFrames, 1);
 });
 
 test("log tail follows records appended by another process, and stops on SIGINT", async () => {

@@ -2,7 +2,7 @@
  * `memmap log stat|dump|tail <dir>`: look inside a log directory.
  *
  * stat reads the files without opening the log (inspectLog: no lock, no
- * repair). dump and tail open it like any reader does.
+ * repair). dump and tail open it read-only: they change nothing either.
  */
 import { MmapError, inspectLog, openLog, type Log, type LogInspection, type LogRecord } from "../index.ts";
 import { CliError, EXIT_FAILURE, EXIT_OK, formatBytes, formatCount, printJson, table } from "./common.ts";
@@ -111,7 +111,7 @@ function printRecord(r: LogRecord, as: LogDumpFormat, json: boolean | undefined)
 
 function open(dir: string): Log {
   try {
-    return openLog(dir, { create: false });
+    return openLog(dir, { readOnly: true });
   } catch (error) {
     throw fail(dir, error);
   }
@@ -148,12 +148,8 @@ export async function runLogDump(dir: string, options: LogDumpOptions): Promise<
   return EXIT_OK;
 }
 
-export interface LogTailOptions {
-  from: number | "start" | "end";
-  count?: number;
-  as: LogDumpFormat;
-  json?: boolean;
-}
+/** tail takes dump's options: where to start, how many records, and how to print them. */
+export type LogTailOptions = LogDumpOptions;
 
 export async function runLogTail(dir: string, options: LogTailOptions): Promise<number> {
   const log = open(dir);

@@ -32,6 +32,10 @@ export class LogCore {
   readonly durable: boolean;
   /** Whether this process's records (and the ABORTED frames it seals) carry a CRC. */
   readonly crc: boolean;
+  /** Opened with `readOnly`: segments are mapped read-only and nothing is written or repaired. */
+  readonly readOnly: boolean;
+  /** When > 0, tailing readers poll this often instead of parking on the doorbell (its meta file could not be mapped writable). */
+  readonly pollMs: number;
   closed = false;
   damage: LogCorruptError | undefined;
   /** The damaged seq, or Infinity: readers stop there. */
@@ -49,9 +53,11 @@ export class LogCore {
   /** Called after a cursor commit (durability "sync" flushes it there and then). */
   onCursorCommit: (index: number) => void = () => {};
 
-  constructor(dir: string, meta: Meta, abandonTimeoutMs: number, durable: boolean, crc: boolean) {
+  constructor(dir: string, meta: Meta, abandonTimeoutMs: number, durable: boolean, crc: boolean, readOnly = false, pollMs = 0) {
     this.dir = dir;
     this.crc = crc;
+    this.readOnly = readOnly;
+    this.pollMs = pollMs;
     this.meta = meta;
     this.abandonTimeoutMs = abandonTimeoutMs;
     this.durable = durable;
@@ -66,13 +72,18 @@ export class LogCore {
     if (this.closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: this.dir });
   }
 
+  /** Refuses `what` (something that writes) on a log opened read-only. */
+  checkWritable(what: string): void {
+    if (this.readOnly) throw new MmapError("ERR_READ_ONLY", `${what} is not allowed: the log was opened read-only`, { path: this.dir });
+  }
+
   /** Maps the segment starting at `base` (or shares the mapping); undefined if there is no such file. */
   acquire(base: number): Segment | undefined {
     let seg = this.#segments.get(base);
     if (seg !== undefined) this.#idle.delete(seg);
     if (seg === undefined) {
       try {
-        seg = Segment.open(segmentPath(this.dir, base), base);
+        seg = Segment.open(segmentPath(this.dir, base), base, this.readOnly);
       } catch (error) {
         if ((error as MmapError).code === "ENOENT") return undefined;
         throw error;
@@ -251,10 +262,13 @@ export class LogCore {
    * ABORTED only if no live writer has it as its intent: the owner's intent
    * names the frame from before its claim until after its commit, and its
    * writer-slot lock proves it alive. True if the frame was unstuck.
+   * Read-only, nothing is unstuck (that is a repair): the frame stays the
+   * end of the readable records until another process commits or seals it.
    */
   resolveStuck(seg: Segment, pos: number): boolean {
     const L = Atomics.load(seg.i32, pos >>> 2);
     if (L >= 0) return true;
+    if (this.readOnly) return false;
     const n = -L;
     if (n < MIN_PADDING_LENGTH || n > seg.size - pos) throw corrupt(undefined, seg.path, `claimed frame length ${L} at byte ${pos} is out of range`);
     if (pos + alignFrame(n) === seg.size) {

@@ -34,13 +34,17 @@ export class FileLock {
     this.#fd = fd;
   }
 
-  /** Opens (creating it if needed) a lock file, or returns undefined if `create` is false and it is missing. */
-  static open(file: string, create = true): FileLock | undefined {
+  /**
+   * Opens (creating it if needed) a lock file, or returns undefined if
+   * `create` is false and it is missing. `readOnly` opens it for reading
+   * (flock needs no more) and never creates it.
+   */
+  static open(file: string, create = true, readOnly = false): FileLock | undefined {
     try {
-      const flags = create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR;
+      const flags = readOnly ? fs.constants.O_RDONLY : create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR;
       return new FileLock(file, fs.openSync(file, flags, 0o600));
     } catch (error) {
-      if (!create && (error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      if ((!create || readOnly) && (error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw sys(file, () => {
         throw error;
       });
@@ -81,6 +85,24 @@ export function acquireOpenLock(file: string, timeoutMs: number): { lock: FileLo
     if (lock.tryExclusive()) return { lock, exclusive: true };
     waitFor(() => lock.tryShared(), timeoutMs, file, "another process is repairing the log");
     return { lock, exclusive: false };
+  } catch (error) {
+    lock.close();
+    throw error;
+  }
+}
+
+/**
+ * Takes the open lock shared, for a read-only open (which never repairs, so
+ * never needs it exclusively), waiting (bounded) while another process
+ * repairs. Undefined if the lock file is missing: a read-only open creates
+ * nothing.
+ */
+export function acquireSharedOpenLock(file: string, timeoutMs: number): FileLock | undefined {
+  const lock = FileLock.open(file, false, true);
+  if (lock === undefined) return undefined;
+  try {
+    waitFor(() => lock.tryShared(), timeoutMs, file, "another process is repairing the log");
+    return lock;
   } catch (error) {
     lock.close();
     throw error;

@@ -37,7 +37,7 @@ import {
   RECORD_TIMESTAMP_OFFSET, SEG_CREATED_AT_OFFSET, SEG_SIZE_OFFSET, SEG_TAIL_OFFSET, WRITER_INTENT_POS_OFFSET, readU64, segmentFileName, segmentGeometry,
   writeU64,
 } from "./layout.ts";
-import { FileLock, acquireOpenLock, acquireWriterSlot, downgradeOpenLock, lockDir, withLock } from "./locks.ts";
+import { FileLock, acquireOpenLock, acquireSharedOpenLock, acquireWriterSlot, downgradeOpenLock, lockDir, withLock } from "./locks.ts";
 import { Meta } from "./meta.ts";
 import { LogReader, type LogReaderOptions } from "./reader.ts";
 import { checkLog, completePadding, listSegmentBases, sealAborted, segmentPath, type LogCheck } from "./recovery.ts";
@@ -94,11 +94,27 @@ export interface LogOptions {
   onDamage?: "throw" | "readPrefix" | "truncate";
   /** How long a reader waits on a claimed frame before checking whether its writer died. Default 250 ms. */
   abandonTimeoutMs?: number;
+  /**
+   * Open for reading only, changing nothing in the log: no file is created,
+   * nothing is repaired (not even with the log to itself), no writer slot is
+   * taken, segments are mapped read-only. Appending, claiming, flushing,
+   * retention, named readers and cursor changes throw ERR_READ_ONLY. A frame
+   * a dead writer left claimed is not sealed: readers stop in front of it
+   * (`next()` returns null, `for await` waits) until another process repairs
+   * or commits it. Not with `create`, nor with onDamage "truncate". Default false.
+   *
+   * Tailing (`for await`) parks on the doorbell in `log.meta`, which counts
+   * its sleepers in that file: so the meta file is mapped writable, and only
+   * that count changes while a reader sleeps (it is back to its value when
+   * the reader wakes). If `log.meta` cannot be opened for writing (EACCES,
+   * EROFS), it is mapped read-only and tailing polls every 50 ms instead.
+   */
+  readOnly?: boolean;
 }
 
 /** What opening the log found and repaired. */
 export interface LogRecovery {
-  /** True when this process had the log to itself on open, and so could repair it. */
+  /** True when this process had the log to itself on open, and so could repair it (never with readOnly). */
   exclusive: boolean;
   /** Claimed frames of dead writers sealed as ABORTED. */
   abortedFrames: number;
@@ -112,12 +128,14 @@ export interface LogRecovery {
 
 const OPTION_KEYS = new Set([
   "create", "segmentSize", "durability", "flushIntervalMs", "flushRecords", "crc", "retention", "verify",
-  "onDamage", "abandonTimeoutMs",
+  "onDamage", "abandonTimeoutMs", "readOnly",
 ]);
 const RETENTION_KEYS = new Set(["maxSegments", "maxBytes", "maxAgeMs", "ignoreCursors"]);
 const TAIL_INDEX = SEG_TAIL_OFFSET >>> 2;
 const LOCK_TIMEOUT_MS = 10_000;
 const INDEX_SHIFT = Math.log2(INDEX_INTERVAL);
+/** How often a read-only log's tailing readers look for new records when its meta file is not writable. */
+const READ_ONLY_POLL_MS = 50;
 
 interface Checked {
   create: boolean;
@@ -130,6 +148,7 @@ interface Checked {
   verify: "tail" | "full";
   onDamage: "throw" | "readPrefix" | "truncate";
   abandonTimeoutMs: number;
+  readOnly: boolean;
 }
 
 function choice<T extends string>(name: string, value: unknown, choices: readonly T[], fallback: T): T {
@@ -175,8 +194,13 @@ function checkOptions(options: LogOptions | undefined): Checked {
   }
   const flushRecords = options.flushRecords === undefined ? 1000 : checkInteger("flushRecords", options.flushRecords);
   if (flushRecords < 1) throw invalidArg("flushRecords must be at least 1");
+  const create = bool("create", options.create) ?? false;
+  const readOnly = bool("readOnly", options.readOnly) ?? false;
+  const onDamage = choice("onDamage", options.onDamage, ["throw", "readPrefix", "truncate"], "throw");
+  if (readOnly && create) throw invalidArg("readOnly and create cannot be combined: a read-only open creates nothing");
+  if (readOnly && onDamage === "truncate") throw invalidArg('readOnly and onDamage "truncate" cannot be combined: truncating writes (use "throw" or "readPrefix")');
   return {
-    create: bool("create", options.create) ?? false,
+    create,
     segmentSize,
     durability: choice("durability", options.durability, ["none", "batch", "sync"], "none"),
     flushIntervalMs: nonNegative("flushIntervalMs", options.flushIntervalMs, 10),
@@ -184,8 +208,9 @@ function checkOptions(options: LogOptions | undefined): Checked {
     crc: bool("crc", options.crc),
     retention,
     verify: choice("verify", options.verify, ["tail", "full"], "tail"),
-    onDamage: choice("onDamage", options.onDamage, ["throw", "readPrefix", "truncate"], "throw"),
+    onDamage,
     abandonTimeoutMs: nonNegative("abandonTimeoutMs", options.abandonTimeoutMs, 250),
+    readOnly,
   };
 }
 
@@ -200,7 +225,8 @@ function checkOptions(options: LogOptions | undefined): Checked {
  * ```
  *
  * Opening checks the files (see {@link LogOptions.verify}) and, if no other
- * process has the log open, repairs what a crash left behind. Damage is an
+ * process has the log open, repairs what a crash left behind (unless
+ * {@link LogOptions.readOnly}: then it changes nothing). Damage is an
  * MmapError ERR_CORRUPT whose message names the first damaged sequence
  * number and the file (also as `error.seq` and `error.path`).
  */
@@ -216,17 +242,22 @@ export function openLog(dir: string, options?: LogOptions): Log {
     const what = fs.existsSync(dir) ? `no log in '${dir}' (missing ${META_FILE_NAME}; pass create: true to make one)` : `no such directory '${dir}' (pass create: true to make a log there)`;
     throw new MmapError("ENOENT", what, { path: dir, syscall: "open", errno: 2 });
   }
-  sys(dir, () => fs.mkdirSync(path.join(dir, LOCK_DIR), { recursive: true, mode: 0o700 }));
-  const { lock, exclusive } = acquireOpenLock(path.join(lockDir(dir), OPEN_LOCK_FILE), LOCK_TIMEOUT_MS);
+  const lockFile = path.join(lockDir(dir), OPEN_LOCK_FILE);
+  if (!o.readOnly) sys(dir, () => fs.mkdirSync(path.join(dir, LOCK_DIR), { recursive: true, mode: 0o700 }));
+  const { lock, exclusive } = o.readOnly
+    ? { lock: acquireSharedOpenLock(lockFile, LOCK_TIMEOUT_MS), exclusive: false }
+    : acquireOpenLock(lockFile, LOCK_TIMEOUT_MS);
   let meta: Meta | undefined;
+  let pollMs = 0;
   try {
-    meta = Meta.open(dir);
+    if (o.readOnly) ({ meta, pollMs } = openMetaForReading(dir));
+    else meta = Meta.open(dir);
     if (exclusive) {
       meta.resetDoorbellWaiters();
       removeTempFiles(dir);
     }
     const crc = o.crc ?? (meta.flags & META_FLAG_CRC) !== 0;
-    let check = checkLog(dir, meta, { repair: exclusive, verifyCrc: true, full: o.verify === "full", crc });
+    let check = checkLog(dir, meta, { repair: exclusive, readOnly: o.readOnly, verifyCrc: true, full: o.verify === "full", crc });
     const recovery: LogRecovery = { exclusive, abortedFrames: check.repaired.aborted, rewoundFrames: check.repaired.rewound };
     if (check.damage !== undefined) {
       recovery.damage = { seq: check.damage.seq ?? 0, file: check.damage.path ?? "", reason: check.damage.message };
@@ -240,21 +271,39 @@ export function openLog(dir: string, options?: LogOptions): Log {
       }
     }
     if (listSegmentBases(dir).length === 0 && check.damage === undefined) {
+      if (o.readOnly)
+        throw new MmapError("ENOENT", `the log in '${dir}' has no segment file yet (the first writer to open it creates one); a read-only open creates nothing`, { path: dir });
       const base = meta.newestBase;
       Segment.create(dir, base, meta.segmentSize, o.durability !== "none").close();
       meta.raiseNewestBase(base);
     }
     if (exclusive) {
       meta.file.flush();
-      downgradeOpenLock(lock, LOCK_TIMEOUT_MS);
+      downgradeOpenLock(lock!, LOCK_TIMEOUT_MS); // exclusive: not read-only, so there is a lock
     }
-    const core = new LogCore(dir, meta, o.abandonTimeoutMs, o.durability !== "none", crc);
+    const core = new LogCore(dir, meta, o.abandonTimeoutMs, o.durability !== "none", crc, o.readOnly, pollMs);
     core.setDamage(check.damage);
     return new Log(Token, core, lock, o, recovery);
   } catch (error) {
     meta?.close();
-    lock.close();
+    lock?.close();
     throw error;
+  }
+}
+
+/**
+ * The meta file of a read-only open: mapped writable (shared) so tailing can
+ * park on its doorbell, or, where this process may not write it, read-only
+ * (private) with tailing polling instead (a write to a private mapping would
+ * detach this process from the file's doorbell and hints).
+ */
+function openMetaForReading(dir: string): { meta: Meta; pollMs: number } {
+  try {
+    return { meta: Meta.open(dir), pollMs: 0 };
+  } catch (error) {
+    const code = (error as MmapError).code;
+    if (code !== "EACCES" && code !== "EPERM" && code !== "EROFS") throw error;
+    return { meta: Meta.open(dir, true), pollMs: READ_ONLY_POLL_MS };
   }
 }
 
@@ -312,7 +361,7 @@ const Token = Symbol("Log");
  */
 export class Log {
   readonly #core: LogCore;
-  readonly #openLock: FileLock;
+  readonly #openLock: FileLock | undefined;
   readonly #options: Checked;
   readonly #meta: Meta;
   readonly #readers = new Set<LogReader>();
@@ -344,7 +393,7 @@ export class Log {
   #flushError: unknown;
 
   /** @internal use openLog() */
-  constructor(token: symbol, core: LogCore, openLock: FileLock, options: Checked, recovery: LogRecovery) {
+  constructor(token: symbol, core: LogCore, openLock: FileLock | undefined, options: Checked, recovery: LogRecovery) {
     if (token !== Token) throw new TypeError("use openLog() to open a log");
     this.#core = core;
     this.#meta = core.meta;
@@ -371,6 +420,11 @@ export class Log {
     return this.#core.closed;
   }
 
+  /** Opened with `readOnly`: every method that writes throws ERR_READ_ONLY. */
+  get readOnly(): boolean {
+    return this.#core.readOnly;
+  }
+
   /** Damage found on open with onDamage "readPrefix"; readers stop there. */
   get damage(): LogCorruptError | undefined {
     return this.#core.damage;
@@ -393,7 +447,7 @@ export class Log {
    * into the mapped segment; a string is stored as UTF-8.
    */
   append(data: Uint8Array | ArrayBufferView | string): number {
-    this.#checkWritable();
+    this.#checkWritable("append()");
     const seq = this.#appendOne(data);
     this.#afterAppend(1);
     return seq;
@@ -401,7 +455,7 @@ export class Log {
 
   /** Appends several records (each one atomic; other processes' records may fall between them). Returns their sequence numbers. */
   appendBatch(list: readonly (Uint8Array | ArrayBufferView | string)[]): number[] {
-    this.#checkWritable();
+    this.#checkWritable("appendBatch()");
     if (!Array.isArray(list)) throw invalidArg("appendBatch expects an array of records");
     for (let i = 0; i < list.length; i++) this.#byteLength(list[i], i); // all valid before any is appended
     const seqs = new Array<number>(list.length);
@@ -419,7 +473,7 @@ export class Log {
    * view is detached by `commit()`/`abort()`.
    */
   claim(byteLength: number): Uint8Array {
-    this.#checkWritable();
+    this.#checkWritable("claim()");
     const n = checkInteger("byteLength", byteLength);
     if (n > this.maxRecordLength) throw this.#tooLarge(n);
     this.#claimFrame(RECORD_HEADER_LENGTH + n);
@@ -431,6 +485,7 @@ export class Log {
   /** Publishes the record claimed by `claim()`; returns its sequence number. */
   commit(): number {
     this.#core.checkOpen();
+    this.#core.checkWritable("commit()");
     if (this.#cSeg === undefined) throw new MmapError("ERR_BUSY", "commit() needs a claim() first");
     this.#dropClaimView();
     const seq = this.#publish(false);
@@ -441,6 +496,7 @@ export class Log {
   /** Abandons the record claimed by `claim()`: it becomes ABORTED (skipped by readers; its seq stays used). */
   abort(): void {
     this.#core.checkOpen();
+    this.#core.checkWritable("abort()");
     if (this.#cSeg === undefined) return;
     this.#dropClaimView();
     sealAborted(this.#cSeg, this.#cPos, this.#crcFlag !== 0);
@@ -451,6 +507,7 @@ export class Log {
   /** Resolves when every record this log appended before the call is on disk (msync/fdatasync off the JS thread). */
   async flush(): Promise<void> {
     this.#core.checkOpen();
+    this.#core.checkWritable("flush()");
     const target = this.#appended;
     for (;;) {
       if (this.#flushError !== undefined) {
@@ -484,6 +541,7 @@ export class Log {
   /** Forgets a durable reader (so retention no longer keeps records for it). True if it existed. */
   deleteCursor(name: string): boolean {
     this.#core.checkOpen();
+    this.#core.checkWritable("deleteCursor()");
     Meta.cursorName(name);
     return withLock(path.join(lockDir(this.dir), "meta.lock"), LOCK_TIMEOUT_MS, () => {
       const i = this.#meta.findCursor(name);
@@ -501,6 +559,7 @@ export class Log {
    */
   retain(policy: RetentionOptions | undefined = this.#options.retention): string[] {
     this.#core.checkOpen();
+    this.#core.checkWritable("retain()");
     if (policy === undefined) return [];
     const p = checkOptions({ retention: policy }).retention!;
     const bases = listSegmentBases(this.dir);
@@ -549,12 +608,14 @@ export class Log {
     }
     for (const reader of [...this.#readers]) reader.close();
     this.#core.closed = true;
-    this.#meta.doorbell.ringAlways(); // wake this process's tailing readers so they see the close
+    // Wake this process's tailing readers so they see the close (read-only: without writing the doorbell).
+    if (this.readOnly) this.#meta.wakeWaiters();
+    else this.#meta.doorbell.ringAlways();
     this.#core.closeAll();
     this.#active = undefined;
     this.#meta.close();
     this.#slotLock?.close();
-    this.#openLock.close();
+    this.#openLock?.close();
   }
 
   /** close(), for `using log = openLog(…)`. */
@@ -565,8 +626,9 @@ export class Log {
 
   // ---- appending ---------------------------------------------------------------
 
-  #checkWritable(): void {
+  #checkWritable(what: string): void {
     this.#core.checkOpen();
+    this.#core.checkWritable(what);
     if (this.#core.damage !== undefined) throw this.#core.damage;
     if (this.#cSeg !== undefined) throw new MmapError("ERR_BUSY", "a claimed record is not committed yet: call commit() or abort() first");
   }

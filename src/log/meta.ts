@@ -144,6 +144,15 @@ export class Meta {
     Atomics.store(this.u32, META_DOORBELL_WAITERS_OFFSET >>> 2, 0);
   }
 
+  /**
+   * Wakes the waiters parked on the doorbell without changing its words (a
+   * read-only log's close: its own tailing readers see the close; others
+   * recheck and sleep again).
+   */
+  wakeWaiters(): void {
+    native.futexWake(this.file.buffer, META_DOORBELL_SEQ_OFFSET, 0x7fffffff);
+  }
+
   // ---- writer slots -------------------------------------------------------
 
   slotOffset(slot: number): number {

@@ -73,6 +73,7 @@ export class LogReader {
     if (typeof from === "number") checkInteger("from", from);
     if (verifyCrc !== undefined && typeof verifyCrc !== "boolean") throw invalidArg("verifyCrc must be a boolean");
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg("signal must be an AbortSignal");
+    if (name !== undefined) core.checkWritable("a named reader (its position is kept in the log's meta file)");
     const nameBytes = name === undefined ? undefined : Meta.cursorName(name);
     this.#core = core;
     this.#verify = verifyCrc ?? true;
@@ -189,6 +190,7 @@ export class LogReader {
    */
   commit(seq: number = this.#seq): void {
     this.#checkOpen();
+    this.#core.checkWritable("reader.commit()");
     if (this.#cursor < 0) throw new MmapError("ERR_INVALID_ARG", "commit() needs a named reader: log.reader({ name })");
     checkInteger("seq", seq);
     this.#core.meta.setCursorSeq(this.#cursor, seq);
@@ -274,6 +276,10 @@ export class LogReader {
 
   async #sleep(signal: AbortSignal | undefined): Promise<void> {
     const core = this.#core;
+    if (core.pollMs > 0) {
+      await pause(core.pollMs, signal); // no doorbell to park on: look again later
+      return;
+    }
     const bell = core.meta.doorbell;
     const seg = this.#seg;
     if (seg === undefined) {
@@ -295,4 +301,20 @@ export class LogReader {
       await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) !== 0, { signal });
     }
   }
+}
+
+/** Sleeps `ms` milliseconds; ERR_ABORTED if the signal fires first. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new MmapError("ERR_ABORTED", "the wait was aborted", { cause: signal?.reason }));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
