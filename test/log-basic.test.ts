@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { MmapError, inspectLog, openLog, type Log } from "../src/index.ts";
+import { smapsFor } from "./fixtures/core-helpers.ts";
 import { checkNumbered, makeTmpDir, numberedRecord, removeTmpDir } from "./fixtures/log-helpers.ts";
 
 let root: string;
@@ -55,6 +56,20 @@ test("append takes strings, Uint8Arrays and other views; sequence numbers start 
   const t = log.reader({ from: 0 }).next()!.timestamp;
   assert.ok(Math.abs(t - Date.now()) < 60_000, "records carry the append time");
   assert.equal(log.nextSeq, 6);
+  log.close();
+});
+
+test("a writer keeps the pages ahead of its tail faulted in, off the event loop", async () => {
+  const log = fresh({ segmentSize: 8 << 20 });
+  const segment = path.join(log.dir, fs.readdirSync(log.dir).find((f) => f.endsWith(".seg"))!);
+  const mappedKb = (): number => smapsFor(segment).Rss;
+  const before = mappedKb();
+  log.append("first");
+  for (let i = 0; i < 200 && mappedKb() < before + 1024; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  // A megabyte or more past the tail is mapped in before any record reaches it.
+  assert.ok(mappedKb() >= before + 1024, `mapped ${before} kB, then ${mappedKb()} kB`);
+  assert.ok(mappedKb() <= before + 2 * 1024 + 8, `no more than two chunks ahead: ${mappedKb()} kB`);
+  assert.deepEqual(texts(log), ["first"]);
   log.close();
 });
 

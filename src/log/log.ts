@@ -757,6 +757,7 @@ export class Log {
           this.#cPos = P;
           this.#cLen = L;
           this.#cSeq = seq;
+          seg.prefaultAhead(P + AL);
           return;
         }
         this.#help(seg, P, r);

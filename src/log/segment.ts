@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { sys } from "../errors.ts";
 import { FRAME_ALIGNMENT, FRAME_TYPE_OFFSET } from "../framing.ts";
-import { mapFile, type MappedFile } from "../mapped-file.ts";
+import { mapFile, pageSize, type MappedFile } from "../mapped-file.ts";
 import { native } from "../native.ts";
 import { corrupt } from "./damage.ts";
 import {
@@ -21,6 +21,12 @@ import { linkIntoPlace, tempName } from "./meta.ts";
 
 const encoder = new TextEncoder();
 const TAIL_INDEX = SEG_TAIL_OFFSET >>> 2;
+/**
+ * Appends would stop for a page fault (a few µs) on every fresh page; the
+ * writer keeps the next PREFAULT_CHUNK..2×PREFAULT_CHUNK bytes past its tail
+ * faulted in on the thread pool instead (MappedFile.populateAsync).
+ */
+const PREFAULT_CHUNK = 1 << 20;
 
 export class Segment {
   readonly path: string;
@@ -46,6 +52,8 @@ export class Segment {
   /** Byte range written since the last flush, [dirtyLo, dirtyHi). */
   dirtyLo = Infinity;
   dirtyHi = 0;
+  /** This process has asked for the pages before this offset to be faulted in. */
+  #prefaulted = 0;
 
   private constructor(file: MappedFile, p: string, base: number, size: number, limit: number) {
     this.file = file;
@@ -155,6 +163,16 @@ export class Segment {
       m.close();
       throw error;
     }
+  }
+
+  /** Called by a writer whose tail reached `pos`: keeps the pages ahead of it faulted in. */
+  prefaultAhead(pos: number): void {
+    if (pos + PREFAULT_CHUNK <= this.#prefaulted) return;
+    const from = Math.max(this.#prefaulted, pos - (pos % pageSize));
+    const to = Math.min(this.size, from + PREFAULT_CHUNK);
+    this.#prefaulted = to < this.size ? to : Infinity;
+    // A hint: pages it could not fault in are faulted on touch as before.
+    if (to > from) this.file.populateAsync(from, to - from).catch(() => {});
   }
 
   close(): void {
