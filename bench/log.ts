@@ -19,7 +19,7 @@
  * Per-append latencies are taken with process.hrtime.bigint() around each
  * call; the timer's own cost is measured and shown (it is not subtracted).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
@@ -27,7 +27,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as hdr from "hdr-histogram-js";
 import { openLog, type Durability } from "../src/index.ts";
-import { fmtNs, fmtRatio, printTable, quick, saveResults } from "./common.ts";
+import { buildC, fmtNs, fmtRatio, printTable, quick, saveResults } from "./common.ts";
 
 const require = createRequire(import.meta.url);
 type SqliteDatabase = {
@@ -237,7 +237,15 @@ function pinSelf(cpus: string): void {
  * work to do) or sleeps (the machine goes idle: on a VM, waking an idle vCPU
  * costs tens of µs more).
  */
-async function endToEnd(producer: "busy" | "idle"): Promise<Latency & { samples: number; pinned: boolean; producer: string }> {
+interface EndToEnd extends Latency {
+  samples: number;
+  pinned: boolean;
+  producer: "busy" | "idle";
+  /** The same pacing in C: a process asleep on a shared futex, woken by another (bench/c/futex-wake.c). */
+  c: Latency | undefined;
+}
+
+async function endToEnd(producer: "busy" | "idle"): Promise<EndToEnd> {
   const dir = freshDir();
   const log = openLog(dir, { create: true });
   pinSelf("0");
@@ -273,7 +281,17 @@ async function endToEnd(producer: "busy" | "idle"): Promise<Latency & { samples:
   const lat = JSON.parse(out.slice("ready\n".length)) as number[];
   const h = histogram();
   for (const v of lat.slice(Math.min(100, lat.length >> 4))) h.recordValue(v); // skip the warm-up
-  return { ...summarize(h), samples: lat.length, pinned: taskset, producer };
+  return { ...summarize(h), samples: lat.length, pinned: taskset, producer, c: cFutexWake(producer, samples) };
+}
+
+/** The machine's limit for the above: C's futex wake of a sleeping process, paced the same way. */
+function cFutexWake(producer: "busy" | "idle", samples: number): Latency | undefined {
+  const bin = buildC("futex-wake");
+  if (bin === undefined) return undefined;
+  const out = execFileSync(bin, [producer, String(samples)], { encoding: "utf8", maxBuffer: 64 << 20 });
+  const h = histogram();
+  for (const line of out.trim().split("\n").slice(100)) h.recordValue(Math.max(1, Number(line)));
+  return summarize(h);
 }
 
 // ---- 3. reading -----------------------------------------------------------------------------
@@ -412,8 +430,10 @@ async function main(): Promise<void> {
       fmtRatio(a.memmap.perSec / a.sqlite.perSec),
     ]),
   );
-  printTable(`End-to-end: append → another process's \`for await\` (one record every 200 µs${e2e[0]!.pinned ? "; processes on CPUs 0 and 1" : ""})`, ["producer between records", "samples", "median", "p99", "p99.9", "max"],
-    e2e.map((e) => [e.producer === "busy" ? "busy (spins)" : "idle (sleeps)", String(e.samples), fmtNs(e.median), fmtNs(e.p99), fmtNs(e.p999), fmtNs(e.max)]),
+  printTable(`End-to-end: append → another process's \`for await\` (one record every 200 µs${e2e[0]!.pinned ? "; processes on CPUs 0 and 1" : ""})`,
+    ["producer between records", "samples", "median", "p99", "p99.9", "max", "C futex wake (the limit): median", "vs C"],
+    e2e.map((e) => [e.producer === "busy" ? "busy (spins)" : "idle (sleeps)", String(e.samples), fmtNs(e.median), fmtNs(e.p99), fmtNs(e.p999), fmtNs(e.max),
+      e.c ? `${fmtNs(e.c.median)} (p99 ${fmtNs(e.c.p99)})` : "—", e.c ? fmtRatio(e.median / e.c.median) : "—"]),
   );
   printTable(
     "Reading (page cache warm; every cache line of every record read): GB/s of record data",
