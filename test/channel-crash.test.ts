@@ -257,6 +257,24 @@ describe("a consumer killed mid-stream", () => {
 });
 
 describe("peer liveness", () => {
+  test("a producer SIGKILLed while waiting for room leaves no waiter behind once the next producer attaches", async () => {
+    const file = path.join(dir, "dead-waiter");
+    const ch = createChannel(file, { capacity: 4096, producers: "multi" });
+    ch.tryReceive(); // a consumer is attached, but does not read
+    const child = spawnFixture("channel-peer.ts", ["backpressure", file, "512", "1"]);
+    const done = finished(child);
+    await firstLine(child); // the ring is full; its next send() waits for room
+    for (let i = 0; i < 500 && ch.stats().producersWaiting === 0; i++) await sleep(10);
+    assert.equal(ch.stats().producersWaiting, 1, "the child is counted as waiting");
+    child.kill("SIGKILL");
+    await done;
+    assert.equal(ch.stats().producersWaiting, 1, "a dead waiter cannot take itself off the count");
+    // The next producer to attach, finding no other producer alive, clears it.
+    assert.equal(ch.trySend(new Uint8Array(512)), false, "still full");
+    assert.equal(ch.stats().producersWaiting, 0);
+    ch.close();
+  });
+
   test("peerAlive() and ERR_PEER_GONE: the consumer watches its producer, a producer watches its consumer", async () => {
     const file = path.join(dir, "peers");
     const ch = createChannel(file, { capacity: 4096 });
