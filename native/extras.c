@@ -2,6 +2,8 @@
  * a hardware CRC32C. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <string.h>
 #include <sys/file.h>
 
 #include "common.h"
@@ -22,6 +24,53 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
     if (errno == EWOULDBLOCK) return make_bool(env, false);
     return throw_errno(env, errno, "flock");
   }
+}
+
+/* One byte at `offset` as an open-file-description lock (F_OFD_*): owned by
+ * the open file, not the process, so it works between processes in different
+ * PID namespaces and between two opens in one process; the kernel drops it
+ * when the last descriptor of its open file closes, e.g. when its process dies. */
+static bool lock_args(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, int32_t *fd, struct flock *fl) {
+  double offset;
+  if (!get_args(env, info, argc, argv) || !arg_int32(env, argv[0], fd)) return false;
+  if (napi_get_value_double(env, argv[1], &offset) != napi_ok || !(offset >= 0) || offset > 9007199254740991.0) {
+    throw_code(env, "ERR_INVALID_ARG", "native: bad lock offset");
+    return false;
+  }
+  memset(fl, 0, sizeof *fl);
+  fl->l_whence = SEEK_SET;
+  fl->l_start = (off_t)offset;
+  fl->l_len = 1;
+  return true;
+}
+
+/* rangeLock(fd, offset, take): take = true tries to lock the byte exclusively
+ * (never blocks): true when taken, false when another open file holds it;
+ * take = false unlocks it. */
+static napi_value js_range_lock(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t fd;
+  struct flock fl;
+  bool take;
+  if (!lock_args(env, info, 3, argv, &fd, &fl) || !arg_bool(env, argv[2], &take)) return NULL;
+  fl.l_type = take ? F_WRLCK : F_UNLCK;
+  for (;;) {
+    if (fcntl(fd, F_OFD_SETLK, &fl) == 0) return make_bool(env, true);
+    if (errno == EINTR) continue;
+    if (take && (errno == EAGAIN || errno == EACCES)) return make_bool(env, false);
+    return throw_errno(env, errno, "fcntl");
+  }
+}
+
+/* rangeLocked(fd, offset) -> true when another open file holds a lock on the byte. */
+static napi_value js_range_locked(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  struct flock fl;
+  if (!lock_args(env, info, 2, argv, &fd, &fl)) return NULL;
+  fl.l_type = F_WRLCK;
+  if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return throw_errno(env, errno, "fcntl");
+  return make_bool(env, fl.l_type != F_UNLCK);
 }
 
 /* CRC32C (Castagnoli), software slicing table; SSE4.2 when the CPU has it. */
@@ -94,6 +143,8 @@ napi_value init_extras(napi_env env, napi_value exports) {
   have_hw = __builtin_cpu_supports("sse4.2");
 #endif
   EXPORT_FN(env, exports, "flock", js_flock);
+  EXPORT_FN(env, exports, "rangeLock", js_range_lock);
+  EXPORT_FN(env, exports, "rangeLocked", js_range_locked);
   EXPORT_FN(env, exports, "crc32c", js_crc32c);
   return exports;
 }

@@ -46,6 +46,10 @@ export interface NativeBinding {
   cancelWait(request: WaitRequest): void;
   /** op: 0 unlock, 1 shared, 2 exclusive; non-blocking. True when taken. */
   flock(fd: number, op: number): boolean;
+  /** Open-file-description lock on the byte at `offset`: take (non-blocking; false if held elsewhere) or release. */
+  rangeLock(fd: number, offset: number, take: boolean): boolean;
+  /** True when another open file description holds a lock on the byte at `offset`. */
+  rangeLocked(fd: number, offset: number): boolean;
   /** CRC32C (Castagnoli) of [byteOffset, byteOffset+byteLength); pass a previous result as seed to chain. */
   crc32c(buffer: ArrayBuffer, byteOffset: number, byteLength: number, seed: number): number;
   /** sched_yield(2) */

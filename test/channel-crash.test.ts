@@ -4,6 +4,7 @@
  * that is gone.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -13,6 +14,7 @@ import { createChannel, mapFile, MmapError, openChannel, type Channel } from "..
 import { FrameType } from "../src/framing.ts";
 import * as L from "../src/channel/layout.ts";
 import { processStartTime } from "../src/channel/liveness.ts";
+import { native } from "../src/native.ts";
 import { finished, firstLine, killChildren, makePool, spawnFixture } from "./fixtures/channel-stream.ts";
 
 let dir: string;
@@ -130,6 +132,37 @@ describe("a producer killed mid-stream", () => {
   });
 });
 
+// unshare(1) as root: the producer runs in a PID namespace of its own, as in another container sharing /dev/shm.
+const unsharePid = ["unshare", "--pid", "--fork", "--kill-child"];
+const canUnshare = spawnSync(unsharePid[0]!, [...unsharePid.slice(1), "true"]).status === 0;
+
+test("a producer in another PID namespace, SIGKILLed inside a claim: its frame is sealed, the stream goes on", { skip: !canUnshare && "needs unshare --pid (root)", timeout: 90_000 }, async () => {
+  const file = path.join(dir, "other-namespace");
+  const ch = createChannel(file, { capacity: 128 * 1024, producers: "multi" });
+  ch.tryReceive();
+  const next = new Map<number, number>();
+  // Its pid (1 in its namespace) means nothing here: only the lock the kernel drops can tell it died.
+  const victim = spawnFixture("channel-peer.ts", ["produce-forever", file, "20", String(32 * 1024), "slow"], undefined, unsharePid);
+  const done = finished(victim);
+  let claimedThird = false;
+  victim.stdout!.on("data", (d: Buffer) => {
+    if (d.toString().includes("claimed 2\n")) {
+      claimedThird = true;
+      victim.kill("SIGKILL"); // unshare --kill-child passes it on to the producer
+    }
+  });
+  await consumeFor(ch, 0, next, () => claimedThird);
+  await done;
+  assert.equal(ch.stats().producerPids.length, 0, "no producer is alive");
+  const steady = spawnFixture("channel-peer.ts", ["produce-forever", file, "0", "2000"]);
+  await consumeFor(ch, 0, next, () => (next.get(0) ?? 0) > 10);
+  assert.equal(next.get(20), 2, "its two committed messages arrived, whole");
+  assert.equal(ch.abortedFrames, 1, "its claimed frame was sealed");
+  steady.kill("SIGKILL");
+  await finished(steady);
+  ch.close();
+});
+
 describe("claims left by dead processes (constructed)", () => {
   /** Claims `bytes` at the tail as producer slot `slot` owned by `pid`, the way a producer does before writing. */
   function fakeClaim(file: string, slot: number, pid: number, bytes: number, header: "none" | "claimed"): number {
@@ -174,10 +207,13 @@ describe("claims left by dead processes (constructed)", () => {
     });
   }
 
-  test("a claim whose process is alive is waited for, not sealed", async () => {
+  test("a claim whose producer holds its slot's lock is waited for, not sealed", async () => {
     const file = path.join(dir, "live-claim");
     const ch = createChannel(file, { capacity: 8192, producers: "multi" });
-    const start = fakeClaim(file, 9, process.pid, 64, "claimed"); // this process: certainly alive
+    // A live producer: an open file of the channel holding slot 9's lock.
+    const holder = fs.openSync(file, "r+");
+    assert.equal(native.rangeLock(holder, L.SLOT_LOCK_OFFSET + 9, true), true);
+    const start = fakeClaim(file, 9, process.pid, 64, "claimed");
     const producer = openChannel(file);
     producer.send("after");
     await assert.rejects(ch.receiveAsync({ timeout: 150 }), { code: "ERR_TIMEOUT" });
@@ -190,6 +226,19 @@ describe("claims left by dead processes (constructed)", () => {
     m.close();
     assert.equal(ch.receive({ timeout: 1000 }).length, 56);
     assert.equal(new TextDecoder().decode(ch.receive({ timeout: 1000 })), "after");
+    fs.closeSync(holder);
+    producer.close();
+    ch.close();
+  });
+
+  test("the same claim, once the lock's open file is closed (its process died), is sealed: the pid proves nothing", async () => {
+    const file = path.join(dir, "pid-alive-lock-gone");
+    const ch = createChannel(file, { capacity: 8192, producers: "multi" });
+    fakeClaim(file, 9, process.pid, 64, "claimed"); // the pid of a live process, but nobody holds the slot
+    const producer = openChannel(file);
+    producer.send("after");
+    assert.equal(new TextDecoder().decode(ch.receive({ timeout: 2000 })), "after");
+    assert.equal(ch.abortedFrames, 1);
     producer.close();
     ch.close();
   });

@@ -41,7 +41,8 @@ function isCorrupt(error: unknown): boolean {
 describe("a corrupt header is rejected by openChannel() and inspectChannel()", () => {
   const cases: [string, (v: DataView) => void][] = [
     ["a wrong magic number", (v) => v.setUint8(L.MAGIC_OFFSET + 3, 0x58)],
-    ["version 2", (v) => v.setUint32(L.VERSION_OFFSET, 2, true)],
+    ["version 1 (slots held by pids only)", (v) => v.setUint32(L.VERSION_OFFSET, 1, true)],
+    ["a version from the future", (v) => v.setUint32(L.VERSION_OFFSET, L.CHANNEL_VERSION + 1, true)],
     ["a header length of 8192", (v) => v.setUint32(L.HEADER_LENGTH_OFFSET, 8192, true)],
     ["a capacity that is not a power of two", (v) => v.setUint32(L.CAPACITY_OFFSET, 5000, true)],
     ["a capacity under 4 KiB", (v) => v.setUint32(L.CAPACITY_OFFSET, 2048, true)],

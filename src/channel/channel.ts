@@ -34,7 +34,6 @@ import {
   openOwn,
   positions,
   probeConsumer,
-  readSlot,
   slotAlive,
   validateHeader,
   viewsOf,
@@ -288,7 +287,7 @@ export function inspectChannel(pathOrFd: string | number): ChannelStats {
   try {
     file = mapFile(fd, { access: "read" });
     const info = validateHeader(file, path);
-    return collectStats(viewsOf(file, info.capacity), info, probeConsumer(fd), path);
+    return collectStats({ fd, v: viewsOf(file, info.capacity), ownSlot: -1 }, info, probeConsumer(fd), path);
   } finally {
     file?.close();
     fs.closeSync(fd);
@@ -350,7 +349,7 @@ export class Channel {
     this.producers = info.multi ? "multi" : "single";
     this.strategy = strategy;
     this.#spin = spin;
-    this.#ring = { v: viewsOf(file, info.capacity), capacity: info.capacity, multi: info.multi, path };
+    this.#ring = { fd, ownSlot: -1, v: viewsOf(file, info.capacity), capacity: info.capacity, multi: info.multi, path };
     this.#bytes = this.#ring.v.bytes;
     this.#words = this.#ring.v.words;
     this.#dataBell = new Doorbell(file.buffer, DATA_SEQ_OFFSET, DATA_WAITERS_OFFSET);
@@ -612,7 +611,7 @@ export class Channel {
   /** A snapshot of the channel's state (see {@link ChannelStats}). */
   stats(): ChannelStats {
     this.#check();
-    return collectStats(this.#ring.v, this.#ring, this.#consumerAttached(), this.path);
+    return collectStats(this.#ring, this.#ring, this.#consumerAttached(), this.path);
   }
 
   /**
@@ -780,9 +779,8 @@ export class Channel {
 
   /** Live producer processes other than this handle. */
   #liveProducers(): number {
-    const own = this.#writer?.slot ?? -1;
     let n = 0;
-    for (let s = 0; s < SLOT_COUNT; s++) if (s !== own && slotAlive(readSlot(this.#ring.v, s))) n++;
+    for (let s = 0; s < SLOT_COUNT; s++) if (s !== this.#ring.ownSlot && slotAlive(this.#ring, s)) n++;
     return n;
   }
 }

@@ -40,7 +40,6 @@ import {
   TAIL_LOW_I32,
   corruptError,
   positions,
-  readSlot,
   setFrameType,
   slotAlive,
   storePosition,
@@ -266,7 +265,7 @@ export class RingReader {
       const claimLength = Atomics.load(words, (base + SLOT_CLAIM_LENGTH_OFFSET) >> 2);
       const start = Number(Atomics.load(this.#longs, (base + SLOT_CLAIM_START_OFFSET) >> 3));
       if (!isPosition(start)) continue;
-      if (claimLength > 0 && distance(start, pos) < claimLength && slotAlive(readSlot(this.#ring.v, s))) return false;
+      if (claimLength > 0 && distance(start, pos) < claimLength && slotAlive(this.#ring, s)) return false;
       const ahead = distance(pos, start); // every recorded start was once the tail: a frame boundary
       if (ahead > 0 && ahead < boundary) boundary = ahead;
     }

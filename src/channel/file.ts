@@ -31,6 +31,7 @@ import {
   SLOT_COUNT_OFFSET,
   SLOT_LENGTH,
   SLOT_LENGTH_OFFSET,
+  SLOT_LOCK_OFFSET,
   SLOT_PID_NS_OFFSET,
   SLOT_PID_OFFSET,
   SLOT_START_OFFSET,
@@ -44,7 +45,6 @@ import {
   slotOffset,
   TWO_32,
 } from "./layout.ts";
-import { isProcessAlive } from "./liveness.ts";
 
 export const TAIL_I64 = TAIL_POSITION_OFFSET / 8;
 export const HEAD_I64 = HEAD_POSITION_OFFSET / 8;
@@ -188,14 +188,23 @@ export function readSlot(v: Views, slot: number): Slot {
   };
 }
 
-export function slotAlive(s: Slot): boolean {
-  if (s.pid === 0) return false;
-  if (s.pid < 0) return isProcessAlive(-s.pid, 0, 0); // still registering: pid only
-  return isProcessAlive(s.pid, s.namespace, s.startTime);
+/** What telling live producer slots from dead ones needs: a handle's open file and views. */
+export type SlotView = Pick<Ring, "fd" | "v" | "ownSlot">;
+
+/**
+ * Whether producer slot `s` is held by a live handle: its lock is held. A
+ * slot is locked before its pid is written and cleared before it is
+ * unlocked, so a pid with no lock is a dead producer's. A handle's own lock
+ * does not show through its own open file: its own slot is alive by definition.
+ */
+export function slotAlive(ring: SlotView, s: number): boolean {
+  if (Atomics.load(ring.v.words, (slotOffset(s) + SLOT_PID_OFFSET) >> 2) === 0) return false;
+  return s === ring.ownSlot || native.rangeLocked(ring.fd, SLOT_LOCK_OFFSET + s);
 }
 
 /** A snapshot of the header, the committed messages counted by walking the frames (bounded). */
-export function collectStats(v: Views, info: HeaderInfo, consumerAttached: boolean, path: string | undefined): ChannelStats {
+export function collectStats(ring: SlotView, info: HeaderInfo, consumerAttached: boolean, path: string | undefined): ChannelStats {
+  const v = ring.v;
   const { capacity, multi } = info;
   const { head, tail } = positions(v.longs, capacity, path);
   let messages = 0;
@@ -214,10 +223,7 @@ export function collectStats(v: Views, info: HeaderInfo, consumerAttached: boole
     pos = advance(pos, frame);
   }
   const producerPids: number[] = [];
-  for (let s = 0; s < SLOT_COUNT; s++) {
-    const slot = readSlot(v, s);
-    if (slotAlive(slot)) producerPids.push(Math.abs(slot.pid));
-  }
+  for (let s = 0; s < SLOT_COUNT; s++) if (slotAlive(ring, s)) producerPids.push(Math.abs(readSlot(v, s).pid));
   const consumerPid = Atomics.load(v.words, CONSUMER_PID_OFFSET >> 2);
   const used = distance(head, tail);
   return {
@@ -285,6 +291,10 @@ export function initialize(file: MappedFile, capacity: number, multi: boolean, r
 
 /** A mapped channel, as one handle's writer and reader share it. */
 export interface Ring {
+  /** This handle's own open file: its locks (consumer, producer slot) belong to it. */
+  readonly fd: number;
+  /** The producer slot this handle holds, or -1. */
+  ownSlot: number;
   readonly v: Views;
   readonly capacity: number;
   readonly multi: boolean;

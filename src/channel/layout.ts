@@ -18,6 +18,8 @@
  *       +0 pid i32 (0 free, < 0 being set up) | +4 pid-ns u32 |
  *       +8 start time f64 | +16 claim start i64 | +24 claim length i32
  *  4096 ring: `capacity` bytes of frames (src/framing.ts)
+ *
+ *  2^40 + s: no data; a lock on this byte holds producer slot s (SLOT_LOCK_OFFSET)
  * ```
  *
  * Hot words sit on their own 128-byte lines (a line pair on CPUs that
@@ -38,7 +40,8 @@
  */
 
 export const CHANNEL_MAGIC = "memmapCh";
-export const CHANNEL_VERSION = 1;
+/** 2: producer slots are held by byte-range locks (version 1 went by pids alone). */
+export const CHANNEL_VERSION = 2;
 export const CACHE_LINE_LENGTH = 128;
 
 export const MAGIC_OFFSET = 0;
@@ -71,6 +74,14 @@ export const SLOT_PID_NS_OFFSET = 4;
 export const SLOT_START_OFFSET = 8;
 export const SLOT_CLAIM_START_OFFSET = 16;
 export const SLOT_CLAIM_LENGTH_OFFSET = 24;
+/**
+ * A producer holds its slot `s` with an open-file-description lock on the
+ * byte at SLOT_LOCK_OFFSET + s (far past the file's end: a lock needs no
+ * bytes there). The kernel drops the lock when the producer's process dies,
+ * in whatever PID namespace it ran: the lock, not the pid, proves a producer
+ * gone. The pid fields are for people (stats, error messages).
+ */
+export const SLOT_LOCK_OFFSET = 2 ** 40;
 
 export const HEADER_LENGTH = 4096;
 

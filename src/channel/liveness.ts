@@ -1,15 +1,12 @@
 /**
- * Is the process that registered in a channel slot still running?
- *
- * A slot stores the process id, its PID namespace and its start time (clock
- * ticks since boot, field 22 of /proc/<pid>/stat). A pid alone can be reused
- * by an unrelated process; pid + start time cannot. A process in another PID
- * namespace (another container sharing /dev/shm) cannot be judged from here:
- * it counts as alive, so its claims are never taken from it.
+ * Who a producer slot or the consumer is, for people: the process id, its PID
+ * namespace and its start time (clock ticks since boot, field 22 of
+ * /proc/<pid>/stat), shown by stats() and `memmap channel stat`. Whether the
+ * holder is alive is decided by locks the kernel drops when it dies (see
+ * SLOT_LOCK_OFFSET in ./layout.ts), never by these numbers: a pid can be
+ * reused, and one from another PID namespace means nothing here.
  */
 import * as fs from "node:fs";
-
-const MAX_PID = 4_194_304; // the kernel's PID_MAX_LIMIT on 64-bit
 
 const statBuffer = Buffer.alloc(1024);
 
@@ -48,32 +45,6 @@ export function pidNamespace(): number {
   }
 }
 
-const haveProc = fs.existsSync("/proc/self/stat");
-
 export const ownPid: number = process.pid;
 export const ownPidNamespace: number = pidNamespace();
 export const ownStartTime: number = processStartTime(process.pid) ?? 0;
-
-/**
- * False only when the process is provably gone: no such pid, or the pid now
- * belongs to a process that started at another time. Values read from a
- * shared file are untrusted: a pid outside the kernel's range is "gone".
- */
-export function isProcessAlive(pid: number, namespace: number, startTime: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0 || pid > MAX_PID) return false;
-  if (pid === ownPid && (namespace === 0 || namespace === ownPidNamespace)) return true;
-  if (namespace !== 0 && ownPidNamespace !== 0 && namespace !== ownPidNamespace) return true;
-  if (!haveProc) return signalZero(pid);
-  const start = processStartTime(pid);
-  if (start === undefined) return false;
-  return startTime === 0 || start === 0 || start === startTime;
-}
-
-function signalZero(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

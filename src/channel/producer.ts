@@ -14,12 +14,14 @@
  */
 import { MmapError } from "../errors.ts";
 import { FRAME_HEADER_LENGTH, FrameType, claimFrame, commitFrameRelease } from "../framing.ts";
+import { native } from "../native.ts";
 import type { Doorbell } from "../wait.ts";
 import {
   HEADER_LENGTH,
   SLOT_CLAIM_LENGTH_OFFSET,
   SLOT_CLAIM_START_OFFSET,
   SLOT_COUNT,
+  SLOT_LOCK_OFFSET,
   SLOT_PID_NS_OFFSET,
   SLOT_PID_OFFSET,
   SLOT_START_OFFSET,
@@ -164,10 +166,12 @@ export class RingWriter {
     }
   }
 
-  /** Gives the slot back (after any claim was committed or aborted). */
+  /** Gives the slot back (after any claim was committed or aborted): cleared first, then unlocked. */
   leave(): void {
     Atomics.store(this.#words, this.#slotClaimLengthIndex, 0);
     Atomics.store(this.#words, (slotOffset(this.#slot) + SLOT_PID_OFFSET) >> 2, 0);
+    native.rangeLock(this.#ring.fd, SLOT_LOCK_OFFSET + this.#slot, false);
+    this.#ring.ownSlot = -1;
   }
 
   /** The test a sender waits on: room for a `frame`-byte frame (or for the padding before it), or `stop()`. */
@@ -184,19 +188,25 @@ export class RingWriter {
     };
   }
 
-  /** Takes a slot: a free one first, else one whose process is provably gone. */
+  /**
+   * Takes a slot: a free one first, else one whose producer is gone. Its lock
+   * is taken first: a slot whose lock someone holds is a live producer's,
+   * and one whose lock we hold is ours to fill in.
+   */
   #register(): void {
     const count = this.#multi ? SLOT_COUNT : 1;
     const words = this.#words;
     const v = this.#ring.v;
+    const fd = this.#ring.fd;
     let taken = -1;
     for (let pass = 0; pass < 2 && taken < 0; pass++) {
       for (let s = 0; s < count && taken < 0; s++) {
-        const slot = readSlot(v, s);
-        if (pass === 0 && slot.pid !== 0) continue; // free slots first
-        if (slot.pid !== 0 && slotAlive(slot)) continue;
+        const pid = readSlot(v, s).pid;
+        if (pass === 0 && pid !== 0) continue; // free slots first
+        if (!native.rangeLock(fd, SLOT_LOCK_OFFSET + s, true)) continue;
         // A negative pid marks a slot being set up; it turns positive once the identity is complete.
-        if (Atomics.compareExchange(words, (slotOffset(s) + SLOT_PID_OFFSET) >> 2, slot.pid, -ownPid) === slot.pid) taken = s;
+        if (Atomics.compareExchange(words, (slotOffset(s) + SLOT_PID_OFFSET) >> 2, pid, -ownPid) === pid) taken = s;
+        else native.rangeLock(fd, SLOT_LOCK_OFFSET + s, false);
       }
     }
     if (taken < 0)
@@ -215,6 +225,7 @@ export class RingWriter {
     Atomics.store(words, this.#slotClaimLengthIndex, 0);
     Atomics.store(words, (base + SLOT_PID_OFFSET) >> 2, ownPid);
     this.#slot = taken;
+    this.#ring.ownSlot = taken;
     let head: number;
     let tail: number;
     try {
@@ -244,7 +255,7 @@ export class RingWriter {
     const words = this.#words;
     const waiting = Atomics.load(words, SPACE_WAITERS_I32);
     if (waiting === 0) return;
-    for (let s = 0; s < SLOT_COUNT; s++) if (s !== this.#slot && slotAlive(readSlot(this.#ring.v, s))) return;
+    for (let s = 0; s < SLOT_COUNT; s++) if (s !== this.#slot && slotAlive(this.#ring, s)) return;
     Atomics.compareExchange(words, SPACE_WAITERS_I32, waiting, 0);
   }
 
