@@ -3,8 +3,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -71,6 +73,71 @@ static napi_value js_range_locked(napi_env env, napi_callback_info info) {
   fl.l_type = F_WRLCK;
   if (fcntl(fd, F_OFD_GETLK, &fl) != 0) return throw_errno(env, errno, "fcntl");
   return make_bool(env, fl.l_type != F_UNLCK);
+}
+
+/* Descriptors owned by one JavaScript environment (the main thread or a
+ * worker): the native dups that mapFile(fd) keeps. Node closes what a worker
+ * opened through fs when the worker ends, but not these, and with them the
+ * locks of their open files ("this producer is alive") would outlive a
+ * terminated worker until the process exits. The environment's cleanup hook
+ * closes what it still owns. Only memmap closes them (closeFd), never fs. */
+typedef struct {
+  int *fds;
+  int count, cap;
+} OwnedFds;
+
+static OwnedFds *owned_of(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, int32_t *fd) {
+  void *data = NULL;
+  size_t n = argc;
+  if (napi_get_cb_info(env, info, &n, argv, NULL, &data) != napi_ok || n < argc) {
+    throw_code(env, "ERR_INVALID_ARG", "native: missing arguments");
+    return NULL;
+  }
+  if (!arg_int32(env, argv[0], fd)) return NULL;
+  if (*fd < 0) {
+    throw_code(env, "ERR_INVALID_ARG", "native: bad descriptor");
+    return NULL;
+  }
+  return data;
+}
+
+/* adoptFd(fd): this environment owns fd; it is closed when the environment ends. */
+static napi_value js_adopt_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  OwnedFds *o = owned_of(env, info, 1, argv, &fd);
+  if (!o) return NULL;
+  if (o->count == o->cap) {
+    int cap = o->cap ? o->cap * 2 : 16;
+    int *fds = realloc(o->fds, (size_t)cap * sizeof *fds);
+    if (!fds) return throw_errno(env, ENOMEM, "realloc");
+    o->fds = fds;
+    o->cap = cap;
+  }
+  o->fds[o->count++] = fd;
+  return make_undefined(env);
+}
+
+/* closeFd(fd): forgets an adopted fd and closes it (the only way memmap closes them). */
+static napi_value js_close_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  OwnedFds *o = owned_of(env, info, 1, argv, &fd);
+  if (!o) return NULL;
+  for (int i = 0; i < o->count; i++)
+    if (o->fds[i] == fd) {
+      o->fds[i] = o->fds[--o->count];
+      break;
+    }
+  if (close(fd) != 0 && errno != EINTR) return throw_errno(env, errno, "close");
+  return make_undefined(env);
+}
+
+static void close_owned(void *arg) {
+  OwnedFds *o = arg;
+  for (int i = 0; i < o->count; i++) close(o->fds[i]);
+  free(o->fds);
+  free(o);
 }
 
 /* CRC32C (Castagnoli), software slicing table; SSE4.2 when the CPU has it. */
@@ -144,6 +211,16 @@ napi_value init_extras(napi_env env, napi_value exports) {
 #endif
   EXPORT_FN(env, exports, "flock", js_flock);
   EXPORT_FN(env, exports, "rangeLock", js_range_lock);
+  OwnedFds *owned = calloc(1, sizeof *owned);
+  if (!owned) return throw_errno(env, ENOMEM, "calloc");
+  napi_add_env_cleanup_hook(env, close_owned, owned);
+  static const struct { const char *name; napi_callback fn; } fd_fns[] = {{"adoptFd", js_adopt_fd}, {"closeFd", js_close_fd}};
+  for (size_t i = 0; i < sizeof fd_fns / sizeof fd_fns[0]; i++) {
+    napi_value f;
+    if (napi_create_function(env, fd_fns[i].name, NAPI_AUTO_LENGTH, fd_fns[i].fn, owned, &f) != napi_ok ||
+        napi_set_named_property(env, exports, fd_fns[i].name, f) != napi_ok)
+      return NULL;
+  }
   EXPORT_FN(env, exports, "rangeLocked", js_range_locked);
   EXPORT_FN(env, exports, "crc32c", js_crc32c);
   return exports;

@@ -176,10 +176,20 @@ export function growFile(fd: number, from: number, size: number, sparse: boolean
   }
 }
 
+/**
+ * Closes a mapping's descriptor with whichever owns it: one opened by path
+ * with fs (Node closes those of a worker that ends), or mapFile(fd)'s
+ * native dup (adopted: the addon closes those of an environment that ends).
+ */
+function closeDescriptor(fd: number, path: string | undefined): void {
+  if (path === undefined) native.closeFd(fd);
+  else fs.closeSync(fd);
+}
+
 // Closes descriptors of MappedFiles that were garbage-collected without close().
-const fdReaper = new FinalizationRegistry<number>((fd) => {
+const fdReaper = new FinalizationRegistry<readonly [number, string | undefined]>(([fd, path]) => {
   try {
-    fs.closeSync(fd);
+    closeDescriptor(fd, path);
   } catch {
     /* already closed */
   }
@@ -223,6 +233,9 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
   } else if (typeof pathOrFd === "number") {
     checkInteger("fd", pathOrFd, 0x7fffffff);
     fd = sys(undefined, () => native.dup(pathOrFd));
+    // Node closes the descriptors a worker opened with fs when the worker ends, not this native
+    // dup (nor its locks): this thread's environment owns it and closes it then (see closeDescriptor).
+    native.adoptFd(fd);
   } else {
     throw invalidArg(`expected a path or a file descriptor, got ${describe(pathOrFd)}`);
   }
@@ -255,7 +268,7 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
     if (o.advice !== "normal" && length > 0) sys(path, () => native.advise(h, 0, length, ADVICE_CODES[o.advice]));
     // A read-only mapping of a named file needs no descriptor: resize() reopens the path.
     if (path !== undefined && o.access !== "write") {
-      fs.closeSync(fd);
+      closeDescriptor(fd, path);
       ownsFd = false;
     }
     return new MappedFile(Token, h, ownsFd ? fd : -1, path, o.access, o.offset, length, o.sparse, st);
@@ -269,7 +282,7 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
         /* report the original error */
       }
     }
-    if (ownsFd) fs.closeSync(fd);
+    if (ownsFd) closeDescriptor(fd, path);
     throw error;
   }
 }
@@ -326,7 +339,7 @@ export class MappedFile {
     this.#sparse = sparse;
     this.#dev = identity.dev;
     this.#ino = identity.ino;
-    if (fd >= 0) fdReaper.register(this, fd, this);
+    if (fd >= 0) fdReaper.register(this, [fd, path], this);
   }
 
   /** Bytes mapped. */
@@ -527,7 +540,7 @@ export class MappedFile {
     native.unmap(this.#handle);
     if (this.#fd >= 0) {
       fdReaper.unregister(this);
-      fs.closeSync(this.#fd);
+      closeDescriptor(this.#fd, this.path);
       this.#fd = -1;
     }
   }

@@ -50,6 +50,10 @@ export interface NativeBinding {
   rangeLock(fd: number, offset: number, take: boolean): boolean;
   /** True when another open file description holds a lock on the byte at `offset`. */
   rangeLocked(fd: number, offset: number): boolean;
+  /** This thread's environment owns `fd`: closed when the environment ends (a worker terminated) unless closeFd() came first. */
+  adoptFd(fd: number): void;
+  /** Closes an adopted descriptor. */
+  closeFd(fd: number): void;
   /** CRC32C (Castagnoli) of [byteOffset, byteOffset+byteLength); pass a previous result as seed to chain. */
   crc32c(buffer: ArrayBuffer, byteOffset: number, byteLength: number, seed: number): number;
   /** sched_yield(2) */

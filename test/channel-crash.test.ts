@@ -16,6 +16,7 @@ import * as L from "../src/channel/layout.ts";
 import { processStartTime } from "../src/channel/liveness.ts";
 import { native } from "../src/native.ts";
 import { finished, firstLine, killChildren, makePool, spawnFixture } from "./fixtures/channel-stream.ts";
+import { startWorker } from "./fixtures/core-helpers.ts";
 
 let dir: string;
 before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"))));
@@ -160,6 +161,20 @@ test("a producer in another PID namespace, SIGKILLed inside a claim: its frame i
   assert.equal(ch.abortedFrames, 1, "its claimed frame was sealed");
   steady.kill("SIGKILL");
   await finished(steady);
+  ch.close();
+});
+
+test("a worker thread terminated inside a claim: once it is gone its frame is sealed, the stream goes on", async () => {
+  const file = path.join(dir, "worker-claim");
+  const ch = createChannel(file, { capacity: 8192, producers: "multi" });
+  const worker = await startWorker("channel-worker-claim.ts", { file });
+  assert.equal(await new Promise((resolve) => worker.once("message", resolve)), "claimed");
+  await worker.terminate(); // its process lives on; the thread's open file of the channel must not
+  const producer = openChannel(file);
+  producer.send("after");
+  assert.equal(new TextDecoder().decode(ch.receive({ timeout: 3000 })), "after");
+  assert.equal(ch.abortedFrames, 1);
+  producer.close();
   ch.close();
 });
 

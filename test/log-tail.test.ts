@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { MmapError, openLog, type LogRecord } from "../src/index.ts";
+import { startWorker } from "./fixtures/core-helpers.ts";
 import { delay, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } from "./fixtures/log-helpers.ts";
 
 after(() => removeBundles());
@@ -115,6 +116,28 @@ test("a record claimed by a writer that dies is sealed ABORTED and readers in ot
     assert.equal((await tailer.exited).code, 0, tailer.stderr());
     const summary = JSON.parse(tailer.lines.find((l) => l.startsWith("{"))!) as { other: number; gaps: number };
     assert.deepEqual([summary.other, summary.gaps], [2, 1], "the other process skipped the ABORTED seq too");
+    log.close();
+  } finally {
+    removeTmpDir(dir);
+  }
+});
+
+test("a record claimed by a worker thread that is terminated is sealed ABORTED; readers carry on", async () => {
+  const dir = makeTmpDir();
+  try {
+    const log = openLog(dir, { create: true, abandonTimeoutMs: 100 });
+    log.append("before");
+    const worker = await startWorker("log-worker-claim.ts", { dir });
+    assert.equal(await new Promise((resolve) => worker.once("message", resolve)), "claimed 1");
+    await worker.terminate(); // the process lives on; the thread's writer-slot lock must not
+    assert.equal(log.append("after"), 2);
+    const reader = log.reader({ from: 1, signal: AbortSignal.timeout(10_000) }); // a hang is a failure
+    const got: [number, string][] = [];
+    for await (const rec of reader) {
+      got.push([rec.seq, text(rec)]);
+      break;
+    }
+    assert.deepEqual(got, [[2, "after"]], "seq 1 is skipped (ABORTED)");
     log.close();
   } finally {
     removeTmpDir(dir);
