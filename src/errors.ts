@@ -19,6 +19,7 @@ export type MmapErrorCode =
   | "ERR_BUSY" // the operation conflicts with one in progress
   | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
   | "ERR_TOO_MANY_MAPPINGS"
+  | "ERR_UNSUPPORTED" // valid data in a form memmap cannot view in place (a big-endian .npy, say)
   | (string & {}); // errno names
 
 /** Details of an {@link MmapError}: the failed system call, the path, the errno number, the cause. */
