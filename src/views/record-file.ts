@@ -19,9 +19,9 @@ import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../errors.ts";
 import { MAX_BUFFER_LENGTH, checkInteger, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { native } from "../native.ts";
-import { FIXED_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, encodeHeader } from "./record-format.ts";
+import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, encodeHeader } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
-import { rebindStructArray, structArrayAt, type StructArray } from "./struct-array.ts";
+import { rebindStructArray, rowsPerWindow, structArrayAt, type StructArray } from "./struct-array.ts";
 import type { RowInput, Schema } from "./types.ts";
 
 /** Options of {@link createRecordFile}. */
@@ -41,6 +41,8 @@ export interface OpenRecordFileOptions {
 }
 
 const DEFAULT_CAPACITY = 1024;
+/** Files with at most this many windows of rows map them all at open (see #rebind). */
+const EAGER_WINDOWS = 64;
 const FLOCK_UNLOCK = 0;
 const FLOCK_EXCLUSIVE = 2;
 
@@ -52,6 +54,10 @@ const Token = Symbol("RecordFile");
  * A reader sees rows appended by a writer in another process: `length`,
  * `rows` and `refresh()` load the published row count (and map the rest of
  * the file when it grew), and every row below that count is complete.
+ *
+ * Any size: a file up to 4 GiB is one ArrayBuffer; a larger one is reached
+ * through windows of whole rows (1 GiB each, made as rows in them are first
+ * used), so a row never straddles two buffers.
  *
  * Safety: when the file grows (a writer's append past capacity, a reader's
  * refresh after the file grew), the mapping moves and accessors taken from
@@ -75,6 +81,7 @@ export class RecordFile<S extends Schema = Schema> {
   #capacity: number;
   readonly #rows: StructArray<S>;
   readonly #rowSize: number;
+  readonly #rowsPerWindow: number;
   #closed = false;
 
   /** @internal use createRecordFile() or openRecordFile() */
@@ -89,9 +96,47 @@ export class RecordFile<S extends Schema = Schema> {
     this.#rowSize = layout.byteLength;
     this.#length = length;
     this.#capacity = Math.floor((map.byteLength - headerLength) / this.#rowSize);
-    this.#count = new BigInt64Array(map.buffer, ROW_COUNT_OFFSET, 1);
-    this.#view = new DataView(map.buffer);
+    this.#rowsPerWindow = rowsPerWindow(this.#rowSize);
+    [this.#view, this.#count] = this.#firstView();
     this.#rows = structArrayAt(layout, this.#view, headerLength, length, this.access === "read");
+    this.#rebind();
+  }
+
+  /** The view rows start in (the whole file, or its first window past 4 GiB) and the row count word in it. */
+  #firstView(): [DataView, BigInt64Array] {
+    const map = this.#map;
+    const bytes = map.byteLength <= MAX_BUFFER_LENGTH
+      ? map.bytes
+      : map.window(0, this.headerLength + this.#rowsPerWindow * this.#rowSize);
+    return [new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), new BigInt64Array(bytes.buffer, bytes.byteOffset + ROW_COUNT_OFFSET, 1)];
+  }
+
+  /** Points `rows` at the current views; past 4 GiB, rows beyond the first window are in windows. */
+  #rebind(): void {
+    if (this.#map.byteLength <= MAX_BUFFER_LENGTH) {
+      rebindStructArray(this.#rows, this.#view, this.#length);
+      return;
+    }
+    const map = this.#map;
+    const windowBytes = this.#rowsPerWindow * this.#rowSize;
+    const make = (j: number): DataView => {
+      if (j === 0) return this.#view;
+      const start = this.headerLength + j * windowBytes;
+      const bytes = map.window(start, Math.min(windowBytes, map.byteLength - start));
+      return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    };
+    rebindStructArray(this.#rows, this.#view, this.#length, { rowsInView: this.#rowsPerWindow, make });
+    // Up to 64 GiB, make every window now: a window array without holes keeps get(i) on its fast path.
+    // Larger files make windows as rows in them are first used, so that opening stays constant-time.
+    const windows = Math.ceil((map.byteLength - this.headerLength) / windowBytes);
+    if (windows <= EAGER_WINDOWS) for (let j = 0; j < windows; j++) this.#rows.$w[j] = make(j);
+  }
+
+  /** The view holding row `index` (which may be past `length`, below capacity) and its offset in it. */
+  #slot(index: number): [DataView, number] {
+    if (index < this.#rowsPerWindow || this.#map.byteLength <= MAX_BUFFER_LENGTH) return [this.#view, this.headerLength + index * this.#rowSize];
+    const j = Math.floor(index / this.#rowsPerWindow);
+    return [this.#rows.$w[j] ?? this.#rows.$window(j), (index - j * this.#rowsPerWindow) * this.#rowSize];
   }
 
   /** Rows published so far (a reader loads the current count; see refresh()). */
@@ -133,7 +178,7 @@ export class RecordFile<S extends Schema = Schema> {
     const codec = this.layout.codec;
     codec.check(row, "");
     if (index === this.#capacity) this.#grow(index + 1);
-    codec.store(this.#view, this.headerLength + index * this.#rowSize, row);
+    codec.store(...this.#slot(index), row);
     this.#publish(index + 1);
     return index;
   }
@@ -151,7 +196,7 @@ export class RecordFile<S extends Schema = Schema> {
       for (const row of rows) {
         codec.check(row, "");
         if (n === this.#capacity) this.#grow(n + 1);
-        codec.store(this.#view, this.headerLength + n * this.#rowSize, row);
+        codec.store(...this.#slot(n), row);
         n++;
       }
     } finally {
@@ -182,10 +227,7 @@ export class RecordFile<S extends Schema = Schema> {
     if (n > this.#capacity) {
       const fileSize = sys(this.path, () => fs.fstatSync(this.#fd).size);
       const rows = checkRowCount(count, this.headerLength, this.#rowSize, fileSize, this.path);
-      const needed = this.headerLength + rows * this.#rowSize;
-      if (needed > MAX_BUFFER_LENGTH)
-        throw new MmapError("ERR_TOO_LARGE", `${rows} rows need ${needed} bytes; one mapping of a record file covers at most ${MAX_BUFFER_LENGTH}`, { path: this.path });
-      this.#remap(Math.min(fileSize, MAX_BUFFER_LENGTH));
+      this.#remap(fileSize);
       this.#setLength(rows);
     } else {
       this.#setLength(n < 0 ? checkRowCount(count, this.headerLength, this.#rowSize, 0, this.path) : n);
@@ -239,18 +281,15 @@ export class RecordFile<S extends Schema = Schema> {
   #setLength(length: number): void {
     if (length === this.#length) return;
     this.#length = length;
-    rebindStructArray(this.#rows, this.#view, length);
+    this.#rows.$n = length;
+    this.#rows.$n0 = this.#map.byteLength <= MAX_BUFFER_LENGTH ? length : Math.min(length, this.#rowsPerWindow);
   }
 
   /** Grows file and mapping to hold at least `minimum` rows (doubling unless `exact`). */
   #grow(minimum: number, exact = false): void {
-    const maxRows = Math.floor((MAX_BUFFER_LENGTH - this.headerLength) / this.#rowSize);
+    const maxRows = Math.floor((Number.MAX_SAFE_INTEGER - this.headerLength) / this.#rowSize);
     if (minimum > maxRows)
-      throw new MmapError(
-        "ERR_FULL",
-        `the record file cannot hold more than ${maxRows} rows of ${this.#rowSize} bytes (one mapping covers at most ${MAX_BUFFER_LENGTH} bytes)`,
-        { path: this.path },
-      );
+      throw new MmapError("ERR_FULL", `the record file cannot hold more than ${maxRows} rows of ${this.#rowSize} bytes`, { path: this.path });
     const capacity = exact ? minimum : Math.min(maxRows, Math.max(minimum, this.#capacity * 2, 16));
     this.#remap(this.headerLength + capacity * this.#rowSize);
   }
@@ -258,9 +297,8 @@ export class RecordFile<S extends Schema = Schema> {
   #remap(byteLength: number): void {
     this.#map.resize(byteLength);
     this.#capacity = Math.floor((byteLength - this.headerLength) / this.#rowSize);
-    this.#count = new BigInt64Array(this.#map.buffer, ROW_COUNT_OFFSET, 1);
-    this.#view = new DataView(this.#map.buffer);
-    rebindStructArray(this.#rows, this.#view, this.#length);
+    [this.#view, this.#count] = this.#firstView();
+    this.#rebind();
   }
 }
 
@@ -293,8 +331,7 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
   if (options.overwrite !== undefined && typeof options.overwrite !== "boolean") throw invalidArg("overwrite must be a boolean");
   const header = encodeHeader(layout);
   const size = header.length + capacity * layout.byteLength;
-  if (size > MAX_BUFFER_LENGTH)
-    throw new MmapError("ERR_TOO_LARGE", `${capacity} rows of ${layout.byteLength} bytes need ${size} bytes; a record file holds at most ${MAX_BUFFER_LENGTH}`);
+  if (!Number.isSafeInteger(size)) throw invalidArg(`${capacity} rows of ${layout.byteLength} bytes are more than a file can hold`);
 
   const tmp = path.join(path.dirname(filePath), `.${path.basename(filePath)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   const fd = sys(tmp, () => fs.openSync(tmp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
@@ -365,15 +402,13 @@ export function openRecordFile(
     const st = sys(filePath, () => fs.fstatSync(fd));
     if (!st.isFile()) throw new MmapError(st.isDirectory() ? "EISDIR" : "ENODEV", "a record file must be a regular file", { path: filePath, syscall: "open" });
     const fileSize = st.size;
-    if (fileSize > MAX_BUFFER_LENGTH)
-      throw new MmapError("ERR_TOO_LARGE", `the file has ${fileSize} bytes; a record file holds at most ${MAX_BUFFER_LENGTH}`, { path: filePath });
     if (fileSize < FIXED_HEADER_LENGTH) {
       const head = new Uint8Array(fileSize);
       sys(filePath, () => fs.readSync(fd, head, 0, fileSize, 0));
       decodeHeader(head, filePath); // throws: truncated
     }
     map = mapFile(fd, { access, length: fileSize });
-    const header = decodeHeader(map.bytes, filePath);
+    const header = decodeHeader(fileSize <= MAX_BUFFER_LENGTH ? map.bytes : map.window(0, MAX_HEADER_LENGTH), filePath, fileSize);
     if (expected !== undefined) {
       const difference = layoutDifference(header.layout, expected);
       if (difference !== undefined)

@@ -168,16 +168,16 @@ export interface DecodedHeader {
 class Corrupt extends Error {}
 
 /**
- * Validates the header at the start of `bytes` (the whole file as mapped,
- * `bytes.byteLength` being the file size) and returns the layout, header
- * length and row count. Anything wrong is an ERR_CORRUPT that says what.
+ * Validates the header at the start of `bytes` (the start of the file as
+ * mapped: all of it, or at least its first MAX_HEADER_LENGTH bytes of a
+ * `fileSize`-byte file) and returns the layout, header length and row count.
+ * Anything wrong is an ERR_CORRUPT that says what.
  */
-export function decodeHeader(bytes: Uint8Array, path?: string): DecodedHeader {
+export function decodeHeader(bytes: Uint8Array, path?: string, fileSize: number = bytes.byteLength): DecodedHeader {
   const fail = (message: string): never => {
     throw new MmapError("ERR_CORRUPT", `not a valid record file: ${message}`, { path });
   };
-  const fileSize = bytes.byteLength;
-  if (fileSize < FIXED_HEADER_LENGTH)
+  if (bytes.byteLength < FIXED_HEADER_LENGTH)
     fail(`truncated header: the file has ${fileSize} bytes, a header needs at least ${FIXED_HEADER_LENGTH}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let magic = "";
@@ -191,7 +191,7 @@ export function decodeHeader(bytes: Uint8Array, path?: string): DecodedHeader {
   const schemaLength = view.getUint32(SCHEMA_LENGTH_OFFSET, true);
   if (headerLength % 8 !== 0 || headerLength < FIXED_HEADER_LENGTH || headerLength > MAX_HEADER_LENGTH)
     fail(`header length ${headerLength} is not a multiple of 8 in [${FIXED_HEADER_LENGTH}, ${MAX_HEADER_LENGTH}]`);
-  if (headerLength > fileSize) fail(`truncated header: it is ${headerLength} bytes long, the file has ${fileSize}`);
+  if (headerLength > bytes.byteLength) fail(`truncated header: it is ${headerLength} bytes long, the file has ${fileSize}`);
   if (schemaLength === 0 || schemaLength > headerLength - FIXED_HEADER_LENGTH)
     fail(`schema length ${schemaLength} does not fit in the ${headerLength}-byte header`);
   const stored = view.getUint32(CHECKSUM_OFFSET, true);

@@ -90,44 +90,88 @@ const Token = Symbol("StructArray");
  * shared `get` slows to a crawl as soon as a program uses a second layout.
  * Out-of-bounds indexes go to a separate function: a throw inside the
  * inlined path stops V8 from hoisting the loads out of the caller's loop.
+ *
+ * Rows past 4 GiB (record files of any size) live in windows: the first
+ * `$n0` rows are in `$v` (all of them when the rows fit one ArrayBuffer);
+ * row i past those is in window `i >> K`, made on first use by
+ * `$window(j)`, at byte `(i mod 2^K) × rowSize`. A window holds 2^K whole
+ * rows (see {@link rowsPerWindow}), so a row never straddles two windows,
+ * and a shift and a mask find it. Anything off the fast path (a window not
+ * made yet, an index past 2^32, a bad index) goes to `$far`.
  */
 type RowsClass = new (token: symbol, layout: Layout, view: DataView, base: number, length: number, readOnly: boolean) => StructArray;
 const rowsClasses = new WeakMap<Layout, { writable: RowsClass; readOnly: RowsClass }>();
+
+/** Bytes a window of rows covers at most: 1 GiB, well under one ArrayBuffer's 4 GiB. */
+export const WINDOW_BYTES = 2 ** 30;
+
+/** Rows per window for rows of `rowSize` bytes: whole rows only, and a power of two, so that a shift finds a row's window. */
+export function rowsPerWindow(rowSize: number): number {
+  let rows = 1;
+  while (rows * 2 * rowSize <= WINDOW_BYTES) rows *= 2;
+  return rows;
+}
 
 function rowsClass(layout: Layout, readOnly: boolean): RowsClass {
   let classes = rowsClasses.get(layout);
   if (classes === undefined) {
     const codec = layout.codec;
+    const S = layout.byteLength;
+    const R = rowsPerWindow(S);
+    const K = Math.log2(R);
     const make = (Accessor: AccessorClass): RowsClass =>
       new Function(
-        "Base", "Row", "readRow", "fail",
+        "Base", "Row", "readRow",
         `"use strict";
         class Cursor {
-          constructor(rows) { this.rows = rows; this.row = new Row(rows.$v, rows.$b - ${layout.byteLength}); this.result = { value: this.row, done: false }; this.i = -1; }
+          constructor(rows) { this.rows = rows; this.row = new Row(rows.$v, rows.$b - ${S}); this.result = { value: this.row, done: false }; this.i = -1; this.j = 0; this.end = 0; }
           next() {
             const result = this.result;
             const rows = this.rows;
-            if (++this.i >= rows.$n) { result.done = true; return result; }
+            const i = ++this.i;
+            if (i >= rows.$n) { result.done = true; return result; }
             const row = this.row;
-            const v = rows.$v;
-            if (row.$v !== v) row.$v = v; // a record file that grew has a new view: follow it
-            row.$o += ${layout.byteLength};
+            if (i < rows.$n0) {
+              const v = rows.$v;
+              if (row.$v !== v) row.$v = v; // a record file that grew has a new view: follow it
+              row.$o += ${S};
+            } else if (i < this.end && row.$v === rows.$w[this.j]) {
+              row.$o += ${S}; // the next row of the same window
+            } else {
+              const j = Math.floor(i / ${R});
+              row.$v = rows.$w[j] ?? rows.$window(j);
+              row.$o = (i - j * ${R}) * ${S};
+              this.j = j;
+              this.end = (j + 1) * ${R};
+            }
             return result;
           }
           [Symbol.iterator]() { return this; }
         }
         return class Rows extends Base {
           get(i) {
-            if ((i >>> 0) !== i || i >= this.$n) fail(i, this.$n);
-            return new Row(this.$v, this.$b + i * ${layout.byteLength});
+            if ((i >>> 0) === i) {
+              if (i < this.$n0) return new Row(this.$v, this.$b + i * ${S});
+              if (i < this.$n) {
+                const v = this.$w[i >>> ${K}];
+                if (v !== undefined) return new Row(v, (i & ${R - 1}) * ${S});
+              }
+            }
+            return this.$far(i, false);
           }
           read(i) {
-            if ((i >>> 0) !== i || i >= this.$n) fail(i, this.$n);
-            return readRow(this.$v, this.$b + i * ${layout.byteLength});
+            if ((i >>> 0) === i) {
+              if (i < this.$n0) return readRow(this.$v, this.$b + i * ${S});
+              if (i < this.$n) {
+                const v = this.$w[i >>> ${K}];
+                if (v !== undefined) return readRow(v, (i & ${R - 1}) * ${S});
+              }
+            }
+            return this.$far(i, true);
           }
           [Symbol.iterator]() { return new Cursor(this); }
         };`,
-      )(StructArray, Accessor, codec.read, throwOutOfBounds) as RowsClass;
+      )(StructArray, Accessor, codec.read) as RowsClass;
     classes = { writable: make(codec.Accessor), readOnly: make(codec.ReadOnlyAccessor) };
     rowsClasses.set(layout, classes);
   }
@@ -138,10 +182,25 @@ function throwOutOfBounds(index: unknown, length: number): never {
   throw outOfBounds(index, length);
 }
 
-/** Moves an array onto a new view (a record file that grew) and sets its length. */
-export function rebindStructArray(array: StructArray, view: DataView, length: number): void {
+/** Makes window `j` of an array's rows: a view whose byte 0 is the first byte of row `j × R`. */
+export type WindowMaker = (j: number) => DataView;
+
+/**
+ * Moves an array onto a new view (a record file that grew) and sets its
+ * length. With `windows`, only the first `rowsInView` rows are in `view`,
+ * and the rest are reached through windows made on demand.
+ */
+export function rebindStructArray(array: StructArray, view: DataView, length: number, windows?: { rowsInView: number; make: WindowMaker }): void {
   array.$v = view;
   array.$n = length;
+  if (windows === undefined) {
+    array.$n0 = length;
+    if (array.$w.length > 0) array.$w = [];
+  } else {
+    array.$n0 = Math.min(length, windows.rowsInView);
+    array.$w = [];
+    array.$mk = windows.make;
+  }
 }
 
 /**
@@ -165,6 +224,12 @@ export class StructArray<S extends Schema = Schema> implements Iterable<RowAcces
   declare readonly $b: number;
   /** @internal the number of rows */
   declare $n: number;
+  /** @internal rows reachable through `$v`; the rest are in windows */
+  declare $n0: number;
+  /** @internal windows made so far, by window number (see rowsClass) */
+  declare $w: (DataView | undefined)[];
+  /** @internal makes a window */
+  declare $mk: WindowMaker | undefined;
   readonly #stride: number;
   readonly #readOnly: boolean;
   readonly #codec: LayoutCodec;
@@ -176,9 +241,46 @@ export class StructArray<S extends Schema = Schema> implements Iterable<RowAcces
     this.$v = view;
     this.$b = base;
     this.$n = length;
+    this.$n0 = length;
+    this.$w = [];
+    this.$mk = undefined;
     this.#stride = layout.byteLength;
     this.#readOnly = readOnly;
     this.#codec = layout.codec;
+  }
+
+  /** @internal window `j` of the rows, made on first use */
+  $window(j: number): DataView {
+    const view = this.$mk!(j);
+    this.$w[j] = view;
+    return view;
+  }
+
+  /** @internal get(i) or read(i) off the generated fast path: validates, makes the window, reaches rows past 2^32. */
+  $far(index: number, copy: boolean): unknown {
+    if (!Number.isInteger(index) || index < 0 || index >= this.$n) throwOutOfBounds(index, this.$n);
+    if (copy) return this.#codec.read(...this.#locate(index));
+    const Accessor = this.#readOnly ? this.#codec.ReadOnlyAccessor : this.#codec.Accessor;
+    return new Accessor(...this.#locate(index));
+  }
+
+  /** The view holding row `index` and the row's byte offset in it. */
+  #locate(index: number): [DataView, number] {
+    if (index < this.$n0) return [this.$v, this.$b + index * this.#stride];
+    const R = rowsPerWindow(this.#stride);
+    const j = Math.floor(index / R);
+    return [this.$w[j] ?? this.$window(j), (index - j * R) * this.#stride];
+  }
+
+  /** Calls `each(view, offset, first, count)` for runs of rows [from, to) that share a view. */
+  #runs(from: number, to: number, each: (view: DataView, offset: number, first: number, count: number) => void): void {
+    const R = rowsPerWindow(this.#stride);
+    for (let i = from; i < to; ) {
+      const [view, offset] = this.#locate(i);
+      const end = i < this.$n0 ? Math.min(to, this.$n0) : Math.min(to, (Math.floor(i / R) + 1) * R);
+      each(view, offset, i, end - i);
+      i = end;
+    }
   }
 
   /** Rows in the array. */
@@ -193,15 +295,15 @@ export class StructArray<S extends Schema = Schema> implements Iterable<RowAcces
 
   /** A live accessor of row `index`: its properties read and write the row's bytes. */
   get(index: number): RowAccessor<S> {
-    if ((index >>> 0) !== index || index >= this.$n) throw outOfBounds(index, this.$n);
+    if (!Number.isInteger(index) || index < 0 || index >= this.$n) throw outOfBounds(index, this.$n);
     const Accessor = this.#readOnly ? this.#codec.ReadOnlyAccessor : this.#codec.Accessor;
-    return new Accessor(this.$v, this.$b + index * this.#stride) as unknown as RowAccessor<S>;
+    return new Accessor(...this.#locate(index)) as unknown as RowAccessor<S>;
   }
 
   /** Row `index` copied into a plain object. */
   read(index: number): Row<S> {
-    if ((index >>> 0) !== index || index >= this.$n) throw outOfBounds(index, this.$n);
-    return this.#codec.read(this.$v, this.$b + index * this.#stride) as Row<S>;
+    if (!Number.isInteger(index) || index < 0 || index >= this.$n) throw outOfBounds(index, this.$n);
+    return this.#codec.read(...this.#locate(index)) as Row<S>;
   }
 
   /**
@@ -211,9 +313,9 @@ export class StructArray<S extends Schema = Schema> implements Iterable<RowAcces
    */
   write(index: number, row: RowInput<S>): void {
     if (this.#readOnly) throw readOnlyError();
-    if ((index >>> 0) !== index || index >= this.$n) throw outOfBounds(index, this.$n);
+    if (!Number.isInteger(index) || index < 0 || index >= this.$n) throw outOfBounds(index, this.$n);
     this.#codec.check(row, "");
-    this.#codec.store(this.$v, this.$b + index * this.#stride, row);
+    this.#codec.store(...this.#locate(index), row);
   }
 
   /**
@@ -233,8 +335,7 @@ export class StructArray<S extends Schema = Schema> implements Iterable<RowAcces
           result.done = true;
           return result;
         }
-        cursor.$v = this.$v;
-        cursor.$o += this.#stride;
+        [cursor.$v, cursor.$o] = this.#locate(i);
         return result;
       },
     };
@@ -257,7 +358,6 @@ export class StructArray<S extends Schema = Schema> implements Iterable<RowAcces
     if (from > to || to > this.$n) throw new MmapError("ERR_OUT_OF_RANGE", `rows [${from}, ${to}) are not within [0, ${this.$n})`);
     const field = this.layout.field(name);
     const count = to - from;
-    const o = this.$b + from * this.#stride + field.offset;
     if (typeof field.type === "string") {
       const Type = SCALARS[field.type].column;
       const into = options.into;
@@ -266,13 +366,17 @@ export class StructArray<S extends Schema = Schema> implements Iterable<RowAcces
       else if (!(into instanceof Type) || into.length < count)
         throw invalidArg(`column("${name}") into: expected a ${Type.name} of at least ${count} elements`);
       else out = into.length === count ? into : (into as Exclude<Column, string[]>).subarray(0, count);
-      columnReader(field.type)(this.$v, o, this.#stride, out, count);
+      const read = columnReader(field.type);
+      this.#runs(from, to, (view, offset, first, n) =>
+        read(view, offset + field.offset, this.#stride, first === from ? out : (out as Exclude<Column, string[]>).subarray(first - from), n));
       return out;
     }
     if (field.type.kind === "utf8") {
       const codec = codecOf(field.type);
       const out = Array.isArray(options.into) ? options.into : new Array<string>(count);
-      for (let i = 0; i < count; i++) out[i] = codec.read(this.$v, o + i * this.#stride) as string;
+      this.#runs(from, to, (view, offset, first, n) => {
+        for (let i = 0; i < n; i++) out[first - from + i] = codec.read(view, offset + field.offset + i * this.#stride) as string;
+      });
       return out;
     }
     throw invalidArg(`column() reads scalar and utf8 fields; "${name}" is a ${field.type.kind}`);
@@ -292,7 +396,26 @@ export class StructArray<S extends Schema = Schema> implements Iterable<RowAcces
       throw invalidArg(`bisect() searches a numeric or bigint field; "${name}" is not one`);
     if (typeof value === "number" ? Number.isNaN(value) : typeof value !== "bigint")
       throw invalidArg(`bisect() needs a number or bigint to look for, got ${typeof value === "number" ? "NaN" : typeof value}`);
-    return bisector(field.type)(this.$v, this.$b + field.offset, this.#stride, 0, this.$n, value);
+    const search = bisector(field.type);
+    if (this.$n0 === this.$n) return search(this.$v, this.$b + field.offset, this.#stride, 0, this.$n, value);
+    // Across windows: find the window whose last row is not less than value, then search inside it.
+    const R = rowsPerWindow(this.#stride);
+    let lo = 0;
+    let hi = Math.ceil(this.$n / R); // windows
+    const lastOf = (j: number) => Math.min(this.$n, (j + 1) * R) - 1;
+    const less = (i: number) => {
+      const [view, offset] = this.#locate(i);
+      return search(view, offset + field.offset, this.#stride, 0, 1, value) === 1;
+    };
+    while (lo < hi) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      if (less(lastOf(mid))) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo * R >= this.$n) return this.$n;
+    const first = lo * R;
+    const [view, offset] = this.#locate(first);
+    return first + search(view, offset + field.offset, this.#stride, 0, lastOf(lo) - first + 1, value);
   }
 }
 
