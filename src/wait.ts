@@ -147,7 +147,9 @@ export class Doorbell {
   /**
    * Resolves true once `ready()` holds, false on timeout; rejects with
    * ERR_ABORTED if the signal fires. The event loop stays free: the sleep
-   * happens on one of the addon's waiter threads, never on libuv's pool.
+   * happens on one of the addon's waiter threads (with futex_waitv, up to
+   * 127 waits share one), never on libuv's pool. No wait queues for a thread,
+   * so every timeout and signal fires however many waits are parked.
    */
   async waitUntilAsync(ready: () => boolean, options: AsyncWaitOptions = {}): Promise<boolean> {
     const { signal } = options;
