@@ -11,7 +11,8 @@
  * adds or cancels a request; so any number of waits park on few threads and
  * no wait ever queues for a thread. Without futex_waitv each thread serves one
  * wait. Threads re-enter the sleep every SLICE_MS so that a word unmapped
- * meanwhile is noticed (EFAULT); a wake still arrives at once. */
+ * meanwhile is noticed (EFAULT) and, without futex_waitv, a cancelled wait
+ * frees its thread; a wake still arrives at once. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/futex.h>
@@ -26,7 +27,7 @@
 
 #include "common.h"
 
-#define SLICE_MS 100
+#define SLICE_MS 1000
 #define GROUP_MAX 127 /* futex_waitv takes at most 128 words; one is the control word */
 #define THREAD_STACK (256 * 1024)
 
