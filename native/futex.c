@@ -368,7 +368,13 @@ static void waiters_cleanup(void *arg) {
   Waiters *w = arg;
   pthread_mutex_lock(&w->lock);
   w->shutdown = true;
-  for (Thread *t = w->threads; t; t = t->next) poke(t);
+  for (Thread *t = w->threads; t; t = t->next) {
+    poke(t);
+    /* Without futex_waitv a thread sleeps on its request's word, not on its
+     * control word: wake that word's sleepers (others re-check and sleep
+     * again) so that a terminating worker need not wait for the slice. */
+    if (w->group == 1 && t->count == 1) futex(t->slots[0]->addr, FUTEX_WAKE, INT32_MAX, NULL);
+  }
   pthread_mutex_unlock(&w->lock);
   /* Aborted, so that a thread finishing a request now gets napi_closing
    * instead of queueing for a loop that no longer runs. */
