@@ -35,7 +35,13 @@ export interface NativeBinding {
   pageSize(): number;
   /** 0 woken, 1 timed out, 2 the word did not hold `expected`. timeoutMs < 0: forever. */
   futexWait(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): number;
+  /** count >= 1 (a smaller count is ERR_INVALID_ARG: the kernel would read 0 as 1). */
   futexWake(buffer: ArrayBuffer, byteOffset: number, count: number): number;
+  /**
+   * Parks on one of the addon's waiter threads (with futex_waitv, 127 waits
+   * share a thread); callback(0 woken, 1 timed out, 2 not equal, < 0 -errno).
+   * A waker should change the word before waking (as Doorbell does).
+   */
   waitAsync(
     buffer: ArrayBuffer,
     byteOffset: number,
@@ -43,6 +49,7 @@ export interface NativeBinding {
     timeoutMs: number,
     callback: (result: number) => void,
   ): WaitRequest;
+  /** Its callback will not run. Anything but a wait request is ERR_INVALID_ARG (type-tagged). */
   cancelWait(request: WaitRequest): void;
   /** op: 0 unlock, 1 shared, 2 exclusive; non-blocking. True when taken. */
   flock(fd: number, op: number): boolean;

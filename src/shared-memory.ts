@@ -2,11 +2,24 @@
  * Shared memory without a file: an anonymous memfd. Its descriptor can be
  * given to a child process (as a stdio slot) and mapped there with
  * `mapFile(fd, { access: "write" })`; both processes then share the pages.
+ *
+ * The memfd is owned by this thread's environment (native adoptFd): a
+ * SharedMemory dropped without close() is closed when it is garbage-collected,
+ * and one left open in a worker is closed when the worker ends.
  */
-import * as fs from "node:fs";
 import { MmapError, invalidArg, sys } from "./errors.ts";
 import { checkInteger, growFile, mapFile, type MapOptions, type MappedFile } from "./mapped-file.ts";
 import { native } from "./native.ts";
+
+// Closes the memfds of SharedMemory objects collected without close(). Mappings
+// made with map() hold their own descriptor and keep the memory.
+const memfdReaper = new FinalizationRegistry<number>((fd) => {
+  try {
+    native.closeFd(fd);
+  } catch {
+    /* already closed */
+  }
+});
 
 /** Options of {@link createSharedMemory}. */
 export interface SharedMemoryOptions {
@@ -23,6 +36,7 @@ export class SharedMemory {
   constructor(fd: number, size: number) {
     this.#fd = fd;
     this.size = size;
+    memfdReaper.register(this, fd, this);
   }
 
   /** The descriptor, to pass to a child process (e.g. `stdio: ["inherit", "inherit", "inherit", shm.fd]`). */
@@ -40,11 +54,18 @@ export class SharedMemory {
     return mapFile(this.fd, { access: "write", ...options });
   }
 
-  /** Closes this process's descriptor; mappings and other processes keep the memory. */
+  /**
+   * Closes this process's descriptor; mappings and other processes keep the
+   * memory. Close it here, never with fs.closeSync(shm.fd): the descriptor is
+   * also closed when this object is garbage-collected, and its number may
+   * belong to another file by then.
+   */
   close(): void {
     if (this.#fd < 0) return;
-    fs.closeSync(this.#fd);
+    const fd = this.#fd;
     this.#fd = -1;
+    memfdReaper.unregister(this);
+    native.closeFd(fd);
   }
 
   /** close(), for `using`. */
@@ -67,9 +88,10 @@ export function createSharedMemory(size: number, options: SharedMemoryOptions = 
   // limit of its own, and overcommitting it would wake the OOM killer.
   const fd = sys(undefined, () => native.memfd(name));
   try {
+    native.adoptFd(fd);
     growFile(fd, 0, size, false);
   } catch (error) {
-    fs.closeSync(fd);
+    native.closeFd(fd);
     throw error;
   }
   return new SharedMemory(fd, size);

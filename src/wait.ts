@@ -43,6 +43,13 @@ export interface AsyncWaitOptions {
 }
 
 const SLICE_CHECK = 1024; // polls between clock reads in unbounded spins
+/**
+ * A synchronous futex sleep lasts at most this long before JavaScript runs
+ * again. V8 can only stop a thread that runs JavaScript, so without slices a
+ * worker parked with no timeout would block worker.terminate() and
+ * process.exit() (which joins workers) forever. A wake still returns at once.
+ */
+const SYNC_SLICE_MS = 50;
 
 export function checkTimeout(timeout: number | undefined): number {
   if (timeout === undefined || timeout === Infinity) return -1;
@@ -104,7 +111,9 @@ export class Doorbell {
 
   /**
    * Blocks the thread until `ready()` returns true. Returns false on timeout.
-   * `ready` must be cheap and side-effect free; it is called many times.
+   * `ready` must be cheap and side-effect free; it is called many times
+   * (at least every 50 ms while asleep: the sleep is sliced so that
+   * worker.terminate() and process.exit() can stop a waiting thread).
    */
   waitUntil(ready: () => boolean, options: WaitOptions = {}): boolean {
     if (ready()) return true;
@@ -128,7 +137,7 @@ export class Doorbell {
         if (ready()) return true;
         const left = deadline - performance.now();
         if (left <= 0) return false;
-        sys(undefined, () => native.futexWait(this.#buffer, this.#seqByteOffset, seq, left === Infinity ? -1 : Math.ceil(left)));
+        sys(undefined, () => native.futexWait(this.#buffer, this.#seqByteOffset, seq, Math.min(SYNC_SLICE_MS, Math.ceil(left))));
       }
     } finally {
       if (words.length > 0) Atomics.sub(words, this.#waitersIndex, 1);
@@ -138,7 +147,9 @@ export class Doorbell {
   /**
    * Resolves true once `ready()` holds, false on timeout; rejects with
    * ERR_ABORTED if the signal fires. The event loop stays free: the sleep
-   * happens on one of the addon's waiter threads, never on libuv's pool.
+   * happens on one of the addon's waiter threads (with futex_waitv, up to
+   * 127 waits share one), never on libuv's pool. No wait queues for a thread,
+   * so every timeout and signal fires however many waits are parked.
    */
   async waitUntilAsync(ready: () => boolean, options: AsyncWaitOptions = {}): Promise<boolean> {
     const { signal } = options;

@@ -121,4 +121,17 @@ describe("worker threads", () => {
       const r = messages[0] as { terminateMs: number };
       assert.ok(r.terminateMs < 2000, `terminate() took ${r.terminateMs} ms`);
   });
+
+  // Hang guards only (a hang never ends): the child is SIGKILLed after 10 s.
+  test("terminate() returns while the worker is blocked in a synchronous waitUntil with no timeout", async () => {
+    const { code, signal, messages, stderr } = await runChild("core-workers-child.ts", ["terminate-sync", file], { timeoutMs: 10_000 });
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, `terminate() never returned: the child was killed\n${stderr}`);
+    assert.equal(typeof messages[0]?.terminateMs, "number");
+  });
+
+  test("process.exit() ends the process while a worker is blocked in a synchronous waitUntil with no timeout", async () => {
+    const { code, signal, messages, stderr } = await runChild("core-workers-child.ts", ["exit-sync", file], { timeoutMs: 10_000 });
+    assert.deepEqual(messages[0], { exiting: true });
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, `process.exit() never returned: the child was killed\n${stderr}`);
+  });
 });
