@@ -19,6 +19,7 @@ export type MmapErrorCode =
   | "ERR_BUSY" // the operation conflicts with one in progress
   | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
   | "ERR_TOO_MANY_MAPPINGS"
+  | "ERR_MISSING_PEER" // an optional peer dependency a feature needs is not installed (the message says what to install)
   | "ERR_UNSUPPORTED" // valid data in a form memmap cannot view in place (a big-endian .npy, say)
   | (string & {}); // errno names
 
