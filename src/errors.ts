@@ -19,6 +19,8 @@ export type MmapErrorCode =
   | "ERR_BUSY" // the operation conflicts with one in progress
   | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
   | "ERR_TOO_MANY_MAPPINGS"
+  | "ERR_INSECURE" // a file or directory another user could use to redirect a write (a hard link, a writable directory)
+  | "ERR_UNSUPPORTED" // a file that cannot be mapped faithfully (e.g. /proc files that report size 0)
   | (string & {}); // errno names
 
 /** Details of an {@link MmapError}: the failed system call, the path, the errno number, the cause. */

@@ -16,7 +16,7 @@
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { MmapError, invalidArg, sys } from "./errors.ts";
+import { MmapError, invalidArg, sys, toMmapError } from "./errors.ts";
 import { native, type MappingHandle } from "./native.ts";
 
 /** How a mapping may be used: "read" (private, stray writes never reach the file), "write" (shared with the file and every process), "copy" (private copy-on-write). */
@@ -44,6 +44,19 @@ export interface MapOptions {
   advice?: Advice;
   /** Permission bits of a file that `create` makes. Default 0o600. */
   mode?: number;
+  /**
+   * Follow a symbolic link at the last component of the path when writing
+   * (access "write" or `create`). Default false: such a link is refused with
+   * ELOOP, so a link planted in a shared directory (/tmp, /dev/shm) cannot
+   * choose which file is written. Reading always follows links.
+   */
+  followSymlinks?: boolean;
+  /**
+   * Open a file for writing even when it has other hard links (a link count
+   * above 1). Default false: ERR_INSECURE, since a hard link in a shared
+   * directory can name a file its owner did not mean to share.
+   */
+  allowHardLinks?: boolean;
 }
 
 /** Which pages of a range are in memory, from {@link MappedFile.residency}. */
@@ -65,6 +78,7 @@ const ACCESS_CODES: Record<Access, number> = { read: 0, write: 1, copy: 2 };
 const ADVICE_CODES: Record<Advice, number> = { normal: 0, sequential: 1, random: 2, willneed: 3 };
 const OPTION_KEYS = new Set([
   "access", "create", "size", "sparse", "offset", "length", "populate", "advice", "mode",
+  "followSymlinks", "allowHardLinks",
 ]);
 
 /** Typed array constructors that view() accepts. */
@@ -111,6 +125,8 @@ interface Checked {
   populate: boolean;
   advice: Advice;
   mode: number;
+  followSymlinks: boolean;
+  allowHardLinks: boolean;
 }
 
 function checkOptions(options: MapOptions | undefined): Checked {
@@ -123,6 +139,8 @@ function checkOptions(options: MapOptions | undefined): Checked {
   const create = checkBoolean("create", options.create);
   const sparse = checkBoolean("sparse", options.sparse);
   const populate = checkBoolean("populate", options.populate);
+  const followSymlinks = checkBoolean("followSymlinks", options.followSymlinks);
+  const allowHardLinks = checkBoolean("allowHardLinks", options.allowHardLinks);
   const advice = checkChoice("advice", options.advice, ["normal", "sequential", "random", "willneed"], "normal");
   const size = options.size === undefined ? undefined : checkInteger("size", options.size);
   const offset = options.offset === undefined ? 0 : checkInteger("offset", options.offset);
@@ -131,7 +149,7 @@ function checkOptions(options: MapOptions | undefined): Checked {
   if (create && access !== "write") throw invalidArg(`create needs access "write" (got access "${access}")`);
   if (size !== undefined && access !== "write") throw invalidArg(`size needs access "write" (got access "${access}")`);
   if (sparse && size === undefined) throw invalidArg("sparse only applies together with size");
-  return { access, create, size, sparse, offset, length, populate, advice, mode };
+  return { access, create, size, sparse, offset, length, populate, advice, mode, followSymlinks, allowHardLinks };
 }
 
 const TMPFS_MAGIC = 0x01021994; // statfs f_type of tmpfs, /dev/shm and memfd files
@@ -215,21 +233,9 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
   if (typeof pathOrFd === "string") {
     if (pathOrFd.length === 0) throw invalidArg("path must not be empty");
     path = pathOrFd;
-    const p = pathOrFd;
-    // O_NONBLOCK: opening a FIFO would otherwise block forever; on the
-    // regular files that can be mapped it changes nothing.
-    const flags = (o.access === "write" ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK;
-    if (o.create) {
-      try {
-        fd = fs.openSync(p, flags | fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode);
-        created = true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw sys(p, () => { throw error; });
-        fd = sys(p, () => fs.openSync(p, flags));
-      }
-    } else {
-      fd = sys(p, () => fs.openSync(p, flags));
-    }
+    const opened = openPath(pathOrFd, o);
+    fd = opened.fd;
+    created = opened.created;
   } else if (typeof pathOrFd === "number") {
     checkInteger("fd", pathOrFd, 0x7fffffff);
     fd = sys(undefined, () => native.dup(pathOrFd));
@@ -285,6 +291,57 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
     if (ownsFd) closeDescriptor(fd, path);
     throw error;
   }
+}
+
+/**
+ * Opens `p` for mapFile. Writing (access "write", `create`) never follows a
+ * symbolic link at the last component unless asked to (O_NOFOLLOW), and an
+ * existing file opened for writing must have a single hard link: in a shared
+ * directory either could be another user's way to choose what is written.
+ * O_NONBLOCK: opening a FIFO would otherwise block forever; on the regular
+ * files that can be mapped it changes nothing.
+ */
+function openPath(p: string, o: Checked): { fd: number; created: boolean } {
+  const writing = o.access === "write";
+  const noFollow = writing && !o.followSymlinks ? fs.constants.O_NOFOLLOW : 0;
+  const flags = (writing ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK | noFollow;
+  const open = (extra: number, mode?: number): number => {
+    try {
+      return fs.openSync(p, flags | extra, mode);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ELOOP" && noFollow !== 0)
+        throw new MmapError(
+          "ELOOP",
+          `'${p}' is a symbolic link; memmap does not write through one unless asked to (pass followSymlinks: true)`,
+          { syscall: "open", path: p, errno: os.constants.errno.ELOOP, cause: error },
+        );
+      throw toMmapError(error, p);
+    }
+  };
+  if (o.create) {
+    try {
+      // O_CREAT|O_EXCL never follows a symbolic link: a planted one is an EEXIST here.
+      return { fd: open(fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode), created: true };
+    } catch (error) {
+      if ((error as MmapError).code !== "EEXIST") throw error;
+    }
+  }
+  const fd = open(0);
+  if (writing && !o.allowHardLinks) {
+    try {
+      const st = sys(p, () => fs.fstatSync(fd));
+      if (st.isFile() && st.nlink > 1)
+        throw new MmapError(
+          "ERR_INSECURE",
+          `'${p}' has ${st.nlink} hard links; memmap does not write to a file with other names unless asked to (pass allowHardLinks: true)`,
+          { syscall: "open", path: p },
+        );
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+  }
+  return { fd, created: false };
 }
 
 const Token = Symbol("MappedFile");

@@ -19,6 +19,7 @@
  * Everything read from the shared file is validated before use: a bad value
  * is an ERR_CORRUPT, never an out-of-bounds access or an endless loop.
  */
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg, sys } from "../errors.ts";
@@ -213,8 +214,9 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
         errno: 17,
       });
     // Built under a temporary name and linked into place whole: no process ever opens a half-made channel.
-    const temp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    const fd = sys(temp, () => fs.openSync(temp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
+    // An unguessable name, made new (O_EXCL) and never through a symbolic link (O_NOFOLLOW).
+    const temp = `${target}.${randomBytes(8).toString("hex")}.tmp`;
+    const fd = sys(temp, () => fs.openSync(temp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode));
     let file: MappedFile | undefined;
     try {
       growFile(fd, 0, total, false, target);

@@ -14,6 +14,7 @@
  * ticks.rows.get(0).price;           // 101.5, read from the mapped page
  * ```
  */
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../errors.ts";
@@ -296,8 +297,9 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
   if (size > MAX_BUFFER_LENGTH)
     throw new MmapError("ERR_TOO_LARGE", `${capacity} rows of ${layout.byteLength} bytes need ${size} bytes; a record file holds at most ${MAX_BUFFER_LENGTH}`);
 
-  const tmp = path.join(path.dirname(filePath), `.${path.basename(filePath)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fd = sys(tmp, () => fs.openSync(tmp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
+  // An unguessable name, made new (O_EXCL) and never through a symbolic link (O_NOFOLLOW).
+  const tmp = path.join(path.dirname(filePath), `.${path.basename(filePath)}.${randomBytes(8).toString("hex")}.tmp`);
+  const fd = sys(tmp, () => fs.openSync(tmp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode));
   let linked = false;
   try {
     lockForWriting(fd, tmp); // the lock belongs to the file, whatever its name, from the moment it appears
