@@ -42,7 +42,10 @@ export interface MapOptions {
   populate?: boolean;
   /** Access-pattern hint for the kernel (madvise). Default "normal". */
   advice?: Advice;
-  /** Permission bits of a file that `create` makes. Default 0o600. */
+  /**
+   * Permission bits (0 to 0o777) of a file that `create` makes, applied
+   * exactly (fchmod after creating: the umask does not apply). Default 0o600.
+   */
   mode?: number;
   /**
    * Follow a symbolic link at the last component of the path when writing
@@ -96,6 +99,29 @@ export function checkInteger(name: string, value: unknown, max = Number.MAX_SAFE
   return value;
 }
 
+/**
+ * A `mode` option: permission bits only (0 to 0o777), default 0o600. Setuid,
+ * setgid and sticky bits have no use on a mapped file, and a setuid file in a
+ * shared directory is a gift to whoever can write it.
+ */
+export function checkMode(value: unknown, fallback = 0o600): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0o777)
+    throw invalidArg(
+      `mode must be permission bits from 0 to 0o777 (no setuid, setgid or sticky bit), got ${typeof value === "number" ? `0o${value.toString(8)}` : describe(value)}`,
+    );
+  return value;
+}
+
+/**
+ * Gives a file the program just created exactly `mode`: open()'s mode is
+ * filtered by the umask, and a mode chosen to share a file with another
+ * user must not depend on the umask of the process that happened to create it.
+ */
+export function applyMode(fd: number, mode: number, path: string | undefined): void {
+  sys(path, () => fs.fchmodSync(fd, mode));
+}
+
 function describe(value: unknown): string {
   if (typeof value === "number") return String(value);
   if (typeof value === "string") return JSON.stringify(value);
@@ -145,7 +171,7 @@ function checkOptions(options: MapOptions | undefined): Checked {
   const size = options.size === undefined ? undefined : checkInteger("size", options.size);
   const offset = options.offset === undefined ? 0 : checkInteger("offset", options.offset);
   const length = options.length === undefined ? undefined : checkInteger("length", options.length);
-  const mode = options.mode === undefined ? 0o600 : checkInteger("mode", options.mode, 0o7777);
+  const mode = checkMode(options.mode);
   if (create && access !== "write") throw invalidArg(`create needs access "write" (got access "${access}")`);
   if (size !== undefined && access !== "write") throw invalidArg(`size needs access "write" (got access "${access}")`);
   if (sparse && size === undefined) throw invalidArg("sparse only applies together with size");
@@ -321,7 +347,15 @@ function openPath(p: string, o: Checked): { fd: number; created: boolean } {
   if (o.create) {
     try {
       // O_CREAT|O_EXCL never follows a symbolic link: a planted one is an EEXIST here.
-      return { fd: open(fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode), created: true };
+      const fd = open(fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode);
+      try {
+        applyMode(fd, o.mode, p);
+      } catch (error) {
+        fs.closeSync(fd);
+        fs.rmSync(p, { force: true });
+        throw error;
+      }
+      return { fd, created: true };
     } catch (error) {
       if ((error as MmapError).code !== "EEXIST") throw error;
     }

@@ -24,7 +24,7 @@ import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg, sys } from "../errors.ts";
 import { FRAME_HEADER_LENGTH } from "../framing.ts";
-import { checkInteger, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { applyMode, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { SharedMemory } from "../shared-memory.ts";
 import { Doorbell, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
 import { RingReader } from "./consumer.ts";
@@ -55,7 +55,7 @@ export interface CreateChannelOptions {
   capacity?: number;
   /** Default "single". */
   producers?: ChannelProducers;
-  /** Permission bits of a channel file created at a path. Default 0o600. */
+  /** Permission bits (0 to 0o777) of a channel file created at a path, applied exactly (the umask does not apply). Default 0o600. */
   mode?: number;
   /** With a path: replace an existing file instead of failing with EEXIST. Default false. */
   replace?: boolean;
@@ -198,7 +198,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
   const producers = options.producers ?? "single";
   if (producers !== "single" && producers !== "multi")
     throw invalidArg(`producers must be "single" or "multi", got ${describe(producers)}`);
-  const mode = options.mode === undefined ? 0o600 : checkInteger("mode", options.mode, 0o7777);
+  const mode = checkMode(options.mode);
   if (options.replace !== undefined && typeof options.replace !== "boolean")
     throw invalidArg(`replace must be a boolean, got ${describe(options.replace)}`);
   const strategy = checkStrategy(options.strategy);
@@ -219,6 +219,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
     const fd = sys(temp, () => fs.openSync(temp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode));
     let file: MappedFile | undefined;
     try {
+      applyMode(fd, mode, target);
       growFile(fd, 0, total, false, target);
       file = mapFile(fd, { access: "write", length: total });
       initialize(file, capacity, producers === "multi", false);

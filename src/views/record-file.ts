@@ -18,7 +18,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../errors.ts";
-import { MAX_BUFFER_LENGTH, checkInteger, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { MAX_BUFFER_LENGTH, applyMode, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { native } from "../native.ts";
 import { FIXED_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, encodeHeader } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
@@ -31,7 +31,7 @@ export interface CreateRecordFileOptions {
   capacity?: number;
   /** Replace an existing file at the path (readers of the old one keep it). Default false: EEXIST. */
   overwrite?: boolean;
-  /** Permission bits of the new file. Default 0o600. */
+  /** Permission bits (0 to 0o777) of the new file, applied exactly (the umask does not apply). Default 0o600. */
   mode?: number;
 }
 
@@ -290,7 +290,7 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
     if (key !== "capacity" && key !== "overwrite" && key !== "mode")
       throw invalidArg(`unknown option "${key}" (expected one of: capacity, overwrite, mode)`);
   const capacity = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
-  const mode = options.mode === undefined ? 0o600 : checkInteger("mode", options.mode, 0o7777);
+  const mode = checkMode(options.mode);
   if (options.overwrite !== undefined && typeof options.overwrite !== "boolean") throw invalidArg("overwrite must be a boolean");
   const header = encodeHeader(layout);
   const size = header.length + capacity * layout.byteLength;
@@ -303,6 +303,7 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
   let linked = false;
   try {
     lockForWriting(fd, tmp); // the lock belongs to the file, whatever its name, from the moment it appears
+    applyMode(fd, mode, filePath);
     sys(tmp, () => fs.writeSync(fd, header, 0, header.length, 0));
     growFile(fd, header.length, size, false, tmp);
     if (options.overwrite === true) sys(filePath, () => fs.renameSync(tmp, filePath));
