@@ -9,7 +9,7 @@
 import * as fs from "node:fs";
 import { mapFile, pageSize, type MappedFile } from "../index.ts";
 import { CliError, EXIT_OK, formatBytes, formatCount } from "./common.ts";
-import { collectFiles, fileProblem } from "./files.ts";
+import { SkippedEntry, collectFiles, fileProblem, openEntry, reportNotices, type FileSet } from "./files.ts";
 import { residencyOf, type FileResidency } from "./residency.ts";
 import { describeTotal, reportErrors, totalOf } from "./stat.ts";
 
@@ -56,8 +56,9 @@ function limitMessage(wanted: number, error: unknown): CliError {
 /** mlock's failures that mean "over the limit" (ENOMEM), "limit is zero" (EPERM), or "could not lock all" (EAGAIN). */
 const LIMIT_CODES = new Set(["ENOMEM", "EPERM", "EAGAIN"]);
 
-export async function runLock(paths: string[], options: LockOptions): Promise<number> {
-  const set = collectFiles(paths);
+/** `paths`: as given on the command line, or already collected (collectFiles). */
+export async function runLock(paths: readonly string[] | FileSet, options: LockOptions): Promise<number> {
+  const set = Array.isArray(paths) ? collectFiles(paths) : (paths as FileSet);
   if (set.errors.length > 0) {
     reportErrors(set.errors.slice(1));
     throw new CliError(set.errors[0]!.message);
@@ -80,8 +81,19 @@ export async function runLock(paths: string[], options: LockOptions): Promise<nu
     for (const file of set.files) {
       let m: MappedFile;
       try {
-        m = mapFile(file.path);
+        // Mapped through a descriptor checked to be the regular file the walk found.
+        const { fd } = openEntry(file);
+        try {
+          m = mapFile(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
       } catch (error) {
+        if (error instanceof SkippedEntry) {
+          set.skipped++;
+          set.notices.push(error.message);
+          continue;
+        }
         throw new CliError(fileProblem(file.path, error).message, 1, { cause: error });
       }
       mappings.push(m);
@@ -99,6 +111,7 @@ export async function runLock(paths: string[], options: LockOptions): Promise<nu
     throw error;
   }
 
+  reportNotices(set);
   // Listen before saying we hold the files: a signal sent on seeing that line must find the handler.
   const keepAlive = setInterval(() => {}, 1 << 30); // the timer only keeps the event loop alive
   const interrupted = new Promise<NodeJS.Signals>((resolve) => {
