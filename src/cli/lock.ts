@@ -15,7 +15,16 @@ import { describeTotal, reportErrors, totalOf } from "./stat.ts";
 
 export interface LockOptions {
   json?: boolean;
+  /** Files larger than this are skipped with a message (default {@link DEFAULT_MAX_LOCK_SIZE}). */
+  maxSize?: number;
 }
+
+/**
+ * The largest file `memmap lock` locks unless --max-size says otherwise
+ * (vmtouch -m has the same default): a huge sparse file planted in a tree
+ * would otherwise turn its holes into real, locked pages until memory ran out.
+ */
+export const DEFAULT_MAX_LOCK_SIZE = 500 * 1024 * 1024;
 
 /** A field of /proc/self/status in bytes (e.g. VmLck), or undefined when unavailable. */
 export function procStatusBytes(field: string, pid: number | "self" = "self"): number | undefined {
@@ -63,7 +72,14 @@ export async function runLock(paths: readonly string[] | FileSet, options: LockO
     reportErrors(set.errors.slice(1));
     throw new CliError(set.errors[0]!.message);
   }
-  const wanted = set.files.reduce((n, f) => n + f.size, 0);
+  const maxSize = options.maxSize ?? DEFAULT_MAX_LOCK_SIZE;
+  const tooLarge = (size: number, file: { path: string }): boolean => {
+    if (size <= maxSize) return false;
+    set.skipped++;
+    set.notices.push(`skipped ${file.path}: ${formatBytes(size)} is larger than the --max-size of ${formatBytes(maxSize)}`);
+    return true;
+  };
+  const wanted = set.files.reduce((n, f) => n + (f.size <= maxSize ? f.size : 0), 0);
   const mappings: MappedFile[] = [];
   const release = (): void => {
     for (const m of mappings) {
@@ -79,12 +95,14 @@ export async function runLock(paths: readonly string[] | FileSet, options: LockO
   const locked: FileResidency[] = [];
   try {
     for (const file of set.files) {
-      let m: MappedFile;
+      if (tooLarge(file.size, file)) continue;
+      let m: MappedFile | undefined;
       try {
-        // Mapped through a descriptor checked to be the regular file the walk found.
-        const { fd } = openEntry(file);
+        // Mapped through a descriptor checked to be the regular file the walk found, and
+        // no more of it than was checked against the cap (it may have grown since the walk).
+        const { fd, size } = openEntry(file);
         try {
-          m = mapFile(fd);
+          if (!tooLarge(size, file)) m = mapFile(fd, { length: size });
         } finally {
           fs.closeSync(fd);
         }
@@ -96,6 +114,7 @@ export async function runLock(paths: readonly string[] | FileSet, options: LockO
         }
         throw new CliError(fileProblem(file.path, error).message, 1, { cause: error });
       }
+      if (m === undefined) continue;
       mappings.push(m);
       try {
         m.lock();
