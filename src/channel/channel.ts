@@ -19,12 +19,12 @@
  * Everything read from the shared file is validated before use: a bad value
  * is an ERR_CORRUPT, never an out-of-bounds access or an endless loop.
  */
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg, sys } from "../errors.ts";
 import { FRAME_HEADER_LENGTH } from "../framing.ts";
-import { applyMode, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
 import { SharedMemory } from "../shared-memory.ts";
 import { Doorbell, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
 import { RingReader } from "./consumer.ts";
@@ -168,6 +168,8 @@ const lockReaper = new FinalizationRegistry<number>((fd) => {
   }
 });
 
+const EXISTS_HINT = "open it with openChannel(), or pass replace: true";
+
 function targetOf(target: unknown, what: string): string | number {
   if (target instanceof SharedMemory) return target.fd;
   if (typeof target === "string" || typeof target === "number") return target;
@@ -207,27 +209,15 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
 
   if (typeof target === "string") {
     if (target.length === 0) throw invalidArg("path must not be empty");
-    if (!options.replace && fs.existsSync(target))
-      throw new MmapError("EEXIST", `file already exists '${target}' (open it with openChannel(), or pass replace: true)`, {
-        syscall: "open",
-        path: target,
-        errno: 17,
-      });
+    checkTarget(target, options.replace === true, EXISTS_HINT);
     // Built under a temporary name and linked into place whole: no process ever opens a half-made channel.
-    // An unguessable name, made new (O_EXCL) and never through a symbolic link (O_NOFOLLOW).
-    const temp = `${target}.${randomBytes(8).toString("hex")}.tmp`;
-    const fd = sys(temp, () => fs.openSync(temp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode));
+    const { fd, temp } = createTemp(target, mode, false);
     let file: MappedFile | undefined;
     try {
-      applyMode(fd, mode, target);
       growFile(fd, 0, total, false, target);
       file = mapFile(fd, { access: "write", length: total });
       initialize(file, capacity, producers === "multi", false);
-      if (options.replace) sys(target, () => fs.renameSync(temp, target));
-      else {
-        sys(target, () => fs.linkSync(temp, target));
-        fs.unlinkSync(temp);
-      }
+      publishTemp(temp, target, options.replace === true, EXISTS_HINT);
     } catch (error) {
       file?.close();
       fs.closeSync(fd);

@@ -14,11 +14,11 @@
  * ticks.rows.get(0).price;           // 101.5, read from the mapped page
  * ```
  */
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../errors.ts";
-import { MAX_BUFFER_LENGTH, applyMode, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
 import { native } from "../native.ts";
 import { FIXED_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, encodeHeader } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
@@ -265,6 +265,8 @@ export class RecordFile<S extends Schema = Schema> {
   }
 }
 
+const OVERWRITE_HINT = "pass { overwrite: true } to replace it";
+
 function checkPath(filePath: unknown): string {
   if (typeof filePath !== "string" || filePath.length === 0) throw invalidArg("path must be a non-empty string");
   return filePath;
@@ -297,27 +299,14 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
   if (size > MAX_BUFFER_LENGTH)
     throw new MmapError("ERR_TOO_LARGE", `${capacity} rows of ${layout.byteLength} bytes need ${size} bytes; a record file holds at most ${MAX_BUFFER_LENGTH}`);
 
-  // An unguessable name, made new (O_EXCL) and never through a symbolic link (O_NOFOLLOW).
-  const tmp = path.join(path.dirname(filePath), `.${path.basename(filePath)}.${randomBytes(8).toString("hex")}.tmp`);
-  const fd = sys(tmp, () => fs.openSync(tmp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode));
+  checkTarget(filePath, options.overwrite === true, OVERWRITE_HINT);
+  const { fd, temp: tmp } = createTemp(filePath, mode, true);
   let linked = false;
   try {
-    lockForWriting(fd, tmp); // the lock belongs to the file, whatever its name, from the moment it appears
-    applyMode(fd, mode, filePath);
-    sys(tmp, () => fs.writeSync(fd, header, 0, header.length, 0));
-    growFile(fd, header.length, size, false, tmp);
-    if (options.overwrite === true) sys(filePath, () => fs.renameSync(tmp, filePath));
-    else {
-      try {
-        fs.linkSync(tmp, filePath); // fails with EEXIST when the path is taken: never clobbers
-      } catch (error) {
-        const e = error as NodeJS.ErrnoException;
-        if (e.code === "EEXIST")
-          throw new MmapError("EEXIST", `the file already exists '${filePath}' (pass { overwrite: true } to replace it)`, { syscall: "link", path: filePath, errno: 17 });
-        throw sys(filePath, () => { throw error; });
-      }
-      fs.unlinkSync(tmp);
-    }
+    lockForWriting(fd, filePath); // the lock belongs to the file, whatever its name, from the moment it appears
+    sys(filePath, () => fs.writeSync(fd, header, 0, header.length, 0));
+    growFile(fd, header.length, size, false, filePath);
+    publishTemp(tmp, filePath, options.overwrite === true, OVERWRITE_HINT);
     linked = true;
     const map = mapFile(fd, { access: "write" });
     return new RecordFile(Token, filePath, layout, map, fd, header.length, 0);
