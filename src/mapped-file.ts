@@ -16,6 +16,7 @@
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
+import { fileURLToPath } from "node:url";
 import { MmapError, invalidArg, sys, toMmapError } from "./errors.ts";
 import { native, type MappingHandle } from "./native.ts";
 
@@ -250,12 +251,13 @@ const fdReaper = new FinalizationRegistry<readonly [number, string | undefined]>
  * Safety: the mapping reflects the file. If another process truncates the
  * file, pages past the new end are replaced by zeros and `stale` becomes true.
  */
-export function mapFile(pathOrFd: string | number, options?: MapOptions): MappedFile {
+export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapOptions): MappedFile {
   const o = checkOptions(options);
   let path: string | undefined;
   let fd: number;
   let created = false;
   let ownsFd = true;
+  if (typeof pathOrFd !== "number") pathOrFd = pathString(pathOrFd);
   if (typeof pathOrFd === "string") {
     if (pathOrFd.length === 0) throw invalidArg("path must not be empty");
     path = pathOrFd;
@@ -280,6 +282,7 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
       throw new MmapError("EISDIR", `cannot map a directory '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 21 });
     if (!st.isFile())
       throw new MmapError("ENODEV", `only regular files can be mapped '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 19 });
+    if (st.size === 0 && !created) refuseSizeless(fd, path ?? `fd ${String(pathOrFd)}`, path);
     originalSize = st.size;
     let fileSize = st.size;
     if (o.size !== undefined && o.size > fileSize) {
@@ -317,6 +320,48 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
     if (ownsFd) closeDescriptor(fd, path);
     throw error;
   }
+}
+
+/**
+ * A path as fs takes it (string, file: URL, Buffer), as a string. A Buffer
+ * must be UTF-8: MappedFile.path is a string, and resize() reopens by it.
+ */
+function pathString(p: unknown): string {
+  if (typeof p === "string") return p;
+  if (p instanceof URL) {
+    if (p.protocol !== "file:") throw invalidArg(`expected a file: URL, got a ${p.protocol} URL`);
+    try {
+      return fileURLToPath(p);
+    } catch (error) {
+      throw invalidArg(`cannot use the file: URL ${JSON.stringify(p.href)}: ${(error as Error).message}`);
+    }
+  }
+  if (Buffer.isBuffer(p)) {
+    const text = p.toString("utf8");
+    if (!Buffer.from(text, "utf8").equals(p)) throw invalidArg("a Buffer path must be UTF-8 (pass a string)");
+    return text;
+  }
+  throw invalidArg(`expected a path (string, file: URL or Buffer) or a file descriptor, got ${describe(p)}`);
+}
+
+/**
+ * Refuses a file that reports size 0 but has bytes (procfs, sysfs and other
+ * pseudo-files): a mapping of it would silently be empty. A read of one byte
+ * tells; a truly empty file has none.
+ */
+function refuseSizeless(fd: number, shown: string, path: string | undefined): void {
+  let got = 0;
+  try {
+    got = fs.readSync(fd, Buffer.alloc(1), 0, 1, 0);
+  } catch {
+    return; // unreadable here: mapping it will say what is wrong
+  }
+  if (got > 0)
+    throw new MmapError(
+      "ERR_UNSUPPORTED",
+      `'${shown}' reports size 0 but is not empty (a /proc or /sys file?): its contents cannot be mapped; read it with fs.readFileSync()`,
+      { syscall: "mmap", path },
+    );
 }
 
 /**

@@ -8,7 +8,8 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createChannel, createRecordFile, openChannel, inspectChannel, struct } from "../src/index.ts";
+import { pathToFileURL } from "node:url";
+import { createChannel, createRecordFile, inspectChannel, mapFile, openChannel, struct } from "../src/index.ts";
 import { makeTmpDir, removeTmpDir, throwsCode } from "./fixtures/core-helpers.ts";
 
 let dir: string;
@@ -66,5 +67,44 @@ describe("11.7 errors name the path the caller gave", () => {
     fs.writeFileSync(file, "x");
     namesOnly(throwsCode(() => createChannel(file), "EEXIST", /replace: true/), file);
     namesOnly(throwsCode(() => createRecordFile(file, Row), "EEXIST", /overwrite: true/), file);
+  });
+});
+
+describe("11.8 path forms, and files that cannot be mapped faithfully", () => {
+  test("mapFile takes a file: URL and a Buffer path, as fs does", () => {
+    const file = path.join(dir, "url.bin");
+    fs.writeFileSync(file, Buffer.from([1, 2, 3]));
+    {
+      using m = mapFile(pathToFileURL(file));
+      assert.deepEqual([...m.bytes], [1, 2, 3]);
+      assert.equal(m.path, file);
+    }
+    {
+      using m = mapFile(Buffer.from(file), { access: "write" });
+      m.bytes[0] = 9;
+      assert.equal(m.path, file);
+    }
+    assert.equal(fs.readFileSync(file)[0], 9);
+    const created = path.join(dir, "created from url.bin");
+    mapFile(pathToFileURL(created), { access: "write", create: true, size: 10 }).close();
+    assert.equal(fs.statSync(created).size, 10);
+  });
+
+  test("a URL that is not file:, or a Buffer that is not UTF-8, is ERR_INVALID_ARG", () => {
+    throwsCode(() => mapFile(new URL("https://example.com/x.bin")), "ERR_INVALID_ARG", /file: URL/);
+    throwsCode(() => mapFile(Buffer.from([0x2f, 0xff, 0xfe])), "ERR_INVALID_ARG", /UTF-8/);
+  });
+
+  test('mapFile("/proc/self/status") is ERR_UNSUPPORTED naming it, not a silent 0-byte mapping', () => {
+    const e = throwsCode(() => mapFile("/proc/self/status"), "ERR_UNSUPPORTED", /size 0/);
+    assert.equal((e as { path?: string }).path, "/proc/self/status");
+    throwsCode(() => mapFile(pathToFileURL("/proc/self/status")), "ERR_UNSUPPORTED");
+  });
+
+  test("an empty regular file still maps as 0 bytes", () => {
+    const empty = path.join(dir, "empty.bin");
+    fs.writeFileSync(empty, "");
+    using m = mapFile(empty);
+    assert.equal(m.byteLength, 0);
   });
 });
