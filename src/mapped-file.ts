@@ -341,7 +341,7 @@ function pathString(p: unknown): string {
     if (!Buffer.from(text, "utf8").equals(p)) throw invalidArg("a Buffer path must be UTF-8 (pass a string)");
     return text;
   }
-  throw invalidArg(`expected a path (string, file: URL or Buffer) or a file descriptor, got ${describe(p)}`);
+  throw invalidArg(`expected a path or a file descriptor (a path is a string, a file: URL or a Buffer), got ${describe(p)}`);
 }
 
 /**
