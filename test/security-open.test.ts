@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { mapFile } from "../src/index.ts";
+import { createChannel, createRecordFile, mapFile, struct } from "../src/index.ts";
 import { makeTmpDir, removeTmpDir, throwsCode } from "./fixtures/core-helpers.ts";
 
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -75,6 +75,20 @@ describe("16.1 symlinks planted in shared directories", { skip: !isRoot && "need
       assert.equal(fs.existsSync(target), false);
     });
   }
+
+  test("createChannel and createRecordFile at a planted symlink: EEXIST, or with replace/overwrite the link itself is replaced", () => {
+    const shared = SHARED_DIRS[SHARED_DIRS.length - 1]!;
+    const channelLink = plantSymlink(shared, secret);
+    throwsCode(() => createChannel(channelLink), "EEXIST");
+    createChannel(channelLink, { replace: true, capacity: 4096 }).close();
+    assert.ok(fs.lstatSync(channelLink).isFile() && fs.lstatSync(channelLink).uid === 0);
+    const recordLink = plantSymlink(shared, secret);
+    throwsCode(() => createRecordFile(recordLink, struct({ x: "u32" })), "EEXIST");
+    createRecordFile(recordLink, struct({ x: "u32" }), { overwrite: true }).close();
+    assert.ok(fs.lstatSync(recordLink).isFile());
+    assertSecretUntouched();
+    assert.deepEqual(fs.readdirSync(shared).filter((n) => n.includes("memmap-t16-") && n.endsWith(".tmp")), []);
+  });
 
   test("read access still follows symlinks (a stray write never reaches the file)", () => {
     const link = plantSymlink(SHARED_DIRS[0]!, secret);
