@@ -20,7 +20,8 @@ export type MmapErrorCode =
   | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
   | "ERR_TOO_MANY_MAPPINGS"
   | "ERR_MISSING_PEER" // an optional peer dependency a feature needs is not installed (the message says what to install)
-  | "ERR_UNSUPPORTED" // valid data in a form memmap cannot view in place (a big-endian .npy, say)
+  | "ERR_INSECURE" // a file or directory another user could use to redirect a write (a hard link, a writable directory)
+  | "ERR_UNSUPPORTED" // valid data memmap cannot map faithfully or view in place (a /proc file that reports size 0, a big-endian .npy)
   | (string & {}); // errno names
 
 /** Details of an {@link MmapError}: the failed system call, the path, the errno number, the cause. */

@@ -16,7 +16,8 @@
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { MmapError, invalidArg, sys } from "./errors.ts";
+import { fileURLToPath } from "node:url";
+import { MmapError, invalidArg, sys, toMmapError } from "./errors.ts";
 import { native, type MappingHandle } from "./native.ts";
 
 /** How a mapping may be used: "read" (private, stray writes never reach the file), "write" (shared with the file and every process), "copy" (private copy-on-write). */
@@ -42,8 +43,24 @@ export interface MapOptions {
   populate?: boolean;
   /** Access-pattern hint for the kernel (madvise). Default "normal". */
   advice?: Advice;
-  /** Permission bits of a file that `create` makes. Default 0o600. */
+  /**
+   * Permission bits (0 to 0o777) of a file that `create` makes, applied
+   * exactly (fchmod after creating: the umask does not apply). Default 0o600.
+   */
   mode?: number;
+  /**
+   * Follow a symbolic link at the last component of the path when writing
+   * (access "write" or `create`). Default false: such a link is refused with
+   * ELOOP, so a link planted in a shared directory (/tmp, /dev/shm) cannot
+   * choose which file is written. Reading always follows links.
+   */
+  followSymlinks?: boolean;
+  /**
+   * Open a file for writing even when it has other hard links (a link count
+   * above 1). Default false: ERR_INSECURE, since a hard link in a shared
+   * directory can name a file its owner did not mean to share.
+   */
+  allowHardLinks?: boolean;
 }
 
 /** Which pages of a range are in memory, from {@link MappedFile.residency}. */
@@ -65,6 +82,7 @@ const ACCESS_CODES: Record<Access, number> = { read: 0, write: 1, copy: 2 };
 const ADVICE_CODES: Record<Advice, number> = { normal: 0, sequential: 1, random: 2, willneed: 3 };
 const OPTION_KEYS = new Set([
   "access", "create", "size", "sparse", "offset", "length", "populate", "advice", "mode",
+  "followSymlinks", "allowHardLinks",
 ]);
 
 /** Typed array constructors that view() accepts. */
@@ -80,6 +98,29 @@ export function checkInteger(name: string, value: unknown, max = Number.MAX_SAFE
   if (value < 0) throw invalidArg(`${name} must not be negative, got ${value}`);
   if (value > max) throw invalidArg(`${name} must be at most ${max}, got ${value}`);
   return value;
+}
+
+/**
+ * A `mode` option: permission bits only (0 to 0o777), default 0o600. Setuid,
+ * setgid and sticky bits have no use on a mapped file, and a setuid file in a
+ * shared directory is a gift to whoever can write it.
+ */
+export function checkMode(value: unknown, fallback = 0o600): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0o777)
+    throw invalidArg(
+      `mode must be permission bits from 0 to 0o777 (no setuid, setgid or sticky bit), got ${typeof value === "number" ? `0o${value.toString(8)}` : describe(value)}`,
+    );
+  return value;
+}
+
+/**
+ * Gives a file the program just created exactly `mode`: open()'s mode is
+ * filtered by the umask, and a mode chosen to share a file with another
+ * user must not depend on the umask of the process that happened to create it.
+ */
+export function applyMode(fd: number, mode: number, path: string | undefined): void {
+  sys(path, () => fs.fchmodSync(fd, mode));
 }
 
 function describe(value: unknown): string {
@@ -111,6 +152,8 @@ interface Checked {
   populate: boolean;
   advice: Advice;
   mode: number;
+  followSymlinks: boolean;
+  allowHardLinks: boolean;
 }
 
 function checkOptions(options: MapOptions | undefined): Checked {
@@ -123,15 +166,17 @@ function checkOptions(options: MapOptions | undefined): Checked {
   const create = checkBoolean("create", options.create);
   const sparse = checkBoolean("sparse", options.sparse);
   const populate = checkBoolean("populate", options.populate);
+  const followSymlinks = checkBoolean("followSymlinks", options.followSymlinks);
+  const allowHardLinks = checkBoolean("allowHardLinks", options.allowHardLinks);
   const advice = checkChoice("advice", options.advice, ["normal", "sequential", "random", "willneed"], "normal");
   const size = options.size === undefined ? undefined : checkInteger("size", options.size);
   const offset = options.offset === undefined ? 0 : checkInteger("offset", options.offset);
   const length = options.length === undefined ? undefined : checkInteger("length", options.length);
-  const mode = options.mode === undefined ? 0o600 : checkInteger("mode", options.mode, 0o7777);
+  const mode = checkMode(options.mode);
   if (create && access !== "write") throw invalidArg(`create needs access "write" (got access "${access}")`);
   if (size !== undefined && access !== "write") throw invalidArg(`size needs access "write" (got access "${access}")`);
   if (sparse && size === undefined) throw invalidArg("sparse only applies together with size");
-  return { access, create, size, sparse, offset, length, populate, advice, mode };
+  return { access, create, size, sparse, offset, length, populate, advice, mode, followSymlinks, allowHardLinks };
 }
 
 const TMPFS_MAGIC = 0x01021994; // statfs f_type of tmpfs, /dev/shm and memfd files
@@ -206,30 +251,19 @@ const fdReaper = new FinalizationRegistry<readonly [number, string | undefined]>
  * Safety: the mapping reflects the file. If another process truncates the
  * file, pages past the new end are replaced by zeros and `stale` becomes true.
  */
-export function mapFile(pathOrFd: string | number, options?: MapOptions): MappedFile {
+export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapOptions): MappedFile {
   const o = checkOptions(options);
   let path: string | undefined;
   let fd: number;
   let created = false;
   let ownsFd = true;
+  if (typeof pathOrFd !== "number") pathOrFd = pathString(pathOrFd);
   if (typeof pathOrFd === "string") {
     if (pathOrFd.length === 0) throw invalidArg("path must not be empty");
     path = pathOrFd;
-    const p = pathOrFd;
-    // O_NONBLOCK: opening a FIFO would otherwise block forever; on the
-    // regular files that can be mapped it changes nothing.
-    const flags = (o.access === "write" ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK;
-    if (o.create) {
-      try {
-        fd = fs.openSync(p, flags | fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode);
-        created = true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw sys(p, () => { throw error; });
-        fd = sys(p, () => fs.openSync(p, flags));
-      }
-    } else {
-      fd = sys(p, () => fs.openSync(p, flags));
-    }
+    const opened = openPath(pathOrFd, o);
+    fd = opened.fd;
+    created = opened.created;
   } else if (typeof pathOrFd === "number") {
     checkInteger("fd", pathOrFd, 0x7fffffff);
     fd = sys(undefined, () => native.dup(pathOrFd));
@@ -248,6 +282,7 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
       throw new MmapError("EISDIR", `cannot map a directory '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 21 });
     if (!st.isFile())
       throw new MmapError("ENODEV", `only regular files can be mapped '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 19 });
+    if (st.size === 0 && !created) refuseSizeless(fd, path ?? `fd ${String(pathOrFd)}`, path);
     originalSize = st.size;
     let fileSize = st.size;
     if (o.size !== undefined && o.size > fileSize) {
@@ -285,6 +320,107 @@ export function mapFile(pathOrFd: string | number, options?: MapOptions): Mapped
     if (ownsFd) closeDescriptor(fd, path);
     throw error;
   }
+}
+
+/**
+ * A path as fs takes it (string, file: URL, Buffer), as a string. A Buffer
+ * must be UTF-8: MappedFile.path is a string, and resize() reopens by it.
+ */
+function pathString(p: unknown): string {
+  if (typeof p === "string") return p;
+  if (p instanceof URL) {
+    if (p.protocol !== "file:") throw invalidArg(`expected a file: URL, got a ${p.protocol} URL`);
+    try {
+      return fileURLToPath(p);
+    } catch (error) {
+      throw invalidArg(`cannot use the file: URL ${JSON.stringify(p.href)}: ${(error as Error).message}`);
+    }
+  }
+  if (Buffer.isBuffer(p)) {
+    const text = p.toString("utf8");
+    if (!Buffer.from(text, "utf8").equals(p)) throw invalidArg("a Buffer path must be UTF-8 (pass a string)");
+    return text;
+  }
+  throw invalidArg(`expected a path or a file descriptor (a path is a string, a file: URL or a Buffer), got ${describe(p)}`);
+}
+
+/**
+ * Refuses a file that reports size 0 but has bytes (procfs, sysfs and other
+ * pseudo-files): a mapping of it would silently be empty. A read of one byte
+ * tells; a truly empty file has none.
+ */
+function refuseSizeless(fd: number, shown: string, path: string | undefined): void {
+  let got = 0;
+  try {
+    got = fs.readSync(fd, Buffer.alloc(1), 0, 1, 0);
+  } catch {
+    return; // unreadable here: mapping it will say what is wrong
+  }
+  if (got > 0)
+    throw new MmapError(
+      "ERR_UNSUPPORTED",
+      `'${shown}' reports size 0 but is not empty (a /proc or /sys file?): its contents cannot be mapped; read it with fs.readFileSync()`,
+      { syscall: "mmap", path },
+    );
+}
+
+/**
+ * Opens `p` for mapFile. Writing (access "write", `create`) never follows a
+ * symbolic link at the last component unless asked to (O_NOFOLLOW), and an
+ * existing file opened for writing must have a single hard link: in a shared
+ * directory either could be another user's way to choose what is written.
+ * O_NONBLOCK: opening a FIFO would otherwise block forever; on the regular
+ * files that can be mapped it changes nothing.
+ */
+function openPath(p: string, o: Checked): { fd: number; created: boolean } {
+  const writing = o.access === "write";
+  const noFollow = writing && !o.followSymlinks ? fs.constants.O_NOFOLLOW : 0;
+  const flags = (writing ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK | noFollow;
+  const open = (extra: number, mode?: number): number => {
+    try {
+      return fs.openSync(p, flags | extra, mode);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ELOOP" && noFollow !== 0)
+        throw new MmapError(
+          "ELOOP",
+          `'${p}' is a symbolic link; memmap does not write through one unless asked to (pass followSymlinks: true)`,
+          { syscall: "open", path: p, errno: os.constants.errno.ELOOP, cause: error },
+        );
+      throw toMmapError(error, p);
+    }
+  };
+  if (o.create) {
+    try {
+      // O_CREAT|O_EXCL never follows a symbolic link: a planted one is an EEXIST here.
+      const fd = open(fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode);
+      try {
+        applyMode(fd, o.mode, p);
+      } catch (error) {
+        fs.closeSync(fd);
+        fs.rmSync(p, { force: true });
+        throw error;
+      }
+      return { fd, created: true };
+    } catch (error) {
+      if ((error as MmapError).code !== "EEXIST") throw error;
+    }
+  }
+  const fd = open(0);
+  if (writing && !o.allowHardLinks) {
+    try {
+      const st = sys(p, () => fs.fstatSync(fd));
+      if (st.isFile() && st.nlink > 1)
+        throw new MmapError(
+          "ERR_INSECURE",
+          `'${p}' has ${st.nlink} hard links; memmap does not write to a file with other names unless asked to (pass allowHardLinks: true)`,
+          { syscall: "open", path: p },
+        );
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+  }
+  return { fd, created: false };
 }
 
 const Token = Symbol("MappedFile");

@@ -5,7 +5,7 @@
  * needs the file itself (posix_fadvise), which is what lives here.
  */
 import * as fs from "node:fs";
-import { invalidArg, sys } from "./errors.ts";
+import { MmapError, invalidArg, sys } from "./errors.ts";
 import { checkInteger } from "./mapped-file.ts";
 import { native } from "./native.ts";
 
@@ -28,15 +28,18 @@ export interface EvictOptions {
 /**
  * Drops a file's pages from the page cache (posix_fadvise DONTNEED), so the
  * next read comes from disk. Pages that a process has mapped and in use, or
- * (with `flush: false`) that are dirty, stay.
+ * (with `flush: false`) that are dirty, stay. Takes a path (a symbolic link
+ * is followed) or an open descriptor; only regular files are accepted (a
+ * FIFO, socket or device is an ENODEV at once, never a wait in open()).
  *
  * ```ts
  * evictFile("big.bin");
  * mapFile("big.bin").residency().residentPages; // usually 0 now
  * ```
  */
-export function evictFile(path: string, options: EvictOptions = {}): void {
-  if (typeof path !== "string" || path.length === 0) throw invalidArg("path must be a non-empty string");
+export function evictFile(pathOrFd: string | number, options: EvictOptions = {}): void {
+  if (typeof pathOrFd === "number") checkInteger("fd", pathOrFd, 0x7fffffff);
+  else if (typeof pathOrFd !== "string" || pathOrFd.length === 0) throw invalidArg("path must be a non-empty string or a file descriptor");
   if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
   const offset = options.offset === undefined ? 0 : checkInteger("offset", options.offset);
   // posix_fadvise's length 0 means "to the end of the file".
@@ -44,11 +47,16 @@ export function evictFile(path: string, options: EvictOptions = {}): void {
   if (options.length === 0) return;
   if (options.flush !== undefined && typeof options.flush !== "boolean")
     throw invalidArg(`flush must be a boolean, got ${typeof options.flush}`);
-  const fd = sys(path, () => fs.openSync(path, fs.constants.O_RDONLY));
+  const path = typeof pathOrFd === "string" ? pathOrFd : undefined;
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked on the descriptor.
+  const fd = path === undefined ? (pathOrFd as number) : sys(path, () => fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK));
   try {
+    const st = sys(path, () => fs.fstatSync(fd));
+    if (!st.isFile())
+      throw new MmapError(st.isDirectory() ? "EISDIR" : "ENODEV", `only regular files can be evicted '${path ?? `fd ${fd}`}'`, { syscall: "fadvise", path });
     if (options.flush !== false) sys(path, () => fs.fdatasyncSync(fd));
     sys(path, () => native.fadvise(fd, offset, length, FADVISE_DONTNEED));
   } finally {
-    fs.closeSync(fd);
+    if (path !== undefined) fs.closeSync(fd);
   }
 }

@@ -151,7 +151,7 @@ describe("bad arguments", () => {
     throwsCode(() => mapFile(small, { advice: "dontneed" } as never), "ERR_INVALID_ARG", /advice must be one of "normal", "sequential", "random", "willneed"/);
     for (const flag of ["create", "sparse", "populate"])
       throwsCode(() => mapFile(small, { access: "write", [flag]: "yes" } as never), "ERR_INVALID_ARG", new RegExp(`${flag} must be a boolean`));
-    throwsCode(() => mapFile(small, { access: "write", mode: 0o10000 }), "ERR_INVALID_ARG", /mode must be at most/);
+    throwsCode(() => mapFile(small, { access: "write", mode: 0o10000 }), "ERR_INVALID_ARG", /mode must be permission bits/);
     throwsCode(() => mapFile(small, null as never), "ERR_INVALID_ARG", /options must be an object/);
     throwsCode(() => mapFile(small, "write" as never), "ERR_INVALID_ARG", /options must be an object/);
   });

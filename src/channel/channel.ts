@@ -23,7 +23,8 @@ import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg, sys } from "../errors.ts";
 import { FRAME_HEADER_LENGTH } from "../framing.ts";
-import { checkInteger, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
 import { SharedMemory } from "../shared-memory.ts";
 import { Doorbell, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
 import { RingReader } from "./consumer.ts";
@@ -54,7 +55,7 @@ export interface CreateChannelOptions {
   capacity?: number;
   /** Default "single". */
   producers?: ChannelProducers;
-  /** Permission bits of a channel file created at a path. Default 0o600. */
+  /** Permission bits (0 to 0o777) of a channel file created at a path, applied exactly (the umask does not apply). Default 0o600. */
   mode?: number;
   /** With a path: replace an existing file instead of failing with EEXIST. Default false. */
   replace?: boolean;
@@ -167,6 +168,8 @@ const lockReaper = new FinalizationRegistry<number>((fd) => {
   }
 });
 
+const EXISTS_HINT = "open it with openChannel(), or pass replace: true";
+
 function targetOf(target: unknown, what: string): string | number {
   if (target instanceof SharedMemory) return target.fd;
   if (typeof target === "string" || typeof target === "number") return target;
@@ -197,7 +200,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
   const producers = options.producers ?? "single";
   if (producers !== "single" && producers !== "multi")
     throw invalidArg(`producers must be "single" or "multi", got ${describe(producers)}`);
-  const mode = options.mode === undefined ? 0o600 : checkInteger("mode", options.mode, 0o7777);
+  const mode = checkMode(options.mode);
   if (options.replace !== undefined && typeof options.replace !== "boolean")
     throw invalidArg(`replace must be a boolean, got ${describe(options.replace)}`);
   const strategy = checkStrategy(options.strategy);
@@ -206,25 +209,15 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
 
   if (typeof target === "string") {
     if (target.length === 0) throw invalidArg("path must not be empty");
-    if (!options.replace && fs.existsSync(target))
-      throw new MmapError("EEXIST", `file already exists '${target}' (open it with openChannel(), or pass replace: true)`, {
-        syscall: "open",
-        path: target,
-        errno: 17,
-      });
+    checkTarget(target, options.replace === true, EXISTS_HINT);
     // Built under a temporary name and linked into place whole: no process ever opens a half-made channel.
-    const temp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    const fd = sys(temp, () => fs.openSync(temp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
+    const { fd, temp } = createTemp(target, mode, false);
     let file: MappedFile | undefined;
     try {
       growFile(fd, 0, total, false, target);
       file = mapFile(fd, { access: "write", length: total });
       initialize(file, capacity, producers === "multi", false);
-      if (options.replace) sys(target, () => fs.renameSync(temp, target));
-      else {
-        sys(target, () => fs.linkSync(temp, target));
-        fs.unlinkSync(temp);
-      }
+      publishTemp(temp, target, options.replace === true, EXISTS_HINT);
     } catch (error) {
       file?.close();
       fs.closeSync(fd);

@@ -255,10 +255,11 @@ export function probeConsumer(fd: number): boolean {
 
 /** Opens a new open-file description for a path or an inherited descriptor (flock locks belong to those). */
 export function openOwn(pathOrFd: string | number, writable: boolean): { fd: number; path: string | undefined } {
-  const flags = writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY;
+  // O_NONBLOCK: opening a FIFO read-only would wait for a writer; the type is checked on the descriptor.
+  const flags = (writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK;
   if (typeof pathOrFd === "string") {
     if (pathOrFd.length === 0) throw invalidArg("path must not be empty");
-    return { fd: sys(pathOrFd, () => fs.openSync(pathOrFd, flags)), path: pathOrFd };
+    return { fd: checkRegular(sys(pathOrFd, () => fs.openSync(pathOrFd, flags)), pathOrFd), path: pathOrFd };
   }
   checkInteger("fd", pathOrFd, 0x7fffffff);
   // /proc/self/fd/N opens the same file anew: a descriptor shared with a parent shares its locks.
@@ -271,7 +272,25 @@ export function openOwn(pathOrFd: string | number, writable: boolean): { fd: num
       throw error;
     }
   });
-  return { fd, path: undefined };
+  return { fd: checkRegular(fd, pathOrFd), path: undefined };
+}
+
+/** Closes `fd` and throws unless it is a regular file; errors name what the caller gave. */
+function checkRegular(fd: number, given: string | number): number {
+  const path = typeof given === "string" ? given : undefined;
+  try {
+    const st = sys(path, () => fs.fstatSync(fd));
+    if (!st.isFile())
+      throw new MmapError(st.isDirectory() ? "EISDIR" : "ENODEV", `a channel must be a regular file '${path ?? `fd ${given}`}'`, {
+        syscall: "open",
+        path,
+        errno: st.isDirectory() ? 21 : 19,
+      });
+  } catch (error) {
+    fs.closeSync(fd);
+    throw error;
+  }
+  return fd;
 }
 
 /** Writes a new header (and zeroes memory that held something else). */

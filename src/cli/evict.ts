@@ -5,6 +5,7 @@
  */
 import { evictFile } from "../index.ts";
 import { formatBytes, formatCount, formatDuration } from "./common.ts";
+import type { FileSet } from "./files.ts";
 import { measureResidency } from "./residency.ts";
 import { finishPass, printPassJson, runResidencyPass } from "./residency-pass.ts";
 import { describeTotal } from "./stat.ts";
@@ -13,12 +14,13 @@ export interface EvictCommandOptions {
   json?: boolean;
 }
 
-export function runEvict(paths: string[], options: EvictCommandOptions): number {
-  const pass = runResidencyPass("evict", paths, options.json, (file, advance) => {
+/** `paths`: as given on the command line, or already collected (collectFiles). */
+export function runEvict(paths: readonly string[] | FileSet, options: EvictCommandOptions): number {
+  const pass = runResidencyPass("evict", paths, options.json, (file, fd, advance) => {
     try {
-      const was = measureResidency(file.path);
-      evictFile(file.path);
-      return [was, measureResidency(file.path)];
+      const was = measureResidency(fd, 0, file.path);
+      evictFile(fd);
+      return [was, measureResidency(fd, 0, file.path)];
     } finally {
       // A file that failed counts as done too.
       advance(file.size);

@@ -9,13 +9,22 @@
 import * as fs from "node:fs";
 import { mapFile, pageSize, type MappedFile } from "../index.ts";
 import { CliError, EXIT_OK, formatBytes, formatCount } from "./common.ts";
-import { collectFiles, fileProblem } from "./files.ts";
+import { SkippedEntry, collectFiles, fileProblem, openEntry, reportNotices, type FileSet } from "./files.ts";
 import { residencyOf, type FileResidency } from "./residency.ts";
 import { describeTotal, reportErrors, totalOf } from "./stat.ts";
 
 export interface LockOptions {
   json?: boolean;
+  /** Files larger than this are skipped with a message (default {@link DEFAULT_MAX_LOCK_SIZE}). */
+  maxSize?: number;
 }
+
+/**
+ * The largest file `memmap lock` locks unless --max-size says otherwise
+ * (vmtouch -m has the same default): a huge sparse file planted in a tree
+ * would otherwise turn its holes into real, locked pages until memory ran out.
+ */
+export const DEFAULT_MAX_LOCK_SIZE = 500 * 1024 * 1024;
 
 /** A field of /proc/self/status in bytes (e.g. VmLck), or undefined when unavailable. */
 export function procStatusBytes(field: string, pid: number | "self" = "self"): number | undefined {
@@ -56,13 +65,21 @@ function limitMessage(wanted: number, error: unknown): CliError {
 /** mlock's failures that mean "over the limit" (ENOMEM), "limit is zero" (EPERM), or "could not lock all" (EAGAIN). */
 const LIMIT_CODES = new Set(["ENOMEM", "EPERM", "EAGAIN"]);
 
-export async function runLock(paths: string[], options: LockOptions): Promise<number> {
-  const set = collectFiles(paths);
+/** `paths`: as given on the command line, or already collected (collectFiles). */
+export async function runLock(paths: readonly string[] | FileSet, options: LockOptions): Promise<number> {
+  const set = Array.isArray(paths) ? collectFiles(paths) : (paths as FileSet);
   if (set.errors.length > 0) {
     reportErrors(set.errors.slice(1));
     throw new CliError(set.errors[0]!.message);
   }
-  const wanted = set.files.reduce((n, f) => n + f.size, 0);
+  const maxSize = options.maxSize ?? DEFAULT_MAX_LOCK_SIZE;
+  const tooLarge = (size: number, file: { path: string }): boolean => {
+    if (size <= maxSize) return false;
+    set.skipped++;
+    set.notices.push(`skipped ${file.path}: ${formatBytes(size)} is larger than the --max-size of ${formatBytes(maxSize)}`);
+    return true;
+  };
+  const wanted = set.files.reduce((n, f) => n + (f.size <= maxSize ? f.size : 0), 0);
   const mappings: MappedFile[] = [];
   const release = (): void => {
     for (const m of mappings) {
@@ -78,12 +95,26 @@ export async function runLock(paths: string[], options: LockOptions): Promise<nu
   const locked: FileResidency[] = [];
   try {
     for (const file of set.files) {
-      let m: MappedFile;
+      if (tooLarge(file.size, file)) continue;
+      let m: MappedFile | undefined;
       try {
-        m = mapFile(file.path);
+        // Mapped through a descriptor checked to be the regular file the walk found, and
+        // no more of it than was checked against the cap (it may have grown since the walk).
+        const { fd, size } = openEntry(file);
+        try {
+          if (!tooLarge(size, file)) m = mapFile(fd, { length: size });
+        } finally {
+          fs.closeSync(fd);
+        }
       } catch (error) {
+        if (error instanceof SkippedEntry) {
+          set.skipped++;
+          set.notices.push(error.message);
+          continue;
+        }
         throw new CliError(fileProblem(file.path, error).message, 1, { cause: error });
       }
+      if (m === undefined) continue;
       mappings.push(m);
       try {
         m.lock();
@@ -99,6 +130,7 @@ export async function runLock(paths: string[], options: LockOptions): Promise<nu
     throw error;
   }
 
+  reportNotices(set);
   // Listen before saying we hold the files: a signal sent on seeing that line must find the handler.
   const keepAlive = setInterval(() => {}, 1 << 30); // the timer only keeps the event loop alive
   const interrupted = new Promise<NodeJS.Signals>((resolve) => {

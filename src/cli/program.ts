@@ -92,8 +92,9 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .command("lock")
     .description("map and mlock files, holding them in memory until interrupted (vmtouch -l)")
     .argument("<paths...>", "files or directories")
+    .option("--max-size <bytes>", "skip files larger than this (decimal, 0x hex, or 4k/1M/1G); default 500M", parseByteCount)
     .option("--json", "print events as JSON lines")
-    .action(async (paths: string[], opts: { json?: boolean }) => {
+    .action(async (paths: string[], opts: { json?: boolean; maxSize?: number }) => {
       const { runLock } = await import("./lock.ts");
       setCode(await runLock(paths, opts));
     });

@@ -5,7 +5,7 @@
  */
 import { pageSize } from "../index.ts";
 import { EXIT_FAILURE, EXIT_OK, printJson } from "./common.ts";
-import { collectFiles, fileProblem, type FileEntry, type FileSet } from "./files.ts";
+import { SkippedEntry, collectFiles, fileProblem, reportNotices, withEntry, type FileEntry, type FileSet } from "./files.ts";
 import { Progress } from "./progress.ts";
 import type { FileResidency } from "./residency.ts";
 import { reportErrors, totalOf, type ResidencyTotal } from "./stat.ts";
@@ -22,17 +22,19 @@ export interface ResidencyPass {
 }
 
 /**
- * Runs `visit` on every file named by `paths`; it returns the file's
+ * Runs `visit` on every file named by `paths` (or already collected), on a
+ * descriptor opened and checked by openEntry(): it returns the file's
  * residency before and after, and reports its bytes done through `advance`.
- * A file whose visit throws joins `set.errors` and the pass goes on.
+ * A file whose visit throws joins `set.errors` and the pass goes on; one that
+ * is no longer a regular file where the walk found it is skipped.
  */
 export function runResidencyPass(
   label: string,
-  paths: readonly string[],
+  paths: readonly string[] | FileSet,
   json: boolean | undefined,
-  visit: (file: FileEntry, advance: (bytes: number) => void) => [before: FileResidency, after: FileResidency],
+  visit: (file: FileEntry, fd: number, advance: (bytes: number) => void) => [before: FileResidency, after: FileResidency],
 ): ResidencyPass {
-  const set = collectFiles(paths);
+  const set = Array.isArray(paths) ? collectFiles(paths) : (paths as FileSet);
   const totalBytes = set.files.reduce((n, f) => n + f.size, 0);
   const progress = new Progress(label, totalBytes, !json);
   const before: FileResidency[] = [];
@@ -45,11 +47,15 @@ export function runResidencyPass(
       progress.update(done, file.path);
     };
     try {
-      const [was, now] = visit(file, advance);
+      const [was, now] = withEntry(file, (fd) => visit(file, fd, advance));
       before.push(was);
       after.push(now);
     } catch (error) {
-      set.errors.push(fileProblem(file.path, error));
+      if (error instanceof SkippedEntry) {
+        set.skipped++;
+        set.notices.push(error.message);
+        advance(file.size);
+      } else set.errors.push(fileProblem(file.path, error));
     }
   }
   const elapsed = performance.now() - started;
@@ -92,6 +98,7 @@ export function printPassJson(
 
 /** Prints the files that failed; the exit status of the pass. */
 export function finishPass(pass: ResidencyPass): number {
+  reportNotices(pass.set);
   reportErrors(pass.set.errors);
   return pass.set.errors.length > 0 ? EXIT_FAILURE : EXIT_OK;
 }

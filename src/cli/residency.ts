@@ -25,11 +25,11 @@ export interface FileResidency {
   map?: string;
 }
 
-/** Maps `path` read-only and counts its resident pages. */
-export function measureResidency(path: string, mapWidth = 0): FileResidency {
-  const m = mapFile(path);
+/** Maps a file (a path, or an open descriptor shown as `shown`) read-only and counts its resident pages. */
+export function measureResidency(target: string | number, mapWidth = 0, shown = String(target)): FileResidency {
+  const m = mapFile(target);
   try {
-    return residencyOf(m, path, mapWidth);
+    return residencyOf(m, shown, mapWidth);
   } finally {
     m.close();
   }

@@ -4,7 +4,7 @@
  */
 import { pageSize } from "../index.ts";
 import { EXIT_FAILURE, EXIT_OK, formatBytes, formatCount, formatPercent, percent, printJson, table } from "./common.ts";
-import { collectFiles, fileProblem, type FileProblem } from "./files.ts";
+import { SkippedEntry, collectFiles, fileProblem, reportNotices, withEntry, type FileProblem } from "./files.ts";
 import { MAP_WIDTH, measureResidency, type FileResidency } from "./residency.ts";
 
 export interface StatOptions {
@@ -60,9 +60,12 @@ export function runStat(paths: string[], options: StatOptions): number {
   const results: FileResidency[] = [];
   for (const file of set.files) {
     try {
-      results.push(measureResidency(file.path, mapWidth));
+      results.push(withEntry(file, (fd) => measureResidency(fd, mapWidth, file.path)));
     } catch (error) {
-      set.errors.push(fileProblem(file.path, error));
+      if (error instanceof SkippedEntry) {
+        set.skipped++;
+        set.notices.push(error.message);
+      } else set.errors.push(fileProblem(file.path, error));
     }
   }
   const total = totalOf(results, set.directories);
@@ -99,6 +102,7 @@ export function runStat(paths: string[], options: StatOptions): number {
     }
     if (results.length > 0 || set.errors.length === 0) process.stdout.write(`Total: ${describeTotal(total)}\n`);
   }
+  reportNotices(set);
   reportErrors(set.errors);
   return set.errors.length > 0 ? EXIT_FAILURE : EXIT_OK;
 }

@@ -8,6 +8,7 @@
  */
 import { mapFile, pageSize, type MappedFile } from "../index.ts";
 import { formatBytes, formatDuration, formatRate } from "./common.ts";
+import type { FileSet } from "./files.ts";
 import { residencyOf } from "./residency.ts";
 import { finishPass, printPassJson, runResidencyPass } from "./residency-pass.ts";
 import { describeTotal } from "./stat.ts";
@@ -39,10 +40,11 @@ function touchAll(m: MappedFile, onBytes: (bytes: number) => void): number {
   return sink;
 }
 
-export function runWarm(paths: string[], options: WarmOptions): number {
+/** `paths`: as given on the command line, or already collected (collectFiles). */
+export function runWarm(paths: readonly string[] | FileSet, options: WarmOptions): number {
   let sink = 0;
-  const pass = runResidencyPass("warm", paths, options.json, (file, advance) => {
-    const m = mapFile(file.path);
+  const pass = runResidencyPass("warm", paths, options.json, (file, fd, advance) => {
+    const m = mapFile(fd);
     try {
       const was = residencyOf(m, file.path);
       sink ^= touchAll(m, advance);

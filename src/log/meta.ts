@@ -104,7 +104,8 @@ export class Meta {
     const size = sys(p, () => fs.statSync(p).size);
     if (size !== META_FILE_LENGTH)
       throw corrupt(undefined, p, `the meta file is ${size} bytes, expected ${META_FILE_LENGTH}`);
-    const file = mapFile(p, { access: readOnly ? "read" : "write" });
+    // allowHardLinks: linkIntoPlace() leaves the temporary name linked for a moment.
+    const file = mapFile(p, { access: readOnly ? "read" : "write", allowHardLinks: true });
     try {
       const reason = validateHeader(file);
       if (reason !== undefined) throw corrupt(undefined, p, reason);

@@ -151,7 +151,8 @@ export class Segment {
     const st = sys(file, () => fs.statSync(file));
     if (st.size < HEADER_PAGE_LENGTH)
       throw corrupt(base, file, `the segment file is ${st.size} bytes, shorter than its ${HEADER_PAGE_LENGTH}-byte header`);
-    const m = mapFile(file, { access: readOnly ? "read" : "write" });
+    // allowHardLinks: linkIntoPlace() leaves the temporary name linked for a moment.
+    const m = mapFile(file, { access: readOnly ? "read" : "write", allowHardLinks: true });
     try {
       const u32 = new Uint32Array(m.buffer, 0, HEADER_PAGE_LENGTH >>> 2);
       const reason = checkHeader(m, u32, base);

@@ -17,7 +17,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../errors.ts";
-import { MAX_BUFFER_LENGTH, checkInteger, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
 import { native } from "../native.ts";
 import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, encodeHeader } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
@@ -30,7 +31,7 @@ export interface CreateRecordFileOptions {
   capacity?: number;
   /** Replace an existing file at the path (readers of the old one keep it). Default false: EEXIST. */
   overwrite?: boolean;
-  /** Permission bits of the new file. Default 0o600. */
+  /** Permission bits (0 to 0o777) of the new file, applied exactly (the umask does not apply). Default 0o600. */
   mode?: number;
 }
 
@@ -302,6 +303,8 @@ export class RecordFile<S extends Schema = Schema> {
   }
 }
 
+const OVERWRITE_HINT = "pass { overwrite: true } to replace it";
+
 function checkPath(filePath: unknown): string {
   if (typeof filePath !== "string" || filePath.length === 0) throw invalidArg("path must be a non-empty string");
   return filePath;
@@ -327,31 +330,20 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
     if (key !== "capacity" && key !== "overwrite" && key !== "mode")
       throw invalidArg(`unknown option "${key}" (expected one of: capacity, overwrite, mode)`);
   const capacity = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
-  const mode = options.mode === undefined ? 0o600 : checkInteger("mode", options.mode, 0o7777);
+  const mode = checkMode(options.mode);
   if (options.overwrite !== undefined && typeof options.overwrite !== "boolean") throw invalidArg("overwrite must be a boolean");
   const header = encodeHeader(layout);
   const size = header.length + capacity * layout.byteLength;
   if (!Number.isSafeInteger(size)) throw invalidArg(`${capacity} rows of ${layout.byteLength} bytes are more than a file can hold`);
 
-  const tmp = path.join(path.dirname(filePath), `.${path.basename(filePath)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const fd = sys(tmp, () => fs.openSync(tmp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
+  checkTarget(filePath, options.overwrite === true, OVERWRITE_HINT);
+  const { fd, temp: tmp } = createTemp(filePath, mode, true);
   let linked = false;
   try {
-    lockForWriting(fd, tmp); // the lock belongs to the file, whatever its name, from the moment it appears
-    sys(tmp, () => fs.writeSync(fd, header, 0, header.length, 0));
-    growFile(fd, header.length, size, false, tmp);
-    if (options.overwrite === true) sys(filePath, () => fs.renameSync(tmp, filePath));
-    else {
-      try {
-        fs.linkSync(tmp, filePath); // fails with EEXIST when the path is taken: never clobbers
-      } catch (error) {
-        const e = error as NodeJS.ErrnoException;
-        if (e.code === "EEXIST")
-          throw new MmapError("EEXIST", `the file already exists '${filePath}' (pass { overwrite: true } to replace it)`, { syscall: "link", path: filePath, errno: 17 });
-        throw sys(filePath, () => { throw error; });
-      }
-      fs.unlinkSync(tmp);
-    }
+    lockForWriting(fd, filePath); // the lock belongs to the file, whatever its name, from the moment it appears
+    sys(filePath, () => fs.writeSync(fd, header, 0, header.length, 0));
+    growFile(fd, header.length, size, false, filePath);
+    publishTemp(tmp, filePath, options.overwrite === true, OVERWRITE_HINT);
     linked = true;
     const map = mapFile(fd, { access: "write" });
     return new RecordFile(Token, filePath, layout, map, fd, header.length, 0);
