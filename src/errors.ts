@@ -18,6 +18,7 @@ export type MmapErrorCode =
   | "ERR_FULL" // no room left (a channel ring, a record file that cannot grow)
   | "ERR_BUSY" // the operation conflicts with one in progress
   | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
+  | "ERR_INSECURE" // a shared file or directory another user could change (owner, mode, a symbolic link): refused
   | "ERR_TOO_MANY_MAPPINGS"
   | (string & {}); // errno names
 
