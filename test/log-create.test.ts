@@ -16,6 +16,7 @@ import { FIXTURES_DIR, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } f
 after(() => removeBundles());
 
 const PROBE = path.join(FIXTURES_DIR, "log-open-probe.ts");
+const REPO = path.resolve(FIXTURES_DIR, "..", "..");
 const asRoot = process.getuid?.() === 0;
 const nobodyRuns =
   asRoot && spawnSync(process.execPath, ["-e", `require("fs").accessSync(${JSON.stringify(PROBE)}, 4)`], { uid: 65534, gid: 65534 }).status === 0;
@@ -169,6 +170,10 @@ test("inspectLog needs only read permission: a read-only directory, another user
     const inspection = b.inspection as { nextSeq: number; writers: { alive: boolean }[] };
     assert.equal(inspection.nextSeq, 2);
     assert.deepEqual(inspection.writers.map((w) => w.alive), [false]);
+    // The CLI's `memmap log stat` builds on inspectLog.
+    const stat = spawnSync(process.execPath, ["--import", "tsx", path.join(REPO, "src", "cli", "main.ts"), "log", "stat", roots], { encoding: "utf8", cwd: REPO, ...NOBODY });
+    assert.equal(stat.status, 0, `memmap log stat: ${stat.stdout}${stat.stderr}`);
+    assert.match(stat.stdout, /\b2\b/);
   } finally {
     spawnSync("chmod", ["-R", "u+w", tmp]);
     removeTmpDir(tmp);
