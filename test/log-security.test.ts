@@ -180,3 +180,33 @@ test("temporary files are created O_EXCL|O_NOFOLLOW under unpredictable names: a
     removeTmpDir(tmp);
   }
 });
+
+test("a log directory that is a symbolic link another user made is refused (with or without a trailing slash)", needsNobody, () => {
+  const tmp = sharedTmp();
+  const target = makeTmpDir(); // root's own 0700 directory: where the attacker points
+  try {
+    const log = path.join(tmp, "log");
+    asNobody(["ln", "-s", target, log]);
+    for (const p of [log, `${log}/`]) {
+      assert.throws(() => openLog(p, { create: true, segmentSize: 64 * 1024 }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "ERR_INSECURE", `${p}: ${e.message}`);
+        assert.match(e.message, /symbolic link owned by uid 65534/);
+        return true;
+      });
+    }
+    assert.deepEqual(fs.readdirSync(target), [], "nothing created where the link points");
+    // Root's own symbolic link to its log directory is fine, and a reader may follow anyone's.
+    const mine = path.join(target, "mine");
+    fs.mkdirSync(path.join(target, "real"), { mode: 0o700 });
+    fs.symlinkSync(path.join(target, "real"), mine);
+    const l = openLog(mine, { create: true, segmentSize: 64 * 1024 });
+    l.append("via a link");
+    l.close();
+    const r = openLog(log + "/real", { readOnly: true });
+    assert.equal(r.nextSeq, 1);
+    r.close();
+  } finally {
+    removeTmpDir(tmp);
+    removeTmpDir(target);
+  }
+});

@@ -275,7 +275,7 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
   }
   let link: fs.Stats;
   try {
-    link = fs.lstatSync(dir);
+    link = fs.lstatSync(key(dir)); // without a trailing slash, which would resolve a symbolic link
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT")
       throw new MmapError("ENOENT", `no such directory '${dir}' (pass create: true to make a log there)`, { path: dir, syscall: "open", errno: 2 });
@@ -295,16 +295,14 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
   const files = { mode: o.mode ?? DEFAULT_FILE_MODE };
   const opened: { k: string; entry: OpenDir }[] = [];
   try {
-    let st = fs.fstatSync(fd);
-    if (createdDir) {
-      fs.fchmodSync(fd, dirMode);
-      st = fs.fstatSync(fd);
-    }
+    // Checked before anything is changed: a directory swapped in meanwhile is refused, never chmod'ed.
+    const st = fs.fstatSync(fd);
     if (!o.readOnly) {
       if (!link.isSymbolicLink() && (link.dev !== st.dev || link.ino !== st.ino))
         throw insecure(dir, "was replaced while it was being opened");
-      checkOwnership(dir, st, o.mode);
+      checkOwnership(dir, st, o.mode); // a fresh one passes: mkdir's mode is dirMode narrowed by the umask
     }
+    if (createdDir) fs.fchmodSync(fd, dirMode); // exact: not narrowed by the umask
     opened.push(register(dir, { fd, refs: 1, files }));
     let createdLocks = false;
     if (o.locks !== undefined) {
@@ -335,8 +333,8 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
       }
       if (lfd !== undefined) {
         try {
-          if (createdLocks) fs.fchmodSync(lfd, dirMode);
           if (!o.readOnly) checkOwnership(locks, fs.fstatSync(lfd), o.mode);
+          if (createdLocks) fs.fchmodSync(lfd, dirMode);
         } catch (error) {
           fs.closeSync(lfd);
           throw error;
