@@ -82,6 +82,33 @@ test("6 processes × 25 opens with create:true on one fresh directory: no failur
   }
 });
 
+test("6 processes creating the same 25 fresh logs in turn (every open a creation race): no failure, each log holds 6 records", async () => {
+  const tmp = makeTmpDir();
+  try {
+    const dir = path.join(tmp, "logs");
+    const go = path.join(tmp, "go");
+    const children = Array.from({ length: 6 }, () => spawnFixture("log-open-probe.ts", ["create-each", dir, "25", go]));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // let them start (not needed for correctness)
+    fs.writeFileSync(go, "");
+    const failures: string[] = [];
+    for (const child of children) {
+      const { code } = await child.exited;
+      assert.equal(code, 0, child.stderr());
+      const result = JSON.parse(child.lines.at(-1)!) as ProbeResult & { failures: string[] };
+      assert.ok(result.ok, result.message);
+      failures.push(...result.failures);
+    }
+    assert.deepEqual(failures, [], `${failures.length} of 150 opens failed`);
+    for (let i = 0; i < 25; i++) {
+      const log = openLog(path.join(dir, String(i)), { readOnly: true });
+      assert.equal(log.nextSeq, 6, `log ${i}`);
+      log.close();
+    }
+  } finally {
+    removeTmpDir(tmp);
+  }
+});
+
 test("mode is applied exactly, whatever the umask, to every file and directory the log creates, including later segments", () => {
   const tmp = makeTmpDir();
   const umask = process.umask(0o077);

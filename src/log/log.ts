@@ -264,7 +264,7 @@ export function openLog(dir: string, options?: LogOptions): Log {
     if (o.create) createdMeta = Meta.create(dir, o.segmentSize, o.crc === true ? META_FLAG_CRC : 0);
     if (o.readOnly) ({ meta, pollMs } = openMetaForReading(dir));
     else meta = Meta.open(dir);
-    dirs.setFileMode(o.mode ?? meta.mode);
+    dirs.setFileMode(o.mode ?? (meta.mode | 0o600)); // segments this writer adds: as the log was made (and writable by their owner)
     if (exclusive) {
       meta.resetDoorbellWaiters();
       removeTempFiles(dir);
