@@ -34,11 +34,12 @@ export interface CursorEntry {
 export function linkIntoPlace(tmp: string, final: string): boolean {
   try {
     // link(2) follows no symbolic link, and fails if `final` exists: the first creator wins.
-    inDir(tmp, (from) => fs.linkSync(from, viaDir(final)));
+    fs.linkSync(viaDir(tmp), viaDir(final));
     return true;
   } catch (error) {
-    if ((error as MmapError).code === "EEXIST") return false;
-    throw error;
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === "EEXIST") return false;
+    throw new MmapError(e.code ?? "ERR_INTERNAL", `${e.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof e.errno === "number" ? -e.errno : undefined, cause: error });
   } finally {
     removeInLog(tmp);
   }
