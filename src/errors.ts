@@ -19,6 +19,7 @@ export type MmapErrorCode =
   | "ERR_BUSY" // the operation conflicts with one in progress
   | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
   | "ERR_INSECURE" // a shared file or directory another user could change (owner, mode, a symbolic link): refused
+  | "ERR_UNSUPPORTED" // something this system lacks (logs need /proc)
   | "ERR_TOO_MANY_MAPPINGS"
   | (string & {}); // errno names
 

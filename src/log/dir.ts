@@ -297,6 +297,8 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
   try {
     // Checked before anything is changed: a directory swapped in meanwhile is refused, never chmod'ed.
     const st = fs.fstatSync(fd);
+    if (!fs.existsSync(`/proc/self/fd/${fd}`))
+      throw new MmapError("ERR_UNSUPPORTED", `logs need /proc (mounted on every ordinary Linux system) to reach their files through the directory's descriptor; it is not mounted here ('${dir}')`, { path: dir });
     if (!o.readOnly) {
       if (!link.isSymbolicLink() && (link.dev !== st.dev || link.ino !== st.ino))
         throw insecure(dir, "was replaced while it was being opened");
