@@ -18,6 +18,8 @@ export type MmapErrorCode =
   | "ERR_FULL" // no room left (a channel ring, a record file that cannot grow)
   | "ERR_BUSY" // the operation conflicts with one in progress
   | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
+  | "ERR_INSECURE" // a shared file or directory another user could change (owner, mode, a symbolic link): refused
+  | "ERR_UNSUPPORTED" // something this system lacks (logs need /proc)
   | "ERR_TOO_MANY_MAPPINGS"
   | "ERR_MISSING_PEER" // an optional peer dependency a feature needs is not installed (the message says what to install)
   | "ERR_INSECURE" // a file or directory another user could use to redirect a write (a hard link, a writable directory)

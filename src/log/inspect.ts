@@ -3,11 +3,11 @@
  * taking no lock and repairing nothing (the CLI's `memmap log stat` uses it).
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { MmapError } from "../errors.ts";
 import { type LogDamage } from "./damage.ts";
-import { META_FILE_NAME, WRITER_SLOT_COUNT, segmentFileName } from "./layout.ts";
-import { isWriterSlotAlive } from "./locks.ts";
+import { WRITER_SLOT_COUNT, segmentFileName } from "./layout.ts";
+import { inDir, openLogDir } from "./dir.ts";
+import { isWriterSlotAlive, lockDir } from "./locks.ts";
 import { Meta } from "./meta.ts";
 import { checkLog, segmentPath } from "./recovery.ts";
 
@@ -37,8 +37,8 @@ export interface LogInspection {
   nextSeq: number;
   /** Durable readers: committed position and how many records they are behind. */
   cursors: { name: string; seq: number; lag: number; updatedAt: number }[];
-  /** Writer slots in use now or before: the process id and whether it is alive. */
-  writers: { slot: number; pid: number; alive: boolean }[];
+  /** Writer slots in use now or before: the process id and whether it is alive (undefined: this user may not open its lock file). */
+  writers: { slot: number; pid: number; alive: boolean | undefined }[];
   /** Where the files are damaged, if they are. */
   damage?: LogDamage;
 }
@@ -46,9 +46,17 @@ export interface LogInspection {
 /** Describes the log in `dir` (segments, sequence range, durable readers' lag, damage) without changing it. */
 export function inspectLog(dir: string): LogInspection {
   if (typeof dir !== "string" || dir.length === 0) throw new MmapError("ERR_INVALID_ARG", "dir must be a non-empty path");
-  if (!fs.existsSync(path.join(dir, META_FILE_NAME)))
-    throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME})`, { path: dir, syscall: "open", errno: 2 });
-  const meta = Meta.open(dir, true);
+  // Read permission is all it needs: the directory is opened read-only (no ownership check),
+  // files through its descriptor, following no symbolic link; lock files opened for reading.
+  const dirs = openLogDir(dir, { create: false, readOnly: true, mode: undefined, locks: lockDir(dir) });
+  let meta: Meta;
+  try {
+    Meta.require(dir);
+    meta = Meta.open(dir, true);
+  } catch (error) {
+    dirs.release();
+    throw error;
+  }
   try {
     const check = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: false });
     const known = new Map(check.segments.map((s) => [s.base, s]));
@@ -57,7 +65,7 @@ export function inspectLog(dir: string): LogInspection {
       const s = known.get(base);
       let bytes = 0;
       try {
-        bytes = fs.statSync(segmentPath(dir, base)).size;
+        bytes = inDir(segmentPath(dir, base), (r) => fs.lstatSync(r)).size;
       } catch {
         /* dropped meanwhile */
       }
@@ -68,7 +76,14 @@ export function inspectLog(dir: string): LogInspection {
     const writers: LogInspection["writers"] = [];
     for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) {
       const pid = meta.slotPid(slot);
-      if (pid !== 0) writers.push({ slot, pid, alive: isWriterSlotAlive(dir, slot) });
+      if (pid === 0) continue;
+      let alive: boolean | undefined;
+      try {
+        alive = isWriterSlotAlive(dir, slot);
+      } catch (error) {
+        if ((error as MmapError).code !== "EACCES") throw error; // not this user's to lock: unknown
+      }
+      writers.push({ slot, pid, alive });
     }
     const out: LogInspection = {
       dir,
@@ -83,5 +98,6 @@ export function inspectLog(dir: string): LogInspection {
     return out;
   } finally {
     meta.close();
+    dirs.release();
   }
 }

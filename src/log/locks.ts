@@ -11,6 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, sys } from "../errors.ts";
+import { openInLog, openOrCreateInLog } from "./dir.ts";
 import { native } from "../native.ts";
 import { LOCK_DIR, WRITER_SLOT_COUNT, writerLockFileName } from "./layout.ts";
 
@@ -35,20 +36,25 @@ export class FileLock {
   }
 
   /**
-   * Opens (creating it if needed) a lock file, or returns undefined if
-   * `create` is false and it is missing. `readOnly` opens it for reading
-   * (flock needs no more) and never creates it.
+   * Opens (creating it if needed, with the log's file mode) a lock file, or
+   * returns undefined if `create` is false and it is missing. `readOnly`
+   * opens it for reading (flock needs no more) and never creates it. Reached
+   * through the log directory's descriptor; a symbolic link is refused
+   * (ERR_INSECURE), so the lock taken is always the log's own file.
    */
   static open(file: string, create = true, readOnly = false): FileLock | undefined {
+    let fd: number;
     try {
-      const flags = readOnly ? fs.constants.O_RDONLY : create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR;
-      return new FileLock(file, fs.openSync(file, flags, 0o600));
+      fd = readOnly ? openInLog(file, fs.constants.O_RDONLY) : create ? openOrCreateInLog(file) : openInLog(file, fs.constants.O_RDWR);
     } catch (error) {
-      if ((!create || readOnly) && (error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw sys(file, () => {
-        throw error;
-      });
+      if ((!create || readOnly) && (error as MmapError).code === "ENOENT") return undefined;
+      throw error;
     }
+    if (!fs.fstatSync(fd).isFile()) {
+      fs.closeSync(fd);
+      throw new MmapError("ERR_INSECURE", `the lock file '${file}' is not a regular file (someone replaced it)`, { path: file });
+    }
+    return new FileLock(file, fd);
   }
 
   tryShared(): boolean {
@@ -94,11 +100,18 @@ export function acquireOpenLock(file: string, timeoutMs: number): { lock: FileLo
 /**
  * Takes the open lock shared, for a read-only open (which never repairs, so
  * never needs it exclusively), waiting (bounded) while another process
- * repairs. Undefined if the lock file is missing: a read-only open creates
- * nothing.
+ * repairs. Undefined if the lock file is missing (a read-only open creates
+ * nothing) or this user may not open it.
  */
 export function acquireSharedOpenLock(file: string, timeoutMs: number): FileLock | undefined {
-  const lock = FileLock.open(file, false, true);
+  let lock: FileLock | undefined;
+  try {
+    lock = FileLock.open(file, false, true);
+  } catch (error) {
+    // Another user's log whose lock files this user may not read: a reader goes on without the lock.
+    if ((error as MmapError).code === "EACCES") return undefined;
+    throw error;
+  }
   if (lock === undefined) return undefined;
   try {
     waitFor(() => lock.tryShared(), timeoutMs, file, "another process is repairing the log");
@@ -148,10 +161,11 @@ export function acquireWriterSlot(dir: string): { slot: number; lock: FileLock }
 /**
  * True while the process that holds writer slot `slot` is alive. Proof of
  * death is the kernel having released its lock; a missing lock file means no
- * process ever held the slot.
+ * process ever held the slot. Opened for reading only (flock needs no more),
+ * so inspecting a log needs no write permission.
  */
 export function isWriterSlotAlive(dir: string, slot: number): boolean {
-  const lock = FileLock.open(path.join(lockDir(dir), writerLockFileName(slot)), false);
+  const lock = FileLock.open(path.join(lockDir(dir), writerLockFileName(slot)), false, true);
   if (lock === undefined) return false;
   try {
     return !lock.tryExclusive();

@@ -23,21 +23,21 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, invalidArg, sys, toMmapError } from "../errors.ts";
+import { MmapError, invalidArg, toMmapError } from "../errors.ts";
 import { FrameType, alignFrame } from "../framing.ts";
 import { checkInteger } from "../mapped-file.ts";
-import { mapFile } from "../mapped-file.ts";
 import { native } from "../native.ts";
 import { LogCore } from "./core.ts";
 import { corrupt, type LogCorruptError, type LogDamage } from "./damage.ts";
 import {
-  CURSOR_COUNT, CURSOR_LENGTH, CURSOR_TABLE_OFFSET, DEFAULT_SEGMENT_SIZE, INDEX_INTERVAL, LOCK_DIR, MAX_SEGMENT_SIZE,
+  CURSOR_COUNT, CURSOR_LENGTH, CURSOR_TABLE_OFFSET, DEFAULT_SEGMENT_SIZE, INDEX_INTERVAL, MAX_SEGMENT_SIZE,
   META_FILE_NAME, META_FLAG_CRC, MIN_PADDING_LENGTH, MIN_SEGMENT_SIZE, OPEN_LOCK_FILE,
   RECORD_CRC_OFFSET, RECORD_FLAG_CRC, RECORD_HEADER_LENGTH, RECORD_RESERVED_OFFSET, RECORD_SEQ_OFFSET,
   RECORD_TIMESTAMP_OFFSET, SEG_CREATED_AT_OFFSET, SEG_SIZE_OFFSET, SEG_TAIL_OFFSET, WRITER_INTENT_POS_OFFSET, readU64, segmentFileName, segmentGeometry,
   writeU64,
 } from "./layout.ts";
 import { FileLock, acquireOpenLock, acquireSharedOpenLock, acquireWriterSlot, downgradeOpenLock, lockDir, withLock } from "./locks.ts";
+import { checkMode, dirModeFor, inDir, mapInLog, openLogDir, removeDirInLog, removeInLog, viaDir } from "./dir.ts";
 import { Meta } from "./meta.ts";
 import { LogReader, type LogReaderOptions } from "./reader.ts";
 import { checkLog, completePadding, listSegmentBases, sealAborted, segmentPath, type LogCheck } from "./recovery.ts";
@@ -70,6 +70,18 @@ export interface RetentionOptions {
 export interface LogOptions {
   /** Create the directory and the log if missing. Default false. */
   create?: boolean;
+  /**
+   * Permission bits of the files the log creates (log.meta, segments, lock
+   * files), applied exactly (fchmod after creating: the umask does not
+   * narrow them); directories get the same bits plus search (x) wherever
+   * read is allowed (0o644 gives 0o755). At most 0o777, and the owner must
+   * be able to read and write. Default 0o600 (directories 0o700) when
+   * creating; a writer that opens an existing log without `mode` gives the
+   * segments it adds the mode of `log.meta`. Passing a mode also allows an
+   * existing log directory to be writable by group or others as far as that
+   * mode says (see docs/security.md).
+   */
+  mode?: number;
   /** Bytes per segment file, for a log being created (a multiple of 4096, 64 KiB – 1 GiB). Default 64 MiB. */
   segmentSize?: number;
   /** Default "none". See {@link Durability}. */
@@ -127,7 +139,7 @@ export interface LogRecovery {
 }
 
 const OPTION_KEYS = new Set([
-  "create", "segmentSize", "durability", "flushIntervalMs", "flushRecords", "crc", "retention", "verify",
+  "create", "mode", "segmentSize", "durability", "flushIntervalMs", "flushRecords", "crc", "retention", "verify",
   "onDamage", "abandonTimeoutMs", "readOnly",
 ]);
 const RETENTION_KEYS = new Set(["maxSegments", "maxBytes", "maxAgeMs", "ignoreCursors"]);
@@ -139,6 +151,7 @@ const READ_ONLY_POLL_MS = 50;
 
 interface Checked {
   create: boolean;
+  mode: number | undefined;
   segmentSize: number;
   durability: Durability;
   flushIntervalMs: number;
@@ -201,6 +214,7 @@ function checkOptions(options: LogOptions | undefined): Checked {
   if (readOnly && onDamage === "truncate") throw invalidArg('readOnly and onDamage "truncate" cannot be combined: truncating writes (use "throw" or "readPrefix")');
   return {
     create,
+    mode: checkMode(options.mode),
     segmentSize,
     durability: choice("durability", options.durability, ["none", "batch", "sync"], "none"),
     flushIntervalMs: nonNegative("flushIntervalMs", options.flushIntervalMs, 10),
@@ -233,25 +247,24 @@ function checkOptions(options: LogOptions | undefined): Checked {
 export function openLog(dir: string, options?: LogOptions): Log {
   if (typeof dir !== "string" || dir.length === 0) throw invalidArg("dir must be a non-empty path");
   const o = checkOptions(options);
-  const metaPath = path.join(dir, META_FILE_NAME);
-  if (o.create) {
-    sys(dir, () => fs.mkdirSync(dir, { recursive: true, mode: 0o700 }));
-    sys(dir, () => fs.mkdirSync(path.join(dir, LOCK_DIR), { recursive: true, mode: 0o700 }));
-    Meta.create(dir, o.segmentSize, o.crc === true ? META_FLAG_CRC : 0);
-  } else if (!fs.existsSync(metaPath)) {
-    const what = fs.existsSync(dir) ? `no log in '${dir}' (missing ${META_FILE_NAME}; pass create: true to make one)` : `no such directory '${dir}' (pass create: true to make a log there)`;
-    throw new MmapError("ENOENT", what, { path: dir, syscall: "open", errno: 2 });
-  }
-  const lockFile = path.join(lockDir(dir), OPEN_LOCK_FILE);
-  if (!o.readOnly) sys(dir, () => fs.mkdirSync(path.join(dir, LOCK_DIR), { recursive: true, mode: 0o700 }));
-  const { lock, exclusive } = o.readOnly
-    ? { lock: acquireSharedOpenLock(lockFile, LOCK_TIMEOUT_MS), exclusive: false }
-    : acquireOpenLock(lockFile, LOCK_TIMEOUT_MS);
+  // The directory is opened once and checked (owner, mode); every file inside is reached through its descriptor.
+  const dirs = openLogDir(dir, { create: o.create, readOnly: o.readOnly, mode: o.mode, locks: lockDir(dir) });
+  let lock: FileLock | undefined;
+  let exclusive = false;
+  let createdMeta = false;
   let meta: Meta | undefined;
   let pollMs = 0;
   try {
+    if (!o.create) Meta.require(dir);
+    const lockFile = path.join(lockDir(dir), OPEN_LOCK_FILE);
+    if (o.readOnly) lock = acquireSharedOpenLock(lockFile, LOCK_TIMEOUT_MS);
+    else ({ lock, exclusive } = acquireOpenLock(lockFile, LOCK_TIMEOUT_MS));
+    // Made under the open lock: a process that holds it exclusively (and removes
+    // leftover temporary files) then knows nobody is making a file meanwhile.
+    if (o.create) createdMeta = Meta.create(dir, o.segmentSize, o.crc === true ? META_FLAG_CRC : 0);
     if (o.readOnly) ({ meta, pollMs } = openMetaForReading(dir));
     else meta = Meta.open(dir);
+    dirs.setFileMode(o.mode ?? (meta.mode | 0o600)); // segments this writer adds: as the log was made (and writable by their owner)
     if (exclusive) {
       meta.resetDoorbellWaiters();
       removeTempFiles(dir);
@@ -283,12 +296,36 @@ export function openLog(dir: string, options?: LogOptions): Log {
     }
     const core = new LogCore(dir, meta, o.abandonTimeoutMs, o.durability !== "none", crc, o.readOnly, pollMs);
     core.setDamage(check.damage);
-    return new Log(Token, core, lock, o, recovery);
+    return new Log(Token, core, lock, o, recovery, dirs.release);
   } catch (error) {
     meta?.close();
+    // A create that failed (a full disk, say) leaves nothing behind that would pin a retry to
+    // this attempt's options; only with the log to ourselves (nobody else can be using it).
+    if (exclusive && (createdMeta || dirs.createdLocks || dirs.createdDir)) removeFailedCreate(dir, createdMeta, dirs.createdLocks, dirs.createdDir);
     lock?.close();
+    dirs.release();
     throw error;
   }
+}
+
+/** Removes what a failed create made: log.meta, the lock files and locks/, the directory. Best effort. */
+function removeFailedCreate(dir: string, meta: boolean, locks: boolean, made: boolean): void {
+  const attempt = (fn: () => void): void => {
+    try {
+      fn();
+    } catch {
+      /* report the create's own error */
+    }
+  };
+  if (meta) attempt(() => removeInLog(path.join(dir, META_FILE_NAME)));
+  if (locks) {
+    const ld = lockDir(dir);
+    attempt(() => {
+      for (const name of fs.readdirSync(viaDir(ld))) removeInLog(path.join(ld, name));
+    });
+    attempt(() => removeDirInLog(ld));
+  }
+  if (made) attempt(() => fs.rmdirSync(dir));
 }
 
 /**
@@ -307,8 +344,12 @@ function openMetaForReading(dir: string): { meta: Meta; pollMs: number } {
   }
 }
 
+/**
+ * Removes the temporary files of creators that died (exclusive open only:
+ * every creator holds the open lock while it makes one, so none is live).
+ */
 function removeTempFiles(dir: string): void {
-  for (const name of fs.readdirSync(dir)) if (name.startsWith(".") && name.endsWith(".tmp")) fs.rmSync(path.join(dir, name), { force: true });
+  for (const name of inDir(dir, (r) => fs.readdirSync(r))) if (name.startsWith(".") && name.endsWith(".tmp")) removeInLog(path.join(dir, name));
 }
 
 /** Cuts the log where the damage starts (exclusive open only). */
@@ -320,17 +361,22 @@ function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable
   const movedFiles: string[] = [];
   if (move.length > 0) {
     movedTo = path.join(dir, `damaged-${Date.now()}`);
-    sys(movedTo, () => fs.mkdirSync(movedTo!, { recursive: true, mode: 0o700 }));
+    const moved = movedTo;
+    const mode = dirModeFor(meta.mode);
+    inDir(moved, (r) => {
+      fs.mkdirSync(r, mode);
+      fs.chmodSync(r, mode); // exact, like every directory the log makes
+    });
     for (const b of move) {
       const name = segmentFileName(b);
-      sys(name, () => fs.renameSync(path.join(dir, name), path.join(movedTo!, name)));
+      inDir(path.join(dir, name), (from) => fs.renameSync(from, `${viaDir(moved)}/${name}`));
       movedFiles.push(name);
     }
   }
   if (at.pos !== undefined) {
     const file = segmentPath(dir, at.base);
     const size = readHeaderPage(file).readUInt32LE(SEG_SIZE_OFFSET); // the header was validated by the check
-    if (fs.statSync(file).size < size) mapFile(file, { access: "write", size }).close(); // grow back (allocated)
+    if (inDir(file, (r) => fs.lstatSync(r)).size < size) mapInLog(file, { access: "write", size }).close(); // grow back (allocated)
     const seg = Segment.open(file, at.base);
     try {
       seg.u8.fill(0, at.pos, seg.limit);
@@ -362,6 +408,7 @@ const Token = Symbol("Log");
 export class Log {
   readonly #core: LogCore;
   readonly #openLock: FileLock | undefined;
+  readonly #releaseDir: () => void;
   readonly #options: Checked;
   readonly #meta: Meta;
   readonly #readers = new Set<LogReader>();
@@ -393,9 +440,10 @@ export class Log {
   #flushError: unknown;
 
   /** @internal use openLog() */
-  constructor(token: symbol, core: LogCore, openLock: FileLock | undefined, options: Checked, recovery: LogRecovery) {
+  constructor(token: symbol, core: LogCore, openLock: FileLock | undefined, options: Checked, recovery: LogRecovery, releaseDir: () => void) {
     if (token !== Token) throw new TypeError("use openLog() to open a log");
     this.#core = core;
+    this.#releaseDir = releaseDir;
     this.#meta = core.meta;
     this.#openLock = openLock;
     this.#options = options;
@@ -579,7 +627,7 @@ export class Log {
         (p.maxAgeMs !== undefined && createdAt(segmentPath(this.dir, bases[i + 1]!)) < now - p.maxAgeMs);
       if (!over || bases[i + 1]! > minCursor) break;
       const file = segmentPath(this.dir, bases[i]!);
-      fs.rmSync(file, { force: true });
+      removeInLog(file);
       this.#core.forget(bases[i]!);
       dropped.push(file);
       count--;
@@ -616,6 +664,7 @@ export class Log {
     this.#meta.close();
     this.#slotLock?.close();
     this.#openLock?.close();
+    this.#releaseDir();
   }
 
   /** close(), for `using log = openLog(…)`. */
@@ -901,7 +950,7 @@ export class Log {
 async function datasync(file: string): Promise<void> {
   let handle: fs.promises.FileHandle | undefined;
   try {
-    handle = await fs.promises.open(file, "r+");
+    handle = await fs.promises.open(viaDir(file), fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
     await handle.datasync();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error; // dropped by retention: nothing to keep
@@ -917,7 +966,7 @@ function isAscii(s: string): boolean {
 
 function fileSize(file: string): number {
   try {
-    return fs.statSync(file).size;
+    return fs.lstatSync(viaDir(file)).size;
   } catch {
     return 0;
   }

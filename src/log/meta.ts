@@ -4,11 +4,12 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { invalidArg, MmapError, sys } from "../errors.ts";
-import { mapFile, type MappedFile } from "../mapped-file.ts";
+import { invalidArg, MmapError } from "../errors.ts";
+import { type MappedFile } from "../mapped-file.ts";
 import { native } from "../native.ts";
 import { Doorbell } from "../wait.ts";
 import { corrupt } from "./damage.ts";
+import { createTemp, inDir, mapDescriptor, openInLog, removeInLog, viaDir } from "./dir.ts";
 import {
   CURSOR_COUNT, CURSOR_FREE, CURSOR_IN_USE, CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_MAX_LENGTH,
   CURSOR_NAME_OFFSET, CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET, CURSOR_UPDATED_AT_OFFSET,
@@ -29,23 +30,18 @@ export interface CursorEntry {
   updatedAt: number;
 }
 
-/** A unique name for a temporary file that is renamed (linked) into place once complete. */
-export function tempName(dir: string, final: string): string {
-  return path.join(dir, `.${final}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-}
-
 /** Publishes a complete temporary file under `final`; false if `final` already exists (someone else won). */
 export function linkIntoPlace(tmp: string, final: string): boolean {
   try {
-    fs.linkSync(tmp, final);
+    // link(2) follows no symbolic link, and fails if `final` exists: the first creator wins.
+    fs.linkSync(viaDir(tmp), viaDir(final));
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw sys(final, () => {
-      throw error;
-    });
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === "EEXIST") return false;
+    throw new MmapError(e.code ?? "ERR_INTERNAL", `${e.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof e.errno === "number" ? -e.errno : undefined, cause: error });
   } finally {
-    fs.rmSync(tmp, { force: true });
+    removeInLog(tmp);
   }
 }
 
@@ -60,9 +56,12 @@ export class Meta {
   /** Size of segments this log creates. */
   readonly segmentSize: number;
   readonly flags: number;
+  /** The meta file's permission bits: the mode of the files a writer adds to the log unless its `mode` option says otherwise. */
+  readonly mode: number;
 
-  private constructor(file: MappedFile, p: string) {
+  private constructor(file: MappedFile, p: string, mode: number) {
     this.file = file;
+    this.mode = mode;
     this.path = p;
     const buffer = file.buffer;
     this.u32 = new Uint32Array(buffer);
@@ -74,12 +73,40 @@ export class Meta {
     this.doorbell = new Doorbell(buffer, META_DOORBELL_SEQ_OFFSET, META_DOORBELL_WAITERS_OFFSET);
   }
 
-  /** Writes a new meta file unless one exists; safe against concurrent creators. */
-  static create(dir: string, segmentSize: number, flags: number): void {
+  /** True if the log in `dir` has a meta file; ENOENT "no log" otherwise (EACCES and others as they are). */
+  static require(dir: string): void {
+    const p = path.join(dir, META_FILE_NAME);
+    try {
+      inDir(p, (r) => fs.lstatSync(r));
+    } catch (error) {
+      if ((error as MmapError).code !== "ENOENT") throw error;
+      throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME}; pass create: true to make one)`, { path: dir, syscall: "open", errno: 2 });
+    }
+  }
+
+  /**
+   * Writes a new meta file unless one exists; true if this call made it.
+   * Written under a fresh temporary name (O_EXCL, no symbolic link followed)
+   * and linked into place complete, so concurrent creators agree on one.
+   */
+  static create(dir: string, segmentSize: number, flags: number): boolean {
     const final = path.join(dir, META_FILE_NAME);
-    if (fs.existsSync(final)) return;
-    const tmp = tempName(dir, META_FILE_NAME);
-    const m = mapFile(tmp, { access: "write", create: true, size: META_FILE_LENGTH });
+    try {
+      inDir(final, (r) => fs.lstatSync(r));
+      return false;
+    } catch (error) {
+      if ((error as MmapError).code !== "ENOENT") throw error;
+    }
+    const { tmp, fd } = createTemp(dir, META_FILE_NAME);
+    let m: MappedFile;
+    try {
+      m = mapDescriptor(fd, tmp, { access: "write", size: META_FILE_LENGTH });
+    } catch (error) {
+      removeInLog(tmp);
+      throw error;
+    } finally {
+      fs.closeSync(fd);
+    }
     try {
       const u32 = new Uint32Array(m.buffer);
       m.bytes.set(encoder.encode(META_MAGIC), META_MAGIC_OFFSET);
@@ -92,27 +119,34 @@ export class Meta {
       new Float64Array(m.buffer)[META_CREATED_AT_OFFSET >>> 3] = Date.now();
       u32[META_HEADER_CRC_OFFSET >>> 2] = native.crc32c(m.buffer, 0, META_HEADER_CRC_LENGTH, 0);
       m.flush();
+    } catch (error) {
+      removeInLog(tmp);
+      throw error;
     } finally {
       m.close();
     }
-    linkIntoPlace(tmp, final);
+    return linkIntoPlace(tmp, final);
   }
 
   /** Maps and validates an existing meta file (`readOnly`: a private mapping, for inspection). */
   static open(dir: string, readOnly = false): Meta {
     const p = path.join(dir, META_FILE_NAME);
-    const size = sys(p, () => fs.statSync(p).size);
-    if (size !== META_FILE_LENGTH)
-      throw corrupt(undefined, p, `the meta file is ${size} bytes, expected ${META_FILE_LENGTH}`);
-    // allowHardLinks: linkIntoPlace() leaves the temporary name linked for a moment.
-    const file = mapFile(p, { access: readOnly ? "read" : "write", allowHardLinks: true });
+    const fd = openInLog(p, readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
     try {
-      const reason = validateHeader(file);
-      if (reason !== undefined) throw corrupt(undefined, p, reason);
-      return new Meta(file, p);
-    } catch (error) {
-      file.close();
-      throw error;
+      const st = fs.fstatSync(fd);
+      if (st.isFile() && st.size !== META_FILE_LENGTH)
+        throw corrupt(undefined, p, `the meta file is ${st.size} bytes, expected ${META_FILE_LENGTH}`);
+      const file = mapDescriptor(fd, p, { access: readOnly ? "read" : "write" });
+      try {
+        const reason = validateHeader(file);
+        if (reason !== undefined) throw corrupt(undefined, p, reason);
+        return new Meta(file, p, st.mode & 0o777);
+      } catch (error) {
+        file.close();
+        throw error;
+      }
+    } finally {
+      fs.closeSync(fd);
     }
   }
 

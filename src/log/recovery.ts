@@ -22,9 +22,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { sys } from "../errors.ts";
 import { FrameType, alignFrame } from "../framing.ts";
 import { corrupt, isCorrupt, type LogCorruptError } from "./damage.ts";
+import { inDir, openInLog } from "./dir.ts";
 import {
   KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
   RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, SEG_TAIL_OFFSET, parseSegmentFileName, readU64, segmentFileName,
@@ -35,7 +35,7 @@ import { Segment, recordCrc } from "./segment.ts";
 
 /** Sorted base sequence numbers of the segment files in `dir`. */
 export function listSegmentBases(dir: string): number[] {
-  const names = sys(dir, () => fs.readdirSync(dir));
+  const names = inDir(dir, (r) => fs.readdirSync(r)); // through the directory's descriptor (./dir.ts)
   const bases: number[] = [];
   for (const name of names) {
     const base = parseSegmentFileName(name);
@@ -226,7 +226,7 @@ function zeroFrom(seg: Segment, from: number): void {
   const CHUNK = 1 << 20;
   const chunk = Buffer.alloc(CHUNK);
   const zeros = Buffer.alloc(CHUNK);
-  const fd = sys(seg.path, () => fs.openSync(seg.path, fs.constants.O_RDONLY));
+  const fd = openInLog(seg.path, fs.constants.O_RDONLY);
   try {
     for (let off = from; off < seg.limit; off += CHUNK) {
       const n = Math.min(CHUNK, seg.limit - off);

@@ -5,9 +5,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { sys } from "../errors.ts";
 import { FRAME_ALIGNMENT, FRAME_TYPE_OFFSET } from "../framing.ts";
-import { mapFile, pageSize, type MappedFile } from "../mapped-file.ts";
+import { pageSize, type MappedFile } from "../mapped-file.ts";
 import { native } from "../native.ts";
 import { corrupt } from "./damage.ts";
 import {
@@ -17,7 +16,8 @@ import {
   SEG_INDEX_INTERVAL_OFFSET, SEG_INDEX_START_OFFSET, SEG_MAGIC_LENGTH, SEG_MAGIC_OFFSET, SEG_NEXT_BASE_OFFSET,
   SEG_SIZE_OFFSET, SEG_TAIL_OFFSET, SEG_VERSION_OFFSET, readU64, segmentFileName, segmentGeometry, writeU64,
 } from "./layout.ts";
-import { linkIntoPlace, tempName } from "./meta.ts";
+import { createTemp, fsyncLogDir, mapDescriptor, openInLog, removeInLog } from "./dir.ts";
+import { linkIntoPlace } from "./meta.ts";
 
 const encoder = new TextEncoder();
 const TAIL_INDEX = SEG_TAIL_OFFSET >>> 2;
@@ -105,8 +105,16 @@ export class Segment {
    */
   static create(dir: string, base: number, size: number, durable: boolean): Segment {
     const final = path.join(dir, segmentFileName(base));
-    const tmp = tempName(dir, segmentFileName(base));
-    const file = mapFile(tmp, { access: "write", create: true, size });
+    const { tmp, fd } = createTemp(dir, segmentFileName(base)); // O_EXCL|O_NOFOLLOW, a random name, the log's file mode
+    let file: MappedFile;
+    try {
+      file = mapDescriptor(fd, tmp, { access: "write", size });
+    } catch (error) {
+      removeInLog(tmp);
+      throw error;
+    } finally {
+      fs.closeSync(fd);
+    }
     let won = false;
     try {
       const g = segmentGeometry(size);
@@ -131,7 +139,7 @@ export class Segment {
       if (won && durable) fsyncDir(dir);
     } catch (error) {
       file.close();
-      fs.rmSync(tmp, { force: true });
+      removeInLog(tmp);
       throw error;
     }
     if (!won) {
@@ -148,11 +156,18 @@ export class Segment {
    * its records stop.
    */
   static open(file: string, base: number, readOnly = false): Segment {
-    const st = sys(file, () => fs.statSync(file));
-    if (st.size < HEADER_PAGE_LENGTH)
-      throw corrupt(base, file, `the segment file is ${st.size} bytes, shorter than its ${HEADER_PAGE_LENGTH}-byte header`);
-    // allowHardLinks: linkIntoPlace() leaves the temporary name linked for a moment.
-    const m = mapFile(file, { access: readOnly ? "read" : "write", allowHardLinks: true });
+    // Through the log directory's descriptor, never following a symbolic link.
+    const fd = openInLog(file, readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
+    let m: MappedFile;
+    let st: fs.Stats;
+    try {
+      st = fs.fstatSync(fd);
+      if (st.isFile() && st.size < HEADER_PAGE_LENGTH)
+        throw corrupt(base, file, `the segment file is ${st.size} bytes, shorter than its ${HEADER_PAGE_LENGTH}-byte header`);
+      m = mapDescriptor(fd, file, { access: readOnly ? "read" : "write" });
+    } finally {
+      fs.closeSync(fd);
+    }
     try {
       const u32 = new Uint32Array(m.buffer, 0, HEADER_PAGE_LENGTH >>> 2);
       const reason = checkHeader(m, u32, base);
@@ -216,17 +231,12 @@ export function recordCrc(buffer: ArrayBuffer, P: number, L: number): number {
 
 /** Makes a new directory entry durable (after creating or removing files). */
 export function fsyncDir(dir: string): void {
-  const fd = sys(dir, () => fs.openSync(dir, fs.constants.O_RDONLY));
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  fsyncLogDir(dir);
 }
 
 /** The first 64 bytes of a segment's header, read with read(2) (no mapping). */
 export function readHeaderPage(file: string): Buffer {
-  const fd = sys(file, () => fs.openSync(file, fs.constants.O_RDONLY));
+  const fd = openInLog(file, fs.constants.O_RDONLY);
   try {
     const b = Buffer.alloc(64);
     fs.readSync(fd, b, 0, 64, 0);
