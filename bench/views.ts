@@ -24,6 +24,7 @@ import { benchDir, buildC, fmtNs, fmtRatio, median, min, printTable, quick, save
 import { Trade as FbTrade, Trades } from "./views-flatbuffers.ts";
 import { Trade, jsonLines, randomIndexes, trade, writeArrow, writeFlatBuffers, writeRecordFile } from "./views-data.ts";
 import { largeFileSection } from "./views-large.ts";
+import { arrowSection } from "./arrow.ts";
 
 const ROWS = quick ? 1_000_000 : 10_000_000;
 const READS = quick ? 200_000 : 1_000_000;
@@ -366,6 +367,8 @@ try {
   log("record files past 4 GiB …");
   const large = largeFileSection();
   targets[`get(i) over a 6 GiB file within 1.2× of the single-buffer path (${fmtRatio(large.ratio)})`] = large.ratio <= 1.2;
+  log("Arrow files: memmap against tableFromIPC(readFileSync) …");
+  const arrowFiles = await arrowSection();
   console.log("\nTargets:");
   for (const [name, ok] of Object.entries(targets)) console.log(`- ${ok ? "PASS" : "FAIL"}: ${name}`);
   console.log(
@@ -380,6 +383,7 @@ try {
     ratios: { sequentialGetVsDataView: seqRatio, iterationVsDataView: iterRatio, randomGetVsDataView: randomRatio },
     garbageCollectionsPerPass: gcs,
     pastFourGiB: large,
+    arrowFiles,
     targets,
   });
   console.log(`\nraw numbers: ${path.relative(process.cwd(), saved)}`);
