@@ -82,3 +82,40 @@ describe("a damaged multi-producer ring (item 16)", () => {
     ch.close();
   });
 });
+
+describe("special files (item 14)", () => {
+  const hangGuard = { timeout: 30_000 };
+  test("inspectChannel() and openChannel() of a FIFO: ENODEV at once, no hang", hangGuard, () => {
+    const fifo = path.join(dir, "fifo");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    // In a child process: the old code blocked in open(2) forever, which the parent's timeout turns into a failure.
+    const script = `
+      import { inspectChannel, openChannel } from ${JSON.stringify(path.resolve("src/index.ts"))};
+      const codes = [];
+      for (const f of [() => inspectChannel(${JSON.stringify(fifo)}), () => openChannel(${JSON.stringify(fifo)})])
+        try { f(); codes.push("opened"); } catch (e) { codes.push(e.code + " " + e.path); }
+      console.log(JSON.stringify(codes));`;
+    const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { timeout: 20_000, encoding: "utf8" });
+    assert.equal(run.signal, null, `the child hung (killed by ${run.signal}): ${run.stderr}`);
+    assert.deepEqual(JSON.parse(run.stdout), [`ENODEV ${fifo}`, `ENODEV ${fifo}`]);
+  });
+
+  test("memmap channel stat <fifo> exits with ENODEV, no hang", hangGuard, () => {
+    const fifo = path.join(dir, "fifo-cli");
+    assert.equal(spawnSync("mkfifo", [fifo]).status, 0);
+    const run = spawnSync(process.execPath, ["--import", "tsx", path.resolve("src/cli/main.ts"), "channel", "stat", fifo], {
+      timeout: 20_000,
+      encoding: "utf8",
+    });
+    assert.equal(run.signal, null, `the CLI hung (killed by ${run.signal})`);
+    assert.notEqual(run.status, 0);
+    assert.match(run.stderr + run.stdout, /ENODEV/);
+  });
+
+  test("a directory and /dev/null are refused the same way", () => {
+    for (const p of [dir, "/dev/null"]) {
+      assert.throws(() => inspectChannel(p), (e) => e instanceof MmapError && (e.code === "ENODEV" || e.code === "EISDIR"));
+      assert.throws(() => openChannel(p), (e) => e instanceof MmapError && (e.code === "ENODEV" || e.code === "EISDIR"));
+    }
+  });
+});

@@ -255,10 +255,11 @@ export function probeConsumer(fd: number): boolean {
 
 /** Opens a new open-file description for a path or an inherited descriptor (flock locks belong to those). */
 export function openOwn(pathOrFd: string | number, writable: boolean): { fd: number; path: string | undefined } {
-  const flags = writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY;
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever (it changes nothing for a regular file).
+  const flags = (writable ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK;
   if (typeof pathOrFd === "string") {
     if (pathOrFd.length === 0) throw invalidArg("path must not be empty");
-    return { fd: sys(pathOrFd, () => fs.openSync(pathOrFd, flags)), path: pathOrFd };
+    return { fd: regularOnly(sys(pathOrFd, () => fs.openSync(pathOrFd, flags)), pathOrFd, pathOrFd), path: pathOrFd };
   }
   checkInteger("fd", pathOrFd, 0x7fffffff);
   // /proc/self/fd/N opens the same file anew: a descriptor shared with a parent shares its locks.
@@ -271,7 +272,19 @@ export function openOwn(pathOrFd: string | number, writable: boolean): { fd: num
       throw error;
     }
   });
-  return { fd, path: undefined };
+  return { fd: regularOnly(fd, `fd ${pathOrFd}`, undefined), path: undefined };
+}
+
+/** Returns `fd` if it is a regular file (a channel can only live in one); closes it and throws ENODEV otherwise. */
+function regularOnly(fd: number, name: string, path: string | undefined): number {
+  let regular = false;
+  try {
+    regular = fs.fstatSync(fd).isFile();
+  } finally {
+    if (!regular) fs.closeSync(fd);
+  }
+  if (!regular) throw new MmapError("ENODEV", `not a regular file '${name}': a channel lives in a regular file`, { syscall: "open", path, errno: 19 });
+  return fd;
 }
 
 /** Writes a new header (and zeroes memory that held something else). */
