@@ -119,3 +119,23 @@ describe("special files (item 14)", () => {
     }
   });
 });
+
+describe("a channel file of 4 GiB (item 15)", () => {
+  for (const extra of [0, 4096]) {
+    test(`a ring in a sparse file of 4 GiB${extra ? ` + ${extra} B` : ""}: send, receive, inspect`, () => {
+      const file = path.join(dir, `big-${extra}`);
+      createChannel(file, { capacity: 4096, producers: "multi" }).close();
+      fs.truncateSync(file, 2 ** 32 + extra); // sparse: no disk space used
+      const ch = openChannel(file);
+      try {
+        ch.send("hello");
+        assert.equal(new TextDecoder().decode(ch.receive({ timeout: 1000 })), "hello");
+        assert.equal(inspectChannel(file).capacity, 4096);
+        assert.equal(ch.stats().producersWaiting, 0);
+      } finally {
+        ch.close();
+        fs.rmSync(file);
+      }
+    });
+  }
+});

@@ -264,7 +264,7 @@ export function openChannel(pathOrFd: string | number | SharedMemory, options: O
   const { fd, path } = openOwn(target, true);
   let file: MappedFile | undefined;
   try {
-    file = mapFile(fd, { access: "write" });
+    file = mapChannel(fd, "write");
     const info = validateHeader(file, path);
     positions(viewsOf(file, info.capacity).longs, info.capacity, path);
     return new Channel(Token, file, fd, path, info, strategy, spin);
@@ -285,13 +285,20 @@ export function inspectChannel(pathOrFd: string | number): ChannelStats {
   const { fd, path } = openOwn(target, false);
   let file: MappedFile | undefined;
   try {
-    file = mapFile(fd, { access: "read" });
+    file = mapChannel(fd, "read");
     const info = validateHeader(file, path);
     return collectStats({ fd, v: viewsOf(file, info.capacity), ownSlot: -1 }, info, probeConsumer(fd), path);
   } finally {
     file?.close();
     fs.closeSync(fd);
   }
+}
+
+/** Maps a channel file: all of it, or for a file grown past the largest ring, just the largest header and ring (the rest is never read). */
+function mapChannel(fd: number, access: "read" | "write"): MappedFile {
+  const size = sys(undefined, () => fs.fstatSync(fd).size);
+  const largest = HEADER_LENGTH + MAX_CAPACITY;
+  return mapFile(fd, size > largest ? { access, length: largest } : { access });
 }
 
 const Token = Symbol("Channel");
