@@ -275,6 +275,23 @@ function lockForWriting(fd: number, filePath: string): void {
     throw new MmapError("ERR_BUSY", "another process (or another RecordFile) has this record file open for writing", { path: filePath });
 }
 
+/** Takes the writer's lock on the file `overwrite` replaces (ERR_BUSY while a writer has it); its descriptor, or undefined when there is no file. */
+function lockReplaced(filePath: string): number | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(filePath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return undefined; // nothing there (or nothing we may read): the rename decides
+  }
+  try {
+    if (native.flock(fd, FLOCK_EXCLUSIVE)) return fd;
+  } catch {
+    return fd; // not lockable: not a record file anyone writes
+  }
+  fs.closeSync(fd);
+  throw new MmapError("ERR_BUSY", `another process (or another RecordFile) has '${filePath}' open for writing: overwriting it would lose its appends`, { path: filePath });
+}
+
 /**
  * Creates a record file for rows of `layout`, with room for `capacity` rows,
  * and opens it for appending. The file appears complete or not at all (it
@@ -303,8 +320,16 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
     lockForWriting(fd, tmp); // the lock belongs to the file, whatever its name, from the moment it appears
     sys(tmp, () => fs.writeSync(fd, header, 0, header.length, 0));
     growFile(fd, header.length, size, false, tmp);
-    if (options.overwrite === true) sys(filePath, () => fs.renameSync(tmp, filePath));
-    else {
+    if (options.overwrite === true) {
+      // A writer of the file being replaced would go on appending to an unlinked file, unseen: refuse,
+      // and hold its lock through the rename so that no writer opens it meanwhile.
+      const replaced = lockReplaced(filePath);
+      try {
+        sys(filePath, () => fs.renameSync(tmp, filePath));
+      } finally {
+        if (replaced !== undefined) fs.closeSync(replaced);
+      }
+    } else {
       try {
         fs.linkSync(tmp, filePath); // fails with EEXIST when the path is taken: never clobbers
       } catch (error) {
