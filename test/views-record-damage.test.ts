@@ -49,7 +49,7 @@ describe("overwrite while another process writes (item 18)", () => {
     // The writer's rows are all there: nothing went to an unlinked file.
     const r = openRecordFile(file, Tick);
     assert.equal(r.length, 2);
-    assert.equal(tickProblem(1, r.rows.get(1)), undefined);
+    assert.equal(tickProblem(1, r.rows.read(1)), undefined);
     r.close();
     // With the writer gone, overwrite works.
     const fresh = createRecordFile(file, Tick, { overwrite: true });
@@ -68,5 +68,74 @@ describe("overwrite while another process writes (item 18)", () => {
     assert.equal(fresh.length, 0);
     fresh.close();
     r.close();
+  });
+});
+
+describe("a damaged row count (item 19)", () => {
+  const ROW_COUNT_OFFSET = 32;
+  function withRows(n: number): string {
+    const file = path.join(dir, `count-${Math.random().toString(36).slice(2)}.rec`);
+    const w = createRecordFile(file, Tick, { capacity: 1024 });
+    for (let i = 0; i < n; i++) w.append(tick(i));
+    w.close();
+    return file;
+  }
+  function damage(file: string, at: number, bytes: Uint8Array): void {
+    const fd = fs.openSync(file, "r+");
+    fs.writeSync(fd, bytes, 0, bytes.length, at);
+    fs.closeSync(fd);
+  }
+
+  // Every damage keeps the count inside the spare capacity, where the file size cannot tell.
+  const cases: [string, (file: string) => void][] = [
+    ["a flipped bit (10 rows become 74)", (f) => {
+      const b = Buffer.alloc(1);
+      const fd = fs.openSync(f, "r+");
+      fs.readSync(fd, b, 0, 1, ROW_COUNT_OFFSET);
+      b[0]! ^= 64;
+      fs.writeSync(fd, b, 0, 1, ROW_COUNT_OFFSET);
+      fs.closeSync(fd);
+    }],
+    ["the low half overwritten with 64", (f) => damage(f, ROW_COUNT_OFFSET, new Uint8Array([64, 0, 0, 0]))],
+    ["the whole word overwritten with a bare 64", (f) => damage(f, ROW_COUNT_OFFSET, new Uint8Array([64, 0, 0, 0, 0, 0, 0, 0]))],
+    ["the whole word zeroed", (f) => damage(f, ROW_COUNT_OFFSET, new Uint8Array(8))],
+  ];
+  for (const [label, hurt] of cases) {
+    test(`${label}: ERR_CORRUPT, never rows that were not written`, () => {
+      const file = withRows(10);
+      hurt(file);
+      for (const access of ["read", "write"] as const) {
+        let length: number | undefined;
+        try {
+          const r = openRecordFile(file, { access });
+          length = r.length;
+          r.close();
+        } catch (error) {
+          assert.ok(error instanceof MmapError && error.code === "ERR_CORRUPT", String(error));
+          assert.match(error.message, /row count/);
+        }
+        assert.equal(length, undefined, `opened (${access}) with ${length} rows; 10 were written`);
+      }
+    });
+  }
+
+  test("a count damaged while a reader has the file open: its next refresh throws ERR_CORRUPT", () => {
+    const file = withRows(10);
+    const r = openRecordFile(file, Tick);
+    assert.equal(r.length, 10);
+    damage(file, ROW_COUNT_OFFSET, new Uint8Array([11, 0, 0, 0])); // one more row than written, inside the capacity
+    assert.throws(() => r.refresh(), isCode("ERR_CORRUPT"));
+    r.close();
+  });
+
+  test("a healthy count survives reopening for appends, growing, and readers following along", () => {
+    const file = withRows(10);
+    const reader = openRecordFile(file, Tick);
+    const w = openRecordFile(file, Tick, { access: "write" });
+    for (let i = 10; i < 3000; i++) w.append(tick(i)); // grows past the capacity of 1024
+    assert.equal(reader.length, 3000);
+    assert.equal(tickProblem(2999, reader.rows.read(2999)), undefined);
+    w.close();
+    reader.close();
   });
 });

@@ -19,7 +19,7 @@ import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../errors.ts";
 import { MAX_BUFFER_LENGTH, checkInteger, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { native } from "../native.ts";
-import { FIXED_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, encodeHeader } from "./record-format.ts";
+import { FIXED_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
 import { rebindStructArray, structArrayAt, type StructArray } from "./struct-array.ts";
 import type { RowInput, Schema } from "./types.ts";
@@ -75,10 +75,21 @@ export class RecordFile<S extends Schema = Schema> {
   #capacity: number;
   readonly #rows: StructArray<S>;
   readonly #rowSize: number;
+  /** The count word carries a check (format version 2). */
+  readonly #checkedCount: boolean;
   #closed = false;
 
   /** @internal use createRecordFile() or openRecordFile() */
-  constructor(token: symbol, filePath: string, layout: Layout<S>, map: MappedFile, fd: number, headerLength: number, length: number) {
+  constructor(
+    token: symbol,
+    filePath: string,
+    layout: Layout<S>,
+    map: MappedFile,
+    fd: number,
+    headerLength: number,
+    length: number,
+    checkedCount: boolean,
+  ) {
     if (token !== Token) throw new TypeError("use createRecordFile() or openRecordFile()");
     this.path = filePath;
     this.layout = layout;
@@ -87,6 +98,7 @@ export class RecordFile<S extends Schema = Schema> {
     this.#map = map;
     this.#fd = fd;
     this.#rowSize = layout.byteLength;
+    this.#checkedCount = checkedCount;
     this.#length = length;
     this.#capacity = Math.floor((map.byteLength - headerLength) / this.#rowSize);
     this.#count = new BigInt64Array(map.buffer, ROW_COUNT_OFFSET, 1);
@@ -177,7 +189,7 @@ export class RecordFile<S extends Schema = Schema> {
   refresh(): number {
     this.#check();
     if (this.access === "write") return this.#length;
-    const count = Atomics.load(this.#count, 0);
+    const count = decodeRowCount(Atomics.load(this.#count, 0), this.#checkedCount, this.path);
     const n = Number(count); // exact below 2^53; anything larger fails the checks below anyway
     if (n > this.#capacity) {
       const fileSize = sys(this.path, () => fs.fstatSync(this.#fd).size);
@@ -232,7 +244,7 @@ export class RecordFile<S extends Schema = Schema> {
   }
 
   #publish(length: number): void {
-    Atomics.store(this.#count, 0, BigInt(length));
+    Atomics.store(this.#count, 0, encodeRowCount(length, this.#checkedCount));
     this.#setLength(length);
   }
 
@@ -342,7 +354,7 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
     }
     linked = true;
     const map = mapFile(fd, { access: "write" });
-    return new RecordFile(Token, filePath, layout, map, fd, header.length, 0);
+    return new RecordFile(Token, filePath, layout, map, fd, header.length, 0, true);
   } catch (error) {
     if (!linked) fs.rmSync(tmp, { force: true });
     fs.closeSync(fd);
@@ -408,7 +420,7 @@ export function openRecordFile(
           { path: filePath },
         );
     }
-    return new RecordFile(Token, filePath, expected ?? header.layout, map, fd, header.headerLength, header.rowCount);
+    return new RecordFile(Token, filePath, expected ?? header.layout, map, fd, header.headerLength, header.rowCount, header.checkedCount);
   } catch (error) {
     map?.close();
     fs.closeSync(fd);
