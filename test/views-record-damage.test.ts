@@ -139,3 +139,27 @@ describe("a damaged row count (item 19)", () => {
     reader.close();
   });
 });
+
+test("a version 1 file (bare row count) is still read, and appended to as version 1", async () => {
+  const { sealHeader, VERSION_OFFSET } = await import("../src/views/record-format.ts");
+  const file = path.join(dir, "v1.rec");
+  const w = createRecordFile(file, Tick, { capacity: 8 });
+  for (let i = 0; i < 3; i++) w.append(tick(i));
+  w.close();
+  // Rewrite the header as version 1 wrote it: the bare count.
+  const bytes = fs.readFileSync(file);
+  bytes.writeUInt32LE(1, VERSION_OFFSET);
+  bytes.writeBigUInt64LE(3n, 32);
+  const headerLength = bytes.readUInt32LE(12);
+  sealHeader(bytes.subarray(0, headerLength));
+  fs.writeFileSync(file, bytes);
+  const a = openRecordFile(file, Tick, { access: "write" });
+  assert.equal(a.length, 3);
+  a.append(tick(3));
+  a.close();
+  assert.equal(fs.readFileSync(file).readBigUInt64LE(32), 4n, "still a bare count");
+  const r = openRecordFile(file, Tick);
+  assert.equal(r.length, 4);
+  assert.equal(tickProblem(3, r.rows.read(3)), undefined);
+  r.close();
+});
