@@ -10,12 +10,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { createChannel, inspectChannel, MmapError, openChannel } from "../src/index.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createChannel, inspectChannel, mapFile, MmapError, openChannel } from "../src/index.ts";
 import * as L from "../src/channel/layout.ts";
+import { finished, firstLine, killChildren, spawnFixture } from "./fixtures/channel-stream.ts";
 
 let dir: string;
 before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-chdmg-"))));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+after(() => {
+  killChildren();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 
 /** Damages the file with an ordinary write, as a stray process or a bad disk would. */
 function writeAt(file: string, position: number, bytes: Uint8Array): void {
@@ -138,4 +143,65 @@ describe("a channel file of 4 GiB (item 15)", () => {
       }
     });
   }
+});
+
+describe("producers SIGKILLed while waiting for room (item 17)", () => {
+  /** The raw space-waiter count in the file (stats() reports 0 when no producer is alive). */
+  function rawWaiters(file: string): number {
+    const m = mapFile(file);
+    try {
+      return new Int32Array(m.buffer)[L.SPACE_WAITERS_OFFSET / 4]!;
+    } finally {
+      m.close();
+    }
+  }
+
+  async function waitingProducers(file: string, n: number) {
+    const children = [];
+    for (let i = 0; i < n; i++) {
+      // Fills the ring (the first one does), then waits for room in a send that never gets any.
+      const child = spawnFixture("channel-peer.ts", ["backpressure", file, "512", "1"]);
+      children.push({ child, done: finished(child) });
+      await firstLine(child);
+    }
+    for (let i = 0; i < 1000 && rawWaiters(file) !== n; i++) await sleep(10);
+    assert.equal(rawWaiters(file), n, `all ${n} producers counted as waiting`);
+    return children;
+  }
+
+  test("three waiters killed, no producer alive: stats() says 0 at once, and the consumer's next release clears the count", async () => {
+    const file = path.join(dir, "dead-waiters");
+    const ch = createChannel(file, { capacity: 4096, producers: "multi" });
+    assert.equal(ch.tryReceive(), null); // the consumer is attached, and reads nothing yet
+    const children = await waitingProducers(file, 3);
+    for (const { child } of children) child.kill("SIGKILL");
+    for (const { done } of children) await done;
+    assert.equal(rawWaiters(file), 3, "dead waiters cannot take themselves off the count");
+    assert.equal(ch.stats().producersWaiting, 0, "no producer alive: none waiting");
+    assert.equal(inspectChannel(file).producersWaiting, 0);
+    assert.ok(ch.drain(() => {}) > 0);
+    assert.equal(rawWaiters(file), 0, "the consumer repaired the count (it would ring on every release otherwise)");
+    ch.close();
+  });
+
+  test("two of three waiters killed: the live one is still woken and finishes its send", async () => {
+    const file = path.join(dir, "dead-and-live-waiters");
+    const ch = createChannel(file, { capacity: 4096, producers: "multi" });
+    assert.equal(ch.tryReceive(), null);
+    const children = await waitingProducers(file, 3);
+    for (const { child } of children.slice(0, 2)) child.kill("SIGKILL");
+    for (const { done } of children.slice(0, 2)) await done;
+    const live = children[2]!;
+    const deadline = performance.now() + 30_000; // a hang guard only
+    let exited = false;
+    void live.done.then(() => (exited = true));
+    while (!exited && performance.now() < deadline) {
+      ch.drain(() => {});
+      await sleep(5);
+    }
+    const result = await live.done;
+    assert.equal(result.code, 0, `the live producer finished: ${result.stderr}`);
+    assert.match(result.stdout, /"sent":1/);
+    ch.close();
+  });
 });

@@ -643,7 +643,9 @@ export class Channel {
     if (this.#closed) return;
     try {
       this.#writer?.abortClaim();
-      this.#writer?.leave();
+      // The slot is left once no async wait of this handle is pending (in #unmap): a waiter still
+      // counted in the shared space-waiter count must belong to a live slot, or a consumer could
+      // clear the count under it (see forgetDeadWaiters) and its late decrement would drive it below 0.
       this.#reader?.leave();
     } finally {
       this.#closed = true;
@@ -738,6 +740,7 @@ export class Channel {
   }
 
   #unmap(): void {
+    this.#writer?.leave();
     lockReaper.unregister(this);
     this.#file.close();
     fs.closeSync(this.#fd);

@@ -39,6 +39,7 @@ import {
   RELEASE_I64,
   TAIL_LOW_I32,
   corruptError,
+  forgetDeadWaiters,
   positions,
   setFrameType,
   slotAlive,
@@ -49,6 +50,8 @@ import { ownPid, ownPidNamespace, ownStartTime } from "./liveness.ts";
 
 /** A frame may stay claimed this long before the consumer asks whether its producer still exists. */
 const CLAIM_CHECK_MS = 10;
+/** How often, at most, a consumer that finds producers counted as waiting checks that one is alive at all. */
+const WAITERS_CHECK_MS = 50;
 /** Attempts to take the consumer lock; a producer's liveness probe holds it shared for a moment. */
 const LOCK_ATTEMPTS = 20;
 
@@ -75,6 +78,7 @@ export class RingReader {
   /** Where the last frame this consumer sealed ends: a frame stuck right there is checked at once. */
   #sealedEnd = -1;
   #sealed = 0;
+  #waitersCheckedAt = -Infinity;
 
   /**
    * Becomes the channel's consumer: takes the lock on `fd` (an open file
@@ -151,7 +155,16 @@ export class RingReader {
     }
     storePosition(this.#words, this.#longs, HEAD_I64, this.#head, to);
     this.#head = to;
+    if (this.#spaceBell.waiters !== 0) this.#checkWaiters();
     this.#spaceBell.ring();
+  }
+
+  /** Clears a space-waiter count that only killed producers can have left (now and then: it costs a lock probe per slot). */
+  #checkWaiters(): void {
+    const now = performance.now();
+    if (now - this.#waitersCheckedAt < WAITERS_CHECK_MS) return;
+    this.#waitersCheckedAt = now;
+    forgetDeadWaiters(this.#ring, -1); // -1: if this handle also sends, its own slot counts as alive
   }
 
   /** Gives back what it holds and drops the consumer lock. */
