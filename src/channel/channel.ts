@@ -600,11 +600,38 @@ export class Channel {
    * blocking the event loop; ends when the channel is ended (and drained)
    * or this handle is closed. Each message is valid until the next one.
    */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+  [Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    return this.#messages(undefined);
+  }
+
+  /**
+   * The messages, for `for await`, with the options of {@link receiveAsync}:
+   * each wait for the next message is bounded by `timeout` and then rejects
+   * like receiveAsync (ERR_PEER_GONE when no producer process is alive, so
+   * a loop whose producer died ends with an error instead of waiting
+   * forever; ERR_TIMEOUT when a live producer sent nothing), or `signal`
+   * (ERR_ABORTED). Ends, like `for await (… of channel)`, once the channel
+   * is ended and drained or this handle is closed.
+   *
+   * ```ts
+   * for await (const m of channel.messages({ timeout: 10_000 })) handle(m);
+   * ```
+   */
+  messages(options?: ReceiveAsyncOptions): AsyncGenerator<Uint8Array, void, undefined> {
+    if (options !== undefined) {
+      checkOptionKeys(options, ["timeout", "copy", "signal"], "option");
+      checkTimeout(options.timeout);
+      checkCopy(options);
+      checkSignal(options.signal);
+    }
+    return this.#messages(options);
+  }
+
+  async *#messages(options: ReceiveAsyncOptions | undefined): AsyncGenerator<Uint8Array, void, undefined> {
     for (;;) {
       let message: Uint8Array | null;
       try {
-        message = this.tryReceive() ?? (await this.receiveAsync());
+        message = this.tryReceive(options?.copy === undefined ? undefined : { copy: options.copy }) ?? (await this.receiveAsync(options));
       } catch (error) {
         if (error instanceof MmapError && error.code === "ERR_CLOSED") return;
         throw error;
