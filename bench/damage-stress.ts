@@ -120,10 +120,12 @@ async function runOne(kind: Kind, mode: string, target: string): Promise<Outcome
         const reader = log.reader({ from: "start" });
         for (let r = reader.next(); r; r = reader.next()) out.records.push({ at: r.seq, index: payloadIndex(r.data), length: r.data.length });
         reader.close();
-        // The durable cursor, too (validated on open).
-        const named = log.reader({ name: "c1" });
-        for (let r = named.next(); r; r = named.next()) if (payloadIndex(r.data) < 0) out.records.push({ at: r.seq, index: -1, length: r.data.length });
-        named.close();
+        // The durable cursor, too (validated on open; a read-only log has no durable readers).
+        if (mode !== "readOnly") {
+          const named = log.reader({ name: "c1" });
+          for (let r = named.next(); r; r = named.next()) if (payloadIndex(r.data) < 0) out.records.push({ at: r.seq, index: -1, length: r.data.length });
+          named.close();
+        }
         out.damageReported ||= log.damage !== undefined;
       } finally {
         log.close();
