@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createRecordFile, mapFile, openRecordFile, struct } from "../src/index.ts";
-import { ROW_COUNT_OFFSET } from "../src/views/record-format.ts";
+import { ROW_COUNT_OFFSET, encodeRowCount } from "../src/views/record-format.ts";
 import { fmtNs, fmtRatio, min, printTable, quick, saveResults, timeRounds } from "./common.ts";
 
 const Trade = struct({ id: "u32", side: "u8", qty: "u32", price: "f64", ts: "i64" }); // 32 bytes, as in bench:views
@@ -31,7 +31,7 @@ function sparseFile(file: string, bytes: number): number {
   fs.truncateSync(file, headerLength + rows * Trade.byteLength);
   const fd = fs.openSync(file, "r+");
   const word = Buffer.alloc(8);
-  word.writeBigInt64LE(BigInt(rows));
+  word.writeBigInt64LE(encodeRowCount(rows, true));
   fs.writeSync(fd, word, 0, 8, ROW_COUNT_OFFSET);
   fs.closeSync(fd);
   return rows;

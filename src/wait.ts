@@ -87,7 +87,8 @@ export class Doorbell {
         throw new MmapError("ERR_OUT_OF_RANGE", `${name} ${offset} leaves no room for a 4-byte word in ${buffer.byteLength} bytes`);
     }
     this.#buffer = buffer;
-    this.#words = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
+    // Only as many words as the two need: `byteLength >>> 2` was 0 for a 4 GiB buffer, which looked unmapped.
+    this.#words = new Int32Array(buffer, 0, Math.max(seqByteOffset, waitersByteOffset) / 4 + 1);
     this.#seqIndex = seqByteOffset / 4;
     this.#waitersIndex = waitersByteOffset / 4;
     this.#seqByteOffset = seqByteOffset;

@@ -12,6 +12,7 @@ import {
   ROW_SIZE_OFFSET,
   SCHEMA_OFFSET,
   VERSION_OFFSET,
+  encodeRowCount,
   sealHeader,
 } from "../src/views/record-format.ts";
 
@@ -241,7 +242,7 @@ describe("corrupt headers are ERR_CORRUPT, saying what is wrong", () => {
     ["a file shorter than the fixed header", () => { const f = fresh(); fs.writeFileSync(f, MAGIC); return f; }, /truncated header: the file has 8 bytes/],
     ["a header cut short", () => { const f = damaged(() => {}); fs.truncateSync(f, FIXED_HEADER_LENGTH + 8); return f; }, /truncated header: it is 64 bytes long, the file has 48/],
     ["bad magic", () => damaged((b) => b.write("NOTMAGIC", 0)), /bad magic "NOTMAGIC"/],
-    ["a future version", () => damaged((_, v) => v.setUint32(VERSION_OFFSET, 2, true)), /unsupported format version 2/],
+    ["a future version", () => damaged((_, v) => v.setUint32(VERSION_OFFSET, 3, true)), /unsupported format version 3/],
     ["a damaged byte (checksum)", () => damaged((b) => { b[FIELD_A_TYPE] = 3; }, false), /checksum mismatch/],
     ["an unknown type code", () => damaged((b) => { b[FIELD_A_TYPE] = 99; }), /unknown type code 99/],
     ["overlapping fields", () => damaged((_, v) => v.setUint32(FIELD_B_OFFSET, 0, true)), /field "b" at offset 0 overlaps field "a"|field "a" at offset 0 overlaps field "b"/],
@@ -250,8 +251,9 @@ describe("corrupt headers are ERR_CORRUPT, saying what is wrong", () => {
     ["a struct size that disagrees", () => damaged((_, v) => v.setUint32(STRUCT_SIZE, 24, true)), /struct's size is stored as 24 bytes but its fields make 16/],
     ["a row size that disagrees", () => damaged((_, v) => v.setUint32(ROW_SIZE_OFFSET, 8, true)), /row size is stored as 8 bytes/],
     ["a bad header length", () => damaged((_, v) => v.setUint32(HEADER_LENGTH_OFFSET, 13, true)), /header length 13 is not a multiple of 8/],
-    ["a row count larger than the file", () => damaged((_, v) => v.setBigInt64(ROW_COUNT_OFFSET, 5n, true)), /row count 5 is larger than the file holds \(4 rows of 16 bytes/],
-    ["a negative row count", () => damaged((_, v) => v.setBigInt64(ROW_COUNT_OFFSET, -1n, true)), /row count -1 is negative/],
+    ["a row count larger than the file", () => damaged((_, v) => v.setBigInt64(ROW_COUNT_OFFSET, encodeRowCount(5, true), true)), /row count 5 is larger than the file holds \(4 rows of 16 bytes/],
+    ["a negative row count", () => damaged((_, v) => v.setBigInt64(ROW_COUNT_OFFSET, -1n, true)), /row count word 0xffffffffffffffff is negative/],
+    ["a row count that fails its check", () => damaged((_, v) => v.setBigInt64(ROW_COUNT_OFFSET, 3n, true)), /row count word 0x3 fails its check/],
   ];
   for (const [name, make, message] of cases) {
     test(name, () => rejectsWith(() => openRecordFile(make()), "ERR_CORRUPT", message));
@@ -264,7 +266,7 @@ describe("corrupt headers are ERR_CORRUPT, saying what is wrong", () => {
     // A hostile or broken writer publishes a count the file cannot hold.
     const fd = fs.openSync(file, "r+");
     const count = Buffer.alloc(8);
-    count.writeBigInt64LE(1000n);
+    count.writeBigInt64LE(encodeRowCount(1000, true));
     fs.writeSync(fd, count, 0, 8, ROW_COUNT_OFFSET);
     fs.closeSync(fd);
     rejectsWith(() => reader.length, "ERR_CORRUPT", /row count 1000 is larger than the file holds/);

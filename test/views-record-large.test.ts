@@ -6,7 +6,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { array, createRecordFile, openRecordFile, struct, type Layout } from "../src/index.ts";
-import { ROW_COUNT_OFFSET } from "../src/views/record-format.ts";
+import { ROW_COUNT_OFFSET, encodeRowCount } from "../src/views/record-format.ts";
 
 const Tick = struct({ ts: "i64", price: "f64", qty: "u32" }); // 24 bytes: windows hold a whole number of rows
 const GiB = 2 ** 30;
@@ -19,7 +19,7 @@ function sparseRecordFile(file: string, rows: number, count: number, layout: Lay
   fs.truncateSync(file, headerLength + rows * layout.byteLength);
   const fd = fs.openSync(file, "r+");
   const word = Buffer.alloc(8);
-  word.writeBigInt64LE(BigInt(count));
+  word.writeBigInt64LE(encodeRowCount(count, true));
   fs.writeSync(fd, word, 0, 8, ROW_COUNT_OFFSET);
   fs.closeSync(fd);
   return { headerLength };

@@ -257,7 +257,7 @@ export function openChannel(pathOrFd: string | number | SharedMemory, options: O
   const { fd, path } = openOwn(target, true);
   let file: MappedFile | undefined;
   try {
-    file = mapFile(fd, { access: "write" });
+    file = mapChannel(fd, "write");
     const info = validateHeader(file, path);
     positions(viewsOf(file, info.capacity).longs, info.capacity, path);
     return new Channel(Token, file, fd, path, info, strategy, spin);
@@ -278,13 +278,20 @@ export function inspectChannel(pathOrFd: string | number): ChannelStats {
   const { fd, path } = openOwn(target, false);
   let file: MappedFile | undefined;
   try {
-    file = mapFile(fd, { access: "read" });
+    file = mapChannel(fd, "read");
     const info = validateHeader(file, path);
     return collectStats({ fd, v: viewsOf(file, info.capacity), ownSlot: -1 }, info, probeConsumer(fd), path);
   } finally {
     file?.close();
     fs.closeSync(fd);
   }
+}
+
+/** Maps a channel file: all of it, or for a file grown past the largest ring, just the largest header and ring (the rest is never read). */
+function mapChannel(fd: number, access: "read" | "write"): MappedFile {
+  const size = sys(undefined, () => fs.fstatSync(fd).size);
+  const largest = HEADER_LENGTH + MAX_CAPACITY;
+  return mapFile(fd, size > largest ? { access, length: largest } : { access });
 }
 
 const Token = Symbol("Channel");
@@ -586,11 +593,38 @@ export class Channel {
    * blocking the event loop; ends when the channel is ended (and drained)
    * or this handle is closed. Each message is valid until the next one.
    */
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+  [Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    return this.#messages(undefined);
+  }
+
+  /**
+   * The messages, for `for await`, with the options of {@link receiveAsync}:
+   * each wait for the next message is bounded by `timeout` and then rejects
+   * like receiveAsync (ERR_PEER_GONE when no producer process is alive, so
+   * a loop whose producer died ends with an error instead of waiting
+   * forever; ERR_TIMEOUT when a live producer sent nothing), or `signal`
+   * (ERR_ABORTED). Ends, like `for await (… of channel)`, once the channel
+   * is ended and drained or this handle is closed.
+   *
+   * ```ts
+   * for await (const m of channel.messages({ timeout: 10_000 })) handle(m);
+   * ```
+   */
+  messages(options?: ReceiveAsyncOptions): AsyncGenerator<Uint8Array, void, undefined> {
+    if (options !== undefined) {
+      checkOptionKeys(options, ["timeout", "copy", "signal"], "option");
+      checkTimeout(options.timeout);
+      checkCopy(options);
+      checkSignal(options.signal);
+    }
+    return this.#messages(options);
+  }
+
+  async *#messages(options: ReceiveAsyncOptions | undefined): AsyncGenerator<Uint8Array, void, undefined> {
     for (;;) {
       let message: Uint8Array | null;
       try {
-        message = this.tryReceive() ?? (await this.receiveAsync());
+        message = this.tryReceive(options?.copy === undefined ? undefined : { copy: options.copy }) ?? (await this.receiveAsync(options));
       } catch (error) {
         if (error instanceof MmapError && error.code === "ERR_CLOSED") return;
         throw error;
@@ -629,7 +663,9 @@ export class Channel {
     if (this.#closed) return;
     try {
       this.#writer?.abortClaim();
-      this.#writer?.leave();
+      // The slot is left once no async wait of this handle is pending (in #unmap): a waiter still
+      // counted in the shared space-waiter count must belong to a live slot, or a consumer could
+      // clear the count under it (see forgetDeadWaiters) and its late decrement would drive it below 0.
       this.#reader?.leave();
     } finally {
       this.#closed = true;
@@ -724,6 +760,7 @@ export class Channel {
   }
 
   #unmap(): void {
+    this.#writer?.leave();
     lockReaper.unregister(this);
     this.#file.close();
     fs.closeSync(this.#fd);

@@ -39,6 +39,7 @@ import {
   RELEASE_I64,
   TAIL_LOW_I32,
   corruptError,
+  forgetDeadWaiters,
   positions,
   setFrameType,
   slotAlive,
@@ -49,6 +50,8 @@ import { ownPid, ownPidNamespace, ownStartTime } from "./liveness.ts";
 
 /** A frame may stay claimed this long before the consumer asks whether its producer still exists. */
 const CLAIM_CHECK_MS = 10;
+/** How often, at most, a consumer that finds producers counted as waiting checks that one is alive at all. */
+const WAITERS_CHECK_MS = 50;
 /** Attempts to take the consumer lock; a producer's liveness probe holds it shared for a moment. */
 const LOCK_ATTEMPTS = 20;
 
@@ -75,6 +78,7 @@ export class RingReader {
   /** Where the last frame this consumer sealed ends: a frame stuck right there is checked at once. */
   #sealedEnd = -1;
   #sealed = 0;
+  #waitersCheckedAt = -Infinity;
 
   /**
    * Becomes the channel's consumer: takes the lock on `fd` (an open file
@@ -151,7 +155,16 @@ export class RingReader {
     }
     storePosition(this.#words, this.#longs, HEAD_I64, this.#head, to);
     this.#head = to;
+    if (this.#spaceBell.waiters !== 0) this.#checkWaiters();
     this.#spaceBell.ring();
+  }
+
+  /** Clears a space-waiter count that only killed producers can have left (now and then: it costs a lock probe per slot). */
+  #checkWaiters(): void {
+    const now = performance.now();
+    if (now - this.#waitersCheckedAt < WAITERS_CHECK_MS) return;
+    this.#waitersCheckedAt = now;
+    forgetDeadWaiters(this.#ring, -1); // -1: if this handle also sends, its own slot counts as alive
   }
 
   /** Gives back what it holds and drops the consumer lock. */
@@ -260,12 +273,16 @@ export class RingReader {
     this.#refreshTail();
     const tail = this.#tailCache;
     let boundary = distance(pos, tail); // where the next claim starts, at the latest
+    let deadEnd = Infinity; // where a dead producer's recorded claim over `pos` ends
     for (let s = 0; s < SLOT_COUNT; s++) {
       const base = slotOffset(s);
       const claimLength = Atomics.load(words, (base + SLOT_CLAIM_LENGTH_OFFSET) >> 2);
       const start = Number(Atomics.load(this.#longs, (base + SLOT_CLAIM_START_OFFSET) >> 3));
       if (!isPosition(start)) continue;
-      if (claimLength > 0 && distance(start, pos) < claimLength && slotAlive(this.#ring, s)) return false;
+      if (claimLength > 0 && distance(start, pos) < claimLength) {
+        if (slotAlive(this.#ring, s)) return false;
+        deadEnd = Math.min(deadEnd, claimLength - distance(start, pos));
+      }
       const ahead = distance(pos, start); // every recorded start was once the tail: a frame boundary
       if (ahead > 0 && ahead < boundary) boundary = ahead;
     }
@@ -277,10 +294,15 @@ export class RingReader {
       if (-len < FRAME_HEADER_LENGTH || index + sealed > capacity || sealed > distance(pos, tail))
         throw corruptError(this.#ring, `claimed frame length ${-len} at position ${pos} is outside the ring`);
     } else {
-      // Nothing of the dead claim was written (headers go first): it spans the zeros up to the next frame.
-      const limit = Math.min(boundary, capacity - index);
+      // Nothing of the dead claim was written (headers go first): it spans zeros up to the next frame
+      // boundary, and that boundary must be one this consumer knows (the end of the dead claim, a
+      // recorded claim start, the tail, the ring's end). Zeros that stop short of it are a committed
+      // frame whose length word was lost: what follows is its payload, never a frame to deliver.
+      const limit = Math.min(deadEnd, boundary, capacity - index);
       sealed = FRAME_HEADER_LENGTH;
       while (sealed < limit && Atomics.load(words, (off + sealed) >> 2) === 0) sealed += FRAME_HEADER_LENGTH;
+      if (sealed < limit)
+        throw corruptError(this.#ring, `frame length 0 at position ${pos}, followed by data at ${advance(pos, sealed)} that no claim accounts for`);
     }
     setFrameType(words, off, FrameType.ABORTED);
     commitFrameRelease(words, off, sealed);

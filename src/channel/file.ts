@@ -202,6 +202,23 @@ export function slotAlive(ring: SlotView, s: number): boolean {
   return s === ring.ownSlot || native.rangeLocked(ring.fd, SLOT_LOCK_OFFSET + s);
 }
 
+/**
+ * A producer killed while waiting for room leaves the space-waiter count
+ * raised, and the consumer then makes a futex call on every release. With
+ * no producer alive (`except` aside: a slot whose holder is known not to be
+ * waiting) nobody can be waiting, so the count is cleared. It is read before
+ * the slots are checked and cleared by compare-and-swap: a producer parking
+ * meanwhile took its slot before counting itself, so it is either seen alive
+ * or changes the count and the swap fails. Returns true when it cleared it.
+ */
+export function forgetDeadWaiters(ring: SlotView, except: number): boolean {
+  const words = ring.v.words;
+  const waiting = Atomics.load(words, SPACE_WAITERS_I32);
+  if (waiting === 0) return false;
+  for (let s = 0; s < SLOT_COUNT; s++) if (s !== except && slotAlive(ring, s)) return false;
+  return Atomics.compareExchange(words, SPACE_WAITERS_I32, waiting, 0) === waiting;
+}
+
 /** A snapshot of the header, the committed messages counted by walking the frames (bounded). */
 export function collectStats(ring: SlotView, info: HeaderInfo, consumerAttached: boolean, path: string | undefined): ChannelStats {
   const v = ring.v;
@@ -237,7 +254,8 @@ export function collectStats(ring: SlotView, info: HeaderInfo, consumerAttached:
     free: capacity - used,
     messages,
     consumerWaiting: Atomics.load(v.words, DATA_WAITERS_I32) > 0,
-    producersWaiting: Math.max(0, Atomics.load(v.words, SPACE_WAITERS_I32)),
+    // With no producer alive, none is waiting, whatever count killed waiters left behind.
+    producersWaiting: producerPids.length === 0 ? 0 : Math.max(0, Atomics.load(v.words, SPACE_WAITERS_I32)),
     consumerAttached,
     consumerPid: consumerPid > 0 ? consumerPid : undefined,
     producerPids,

@@ -40,6 +40,7 @@ import {
   SPACE_WAITERS_I32,
   TAIL_I64,
   corruptError,
+  forgetDeadWaiters,
   positions,
   readSlot,
   setFrameType,
@@ -240,23 +241,7 @@ export class RingWriter {
       this.#tail = this.#publishedTail = tail;
       this.#tailIndex = ringIndex(tail, this.#capacity);
       Atomics.store(words, SPACE_WAITERS_I32, 0);
-    } else this.#forgetDeadWaiters();
-  }
-
-  /**
-   * A producer killed while waiting for room leaves the space-waiter count
-   * raised, and the consumer then makes a futex call on every release. With
-   * no other producer alive nobody can be waiting, so the count is cleared.
-   * It is read before the slots are checked and cleared by compare-and-swap:
-   * a producer parking meanwhile took its slot before counting itself, so it
-   * is either seen alive or changes the count and the swap fails.
-   */
-  #forgetDeadWaiters(): void {
-    const words = this.#words;
-    const waiting = Atomics.load(words, SPACE_WAITERS_I32);
-    if (waiting === 0) return;
-    for (let s = 0; s < SLOT_COUNT; s++) if (s !== this.#slot && slotAlive(this.#ring, s)) return;
-    Atomics.compareExchange(words, SPACE_WAITERS_I32, waiting, 0);
+    } else forgetDeadWaiters(this.#ring, this.#slot); // this producer is not waiting yet
   }
 
   #writePayload(off: number, data: ChannelData, n: number): void {

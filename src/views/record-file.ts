@@ -20,7 +20,7 @@ import { MmapError, invalidArg, sys } from "../errors.ts";
 import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
 import { native } from "../native.ts";
-import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, encodeHeader } from "./record-format.ts";
+import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount, MAX_CHECKED_ROWS } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
 import { rebindStructArray, rowsPerWindow, structArrayAt, type StructArray } from "./struct-array.ts";
 import type { RowInput, Schema } from "./types.ts";
@@ -83,10 +83,21 @@ export class RecordFile<S extends Schema = Schema> {
   readonly #rows: StructArray<S>;
   readonly #rowSize: number;
   readonly #rowsPerWindow: number;
+  /** The count word carries a check (format version 2). */
+  readonly #checkedCount: boolean;
   #closed = false;
 
   /** @internal use createRecordFile() or openRecordFile() */
-  constructor(token: symbol, filePath: string, layout: Layout<S>, map: MappedFile, fd: number, headerLength: number, length: number) {
+  constructor(
+    token: symbol,
+    filePath: string,
+    layout: Layout<S>,
+    map: MappedFile,
+    fd: number,
+    headerLength: number,
+    length: number,
+    checkedCount: boolean,
+  ) {
     if (token !== Token) throw new TypeError("use createRecordFile() or openRecordFile()");
     this.path = filePath;
     this.layout = layout;
@@ -95,6 +106,7 @@ export class RecordFile<S extends Schema = Schema> {
     this.#map = map;
     this.#fd = fd;
     this.#rowSize = layout.byteLength;
+    this.#checkedCount = checkedCount;
     this.#length = length;
     this.#capacity = Math.floor((map.byteLength - headerLength) / this.#rowSize);
     this.#rowsPerWindow = rowsPerWindow(this.#rowSize);
@@ -223,7 +235,7 @@ export class RecordFile<S extends Schema = Schema> {
   refresh(): number {
     this.#check();
     if (this.access === "write") return this.#length;
-    const count = Atomics.load(this.#count, 0);
+    const count = decodeRowCount(Atomics.load(this.#count, 0), this.#checkedCount, this.path);
     const n = Number(count); // exact below 2^53; anything larger fails the checks below anyway
     if (n > this.#capacity) {
       const fileSize = sys(this.path, () => fs.fstatSync(this.#fd).size);
@@ -275,7 +287,7 @@ export class RecordFile<S extends Schema = Schema> {
   }
 
   #publish(length: number): void {
-    Atomics.store(this.#count, 0, BigInt(length));
+    Atomics.store(this.#count, 0, encodeRowCount(length, this.#checkedCount));
     this.#setLength(length);
   }
 
@@ -288,7 +300,7 @@ export class RecordFile<S extends Schema = Schema> {
 
   /** Grows file and mapping to hold at least `minimum` rows (doubling unless `exact`). */
   #grow(minimum: number, exact = false): void {
-    const maxRows = Math.floor((Number.MAX_SAFE_INTEGER - this.headerLength) / this.#rowSize);
+    const maxRows = Math.min(this.#checkedCount ? MAX_CHECKED_ROWS : Infinity, Math.floor((Number.MAX_SAFE_INTEGER - this.headerLength) / this.#rowSize));
     if (minimum > maxRows)
       throw new MmapError("ERR_FULL", `the record file cannot hold more than ${maxRows} rows of ${this.#rowSize} bytes`, { path: this.path });
     const capacity = exact ? minimum : Math.min(maxRows, Math.max(minimum, this.#capacity * 2, 16));
@@ -314,6 +326,23 @@ function checkPath(filePath: unknown): string {
 function lockForWriting(fd: number, filePath: string): void {
   if (!sys(filePath, () => native.flock(fd, FLOCK_EXCLUSIVE)))
     throw new MmapError("ERR_BUSY", "another process (or another RecordFile) has this record file open for writing", { path: filePath });
+}
+
+/** Takes the writer's lock on the file `overwrite` replaces (ERR_BUSY while a writer has it); its descriptor, or undefined when there is no file. */
+function lockReplaced(filePath: string): number | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(filePath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return undefined; // nothing there (or nothing we may read): the rename decides
+  }
+  try {
+    if (native.flock(fd, FLOCK_EXCLUSIVE)) return fd;
+  } catch {
+    return fd; // not lockable: not a record file anyone writes
+  }
+  fs.closeSync(fd);
+  throw new MmapError("ERR_BUSY", `another process (or another RecordFile) has '${filePath}' open for writing: overwriting it would lose its appends`, { path: filePath });
 }
 
 /**
@@ -343,10 +372,17 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
     lockForWriting(fd, filePath); // the lock belongs to the file, whatever its name, from the moment it appears
     sys(filePath, () => fs.writeSync(fd, header, 0, header.length, 0));
     growFile(fd, header.length, size, false, filePath);
-    publishTemp(tmp, filePath, options.overwrite === true, OVERWRITE_HINT);
+    // A writer of the file being replaced would go on appending to an unlinked file, unseen: refuse,
+    // and hold its lock through the rename so that no writer opens it meanwhile.
+    const replaced = options.overwrite === true ? lockReplaced(filePath) : undefined;
+    try {
+      publishTemp(tmp, filePath, options.overwrite === true, OVERWRITE_HINT);
+    } finally {
+      if (replaced !== undefined) fs.closeSync(replaced);
+    }
     linked = true;
     const map = mapFile(fd, { access: "write" });
-    return new RecordFile(Token, filePath, layout, map, fd, header.length, 0);
+    return new RecordFile(Token, filePath, layout, map, fd, header.length, 0, true);
   } catch (error) {
     if (!linked) fs.rmSync(tmp, { force: true });
     fs.closeSync(fd);
@@ -410,7 +446,7 @@ export function openRecordFile(
           { path: filePath },
         );
     }
-    return new RecordFile(Token, filePath, expected ?? header.layout, map, fd, header.headerLength, header.rowCount);
+    return new RecordFile(Token, filePath, expected ?? header.layout, map, fd, header.headerLength, header.rowCount, header.checkedCount);
   } catch (error) {
     map?.close();
     fs.closeSync(fd);

@@ -3,12 +3,12 @@
  * header (with the schema of the rows and the row count) followed by the rows.
  *
  * ```
- *  0          8         12         16         20          24          28         32              40
- *  +----------+---------+----------+----------+-----------+-----------+----------+---------------+
- *  | magic    | version | header   | row size | row       | schema    | checksum | row count     |
- *  | "memmapR"| (u32)   | length   | (u32)    | alignment | length    | (crc32c) | (u64, atomic) |
- *  | "F"      |         | (u32)    |          | (u32)     | (u32)     |          |               |
- *  +----------+---------+----------+----------+-----------+-----------+----------+---------------+
+ *  0          8         12         16         20          24          28         32        36       40
+ *  +----------+---------+----------+----------+-----------+-----------+----------+---------+--------+
+ *  | magic    | version | header   | row size | row       | schema    | checksum | row     | count  |
+ *  | "memmapR"| (u32)   | length   | (u32)    | alignment | length    | (crc32c) | count   | check  |
+ *  | "F"      |         | (u32)    |          | (u32)     | (u32)     |          | (u32)   | (u32)  |
+ *  +----------+---------+----------+----------+-----------+-----------+----------+---------+--------+
  *  | schema (schema length bytes, see below) … zero padding up to header length                |
  *  +--------------------------------------------------------------------------------------------+
  *  | row 0 | row 1 | … | row count - 1 | (spare capacity, zeros) …                              |
@@ -23,6 +23,13 @@
  *   then the new count with an atomic store; a reader loads the count
  *   atomically, so every row below it is complete. The file is grown
  *   *before* the count is raised, so the count never exceeds the file.
+ * - The count and its check are one u64, stored and loaded atomically
+ *   together: the count in the low 44 bits (record files can be larger
+ *   than 4 GiB), {@link countCheck} of it in bits 44–62, bit 63 zero.
+ *   A damaged count (which the file size alone cannot catch while it stays
+ *   within the spare capacity) would otherwise hand out rows never written.
+ *   Version 1 files, which hold the bare count there, are still read and
+ *   appended to as version 1.
  * - Spare capacity: the file may be longer than the rows; appends fill it.
  *
  * The schema is the row layout, encoded depth-first:
@@ -47,7 +54,9 @@ import { Layout, alignUp, corruptFromInvalid, sizeOf, struct, typeName } from ".
 import { FIELD_NAME_PATTERN, MAX_NESTING, type FieldType, type ScalarTypeName, type Schema } from "./types.ts";
 
 export const MAGIC = "memmapRF";
-export const FORMAT_VERSION = 1;
+/** 2: the row count carries a check (version 1: the bare count). */
+export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION_BARE_COUNT = 1;
 
 export const MAGIC_OFFSET = 0;
 export const MAGIC_LENGTH = 8;
@@ -136,7 +145,7 @@ export function encodeHeader(layout: Layout): Uint8Array {
   view.setUint32(ROW_SIZE_OFFSET, layout.byteLength, true);
   view.setUint32(ROW_ALIGNMENT_OFFSET, layout.alignment, true);
   view.setUint32(SCHEMA_LENGTH_OFFSET, schema.length, true);
-  view.setBigUint64(ROW_COUNT_OFFSET, 0n, true);
+  view.setBigUint64(ROW_COUNT_OFFSET, encodeRowCount(0, true), true);
   bytes.set(schema, SCHEMA_OFFSET);
   sealHeader(bytes);
   return bytes;
@@ -163,6 +172,8 @@ export interface DecodedHeader {
   readonly layout: Layout;
   readonly headerLength: number;
   readonly rowCount: number;
+  /** The row count carries a check (format version 2 and later). */
+  readonly checkedCount: boolean;
 }
 
 class Corrupt extends Error {}
@@ -184,7 +195,7 @@ export function decodeHeader(bytes: Uint8Array, path?: string, fileSize: number 
   for (let i = 0; i < MAGIC_LENGTH; i++) magic += String.fromCharCode(bytes[MAGIC_OFFSET + i]!);
   if (magic !== MAGIC) fail(`bad magic ${JSON.stringify(magic)} (expected ${JSON.stringify(MAGIC)})`);
   const version = view.getUint32(VERSION_OFFSET, true);
-  if (version !== FORMAT_VERSION) fail(`unsupported format version ${version} (this memmap reads version ${FORMAT_VERSION})`);
+  if (version !== FORMAT_VERSION && version !== FORMAT_VERSION_BARE_COUNT) fail(`unsupported format version ${version} (this memmap reads version ${FORMAT_VERSION})`);
   const headerLength = view.getUint32(HEADER_LENGTH_OFFSET, true);
   const rowSize = view.getUint32(ROW_SIZE_OFFSET, true);
   const rowAlignment = view.getUint32(ROW_ALIGNMENT_OFFSET, true);
@@ -214,8 +225,61 @@ export function decodeHeader(bytes: Uint8Array, path?: string, fileSize: number 
   if (rowSize !== layout.byteLength) fail(`row size is stored as ${rowSize} bytes but the schema's rows are ${layout.byteLength}`);
   if (rowAlignment !== layout.alignment)
     fail(`row alignment is stored as ${rowAlignment} but the schema's rows align to ${layout.alignment}`);
-  const rowCount = checkRowCount(view.getBigInt64(ROW_COUNT_OFFSET, true), headerLength, rowSize, fileSize, path);
-  return { layout, headerLength, rowCount };
+  const checkedCount = version !== FORMAT_VERSION_BARE_COUNT;
+  const rowCount = checkRowCount(decodeRowCount(view.getBigInt64(ROW_COUNT_OFFSET, true), checkedCount, path), headerLength, rowSize, fileSize, path);
+  return { layout, headerLength, rowCount, checkedCount };
+}
+
+const TWO_32 = 2 ** 32;
+/**
+ * The row count word (format version 2): the count in its low
+ * {@link COUNT_BITS} bits, a check in the {@link CHECK_BITS} above them, and
+ * bit 63 clear.
+ *
+ * ```
+ *  63   62 ............. 44   43 ........................ 0
+ *  +----+--------------------+-------------------------------+
+ *  | 0  | check (19 bits)    | row count (44 bits: 17.6 T)   |
+ *  +----+--------------------+-------------------------------+
+ * ```
+ */
+const COUNT_BITS = 44n;
+const CHECK_BITS = 19;
+const COUNT_MASK = (1n << COUNT_BITS) - 1n;
+/** The most rows a version 2 record file can count. */
+export const MAX_CHECKED_ROWS = 2 ** Number(COUNT_BITS) - 1;
+
+/**
+ * The check stored with a row count: the high bits of a multiplicative
+ * hash of both halves of the count (every flipped bit of the count changes
+ * them), xored with a constant so that an all-zero word is not a valid
+ * count of 0.
+ */
+export function countCheck(count: number): number {
+  const low = count % TWO_32;
+  const high = (count - low) / TWO_32;
+  return (Math.imul(low ^ Math.imul(high, 0x85ebca6b), 0x9e3779b1) >>> (32 - CHECK_BITS)) ^ 0x4ffe;
+}
+
+/** The u64 stored at ROW_COUNT_OFFSET for `count` rows. */
+export function encodeRowCount(count: number, checked: boolean): bigint {
+  return checked ? (BigInt(countCheck(count)) << COUNT_BITS) | BigInt(count) : BigInt(count);
+}
+
+/** The row count in a u64 loaded from ROW_COUNT_OFFSET; a check that does not match is an ERR_CORRUPT. Bare counts are returned as they are. */
+export function decodeRowCount(raw: bigint, checked: boolean, path?: string): bigint {
+  if (!checked) return raw;
+  const word = `0x${BigInt.asUintN(64, raw).toString(16)}`;
+  if (raw < 0n) throw new MmapError("ERR_CORRUPT", `not a valid record file: the row count word ${word} is negative: the count is damaged`, { path });
+  const count = Number(raw & COUNT_MASK);
+  const check = Number(raw >> COUNT_BITS);
+  if (check !== countCheck(count))
+    throw new MmapError(
+      "ERR_CORRUPT",
+      `not a valid record file: the row count word ${word} fails its check (count ${count}, check 0x${check.toString(16)}, expected 0x${countCheck(count).toString(16)}): the count is damaged`,
+      { path },
+    );
+  return BigInt(count);
 }
 
 /** Validates a row count loaded from a header against the file's size. */
