@@ -154,6 +154,12 @@ class Pull implements PullBridge {
   readonly #onEvent: (m: string) => void;
   readonly #cleanup: () => void;
   #lastApplied = 0;
+  /** The stream seq of the last message appended or waiting to be: anything at or below it is skipped. */
+  #queued = 0;
+  #records: Uint8Array[] = [];
+  #acks: JS.JsMsg[] = [];
+  #applying: Promise<void> | undefined;
+  #failure: unknown;
   #stats = { appended: 0, acknowledged: 0, skipped: 0, lagRecords: 0, reconnects: 0 };
   #current: { stop(): void } | undefined;
   #closing: Promise<void> | undefined;
@@ -227,68 +233,95 @@ class Pull implements PullBridge {
     const stopped = this.#stop.signal;
     let needReset = false;
     let attempt = 0;
-    while (!stopped.aborted) {
-      try {
-        if (needReset) {
-          await this.reset();
-          needReset = false;
-        }
-        const c = await this.#js.consumers.get(this.#stream, this.#consumer);
-        let expected = 0; // the next delivery sequence (0: not known yet)
-        while (!stopped.aborted && !needReset) {
-          const msgs = await c.fetch({ max_messages: this.#batch, expires: 2000 });
-          this.#current = msgs;
-          if (stopped.aborted) msgs.stop();
-          const records: Uint8Array[] = [];
-          const acks: JS.JsMsg[] = [];
-          let applied = this.#lastApplied;
-          try {
-            for await (const m of msgs) {
-              const d = m.info.deliverySequence;
-              if ((expected !== 0 && d !== expected) || m.redelivered) {
-                needReset = true; // a delivery skipped or came again: restart from the log's truth
-                msgs.stop();
-                break;
-              }
-              expected = d + 1;
-              this.#stats.lagRecords = m.info.pending;
-              acks.push(m);
-              if (m.seq <= applied) {
-                this.#stats.skipped++;
-                continue;
-              }
-              records.push(encodeBridged(m.seq, m.data));
-              applied = m.seq;
-            }
-          } finally {
-            this.#current = undefined;
-            await this.#apply(records, acks, applied);
+    try {
+      while (!stopped.aborted) {
+        try {
+          if (needReset) {
+            await this.#drain();
+            await this.reset();
+            needReset = false;
           }
-          attempt = 0;
+          this.#queued = this.#lastApplied;
+          const c = await this.#js.consumers.get(this.#stream, this.#consumer);
+          let expected = 0; // the next delivery sequence (0: not known yet)
+          while (!stopped.aborted && !needReset) {
+            const msgs = await c.fetch({ max_messages: this.#batch, expires: 2000 });
+            this.#current = msgs;
+            if (stopped.aborted) msgs.stop();
+            try {
+              for await (const m of msgs) {
+                const d = m.info.deliverySequence;
+                if ((expected !== 0 && d !== expected) || m.redelivered) {
+                  needReset = true; // a delivery skipped or came again: restart from the log's truth
+                  msgs.stop();
+                  break;
+                }
+                expected = d + 1;
+                this.#stats.lagRecords = m.info.pending;
+                this.#acks.push(m);
+                if (m.seq <= this.#queued) this.#stats.skipped++;
+                else {
+                  this.#records.push(encodeBridged(m.seq, m.data));
+                  this.#queued = m.seq;
+                }
+                this.#kick();
+                if (this.#acks.length >= this.#batch * 4) await this.#applying; // back-pressure while the disk catches up
+              }
+            } finally {
+              this.#current = undefined;
+            }
+            if (this.#failure !== undefined) throw this.#failure;
+            attempt = 0;
+          }
+        } catch (error) {
+          if (this.#failure !== undefined) throw this.#failure;
+          if (stopped.aborted) break;
+          if (isNotFound(error) && /stream/i.test((error as Error).message))
+            throw new MmapError("ERR_NO_STREAM", `stream '${this.#stream}' is gone`, { cause: error });
+          attempt++;
+          if (attempt === 1 || attempt % 10 === 0) this.#onEvent(`fetching from '${this.#stream}' failed (${(error as Error).message ?? String(error)}); retrying`);
+          needReset = true;
+          await sleep(Math.min(1000, 100 * attempt), stopped);
         }
-      } catch (error) {
-        if (stopped.aborted) break;
-        if (isNotFound(error) && /stream/i.test((error as Error).message))
-          throw new MmapError("ERR_NO_STREAM", `stream '${this.#stream}' is gone`, { cause: error });
-        attempt++;
-        if (attempt === 1 || attempt % 10 === 0) this.#onEvent(`fetching from '${this.#stream}' failed (${(error as Error).message ?? String(error)}); retrying`);
-        needReset = true;
-        await sleep(Math.min(1000, 100 * attempt), stopped);
       }
+    } finally {
+      await this.#drain();
     }
+    if (this.#failure !== undefined) throw this.#failure;
   }
 
-  /** Appends the batch, waits for it to be on disk, then acks every message of it. */
-  async #apply(records: Uint8Array[], acks: JS.JsMsg[], applied: number): Promise<void> {
-    if (records.length > 0) {
-      this.#log.appendBatch(records);
-      this.#stats.appended += records.length;
-      this.#lastApplied = applied;
+  /** Starts the applier unless it runs: it takes whatever has arrived, so the flushes batch themselves. */
+  #kick(): void {
+    this.#applying ??= this.#applyLoop().finally(() => (this.#applying = undefined));
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#applying !== undefined) await this.#applying;
+  }
+
+  /** Appends what has arrived, waits for it to be on disk, then acks those messages; again while more came. */
+  async #applyLoop(): Promise<void> {
+    await Promise.resolve(); // let the messages already received join this round
+    try {
+      while (this.#acks.length > 0) {
+        const records = this.#records;
+        const acks = this.#acks;
+        this.#records = [];
+        this.#acks = [];
+        if (records.length > 0) {
+          this.#log.appendBatch(records);
+          this.#stats.appended += records.length;
+          this.#lastApplied = tryDecodeBridged(records[records.length - 1]!)!.streamSeq;
+        }
+        await this.#log.flush();
+        for (const m of acks) m.ack();
+        this.#stats.acknowledged += acks.length;
+      }
+    } catch (error) {
+      this.#failure ??= error; // the log failed (closed, damaged, full disk): stop, ack nothing more
+      this.#current?.stop();
+      this.#stop.abort();
     }
-    if (acks.length === 0) return;
-    await this.#log.flush();
-    for (const m of acks) m.ack();
-    this.#stats.acknowledged += acks.length;
   }
 
   async #shutdown(): Promise<void> {
