@@ -35,12 +35,14 @@ function collect(child: ReturnType<typeof startCli>): { out: string; err: string
 test("memmap bridge push and pull: run until SIGTERM, then one line of counts (pull: --json stats)", { skip: skipNats, timeout: 300_000 }, async () => {
   const server = await NatsServer.start();
   const dir = tmpDir("bridge-cli");
+  const children: ReturnType<typeof startCli>[] = [];
   try {
     const logDir = path.join(dir, "log");
     const log = openLog(logDir, { create: true, segmentSize: 1 << 20 });
     for (let i = 0; i < 1000; i++) log.append(record(i));
     log.close();
     const push = startCli(["bridge", "push", logDir, "--server", server.url, "--stream", "CLI", "--subject", "cli.a"]);
+    children.push(push);
     const p = collect(push);
     await until("pushed", async () => (await readStream(server.url, "CLI", "cli.a").catch(() => [])).length === 1000);
     push.kill("SIGTERM");
@@ -49,6 +51,7 @@ test("memmap bridge push and pull: run until SIGTERM, then one line of counts (p
 
     const mirrorDir = path.join(dir, "mirror");
     const pull = startCli(["bridge", "pull", mirrorDir, "--server", server.url, "--stream", "CLI", "--consumer", "b", "--json"]);
+    children.push(pull);
     const q = collect(pull);
     await until("pulled", () => {
       try {
@@ -72,6 +75,7 @@ test("memmap bridge push and pull: run until SIGTERM, then one line of counts (p
     for (let i = 0; i < 1000; i++) assert.equal(Buffer.from(decodeBridgedRecord(reader.next()!.data).payload).toString(), record(i));
     mirror.close();
   } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

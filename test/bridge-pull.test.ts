@@ -12,7 +12,7 @@ import { bridgeFromJetStream, lastApplied } from "../src/bridge/pull.ts";
 import { decodeBridgedRecord } from "../src/bridge/record.ts";
 import { NatsServer, skipNats, tmpDir } from "./fixtures/bridge-server.ts";
 import { record } from "./fixtures/bridge-stream.ts";
-import { killLoop, spawnChild } from "./fixtures/bridge-kill.ts";
+import { killChildren, killLoop, spawnChild } from "./fixtures/bridge-kill.ts";
 
 const RECORDS = Number(process.env.BRIDGE_RECORDS ?? 20_000);
 const KILLS = Number(process.env.BRIDGE_KILLS ?? 20);
@@ -59,6 +59,7 @@ test("pull: messages are appended once, in stream order; a restart resumes after
     checkMirror(log, 3000);
     log.close();
   } finally {
+    await killChildren();
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -94,6 +95,7 @@ test(`pull: ${KILLS} SIGKILLs of the bridge while ${RECORDS} messages flow: each
     log.close();
     console.log(`# ${KILLS} kills (${duringStart} during start-up); final bridge: ${last.out.trim().split("\n").pop()}`);
   } finally {
+    await killChildren();
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -12,7 +12,7 @@ import { openLog } from "../src/log/log.ts";
 import { bridgeToJetStream } from "../src/bridge/push.ts";
 import { NatsServer, skipNats, tmpDir } from "./fixtures/bridge-server.ts";
 import { readStream, record, streamCount } from "./fixtures/bridge-stream.ts";
-import { killLoop, spawnChild } from "./fixtures/bridge-kill.ts";
+import { killChildren, killLoop, spawnChild } from "./fixtures/bridge-kill.ts";
 
 const RECORDS = Number(process.env.BRIDGE_RECORDS ?? 20_000);
 const KILLS = Number(process.env.BRIDGE_KILLS ?? 20);
@@ -65,6 +65,7 @@ test("push: records reach the stream once, in order; a restart resumes from the 
     await checkStream(server.url, "EVENTS", "events.a", 4000, push.logId);
     log.close();
   } finally {
+    await killChildren();
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -88,6 +89,7 @@ test("push: the window of un-acked publishes is bounded by maxInFlight", { skip:
     await checkStream(server.url, "W", "w", 2000);
     log.close();
   } finally {
+    await killChildren();
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
