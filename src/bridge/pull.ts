@@ -60,6 +60,7 @@ export interface PullBridgeStats {
 
 /** A running pull bridge. */
 export interface PullBridge {
+  /** This bridge's counts and position (see {@link PullBridgeStats}). */
   stats(): PullBridgeStats;
   /** Stops fetching, flushes and acks what was appended, closes the connection. Idempotent. */
   close(): Promise<void>;

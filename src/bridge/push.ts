@@ -69,6 +69,7 @@ export interface PushBridgeStats {
 export interface PushBridge {
   /** The log's id, the first part of each Nats-Msg-Id. */
   readonly logId: string;
+  /** This bridge's counts and position (see {@link PushBridgeStats}). */
   stats(): PushBridgeStats;
   /** Stops publishing, waits for the acks in flight, commits the cursor, closes the connection. Idempotent. */
   close(): Promise<void>;
