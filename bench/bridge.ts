@@ -65,13 +65,21 @@ async function plainRate(size: number, n: number, pipelined: boolean): Promise<n
   const t0 = performance.now();
   if (!pipelined) for (let i = 0; i < n; i++) await js.publish(subject, data[i % 26]!);
   else {
-    const inFlight = new Set<Promise<unknown>>();
+    // A window of WINDOW publishes: a counter and one waiter (racing a set of promises would cost O(window) per publish).
+    let inFlight = 0;
+    let wake: (() => void) | undefined;
+    const done = (): void => {
+      inFlight--;
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
     for (let i = 0; i < n; i++) {
-      const p: Promise<unknown> = js.publish(subject, data[i % 26]!).then(() => inFlight.delete(p));
-      inFlight.add(p);
-      if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+      inFlight++;
+      js.publish(subject, data[i % 26]!).then(done, done);
+      if (inFlight >= WINDOW) await new Promise<void>((r) => (wake = r));
     }
-    await Promise.all(inFlight);
+    while (inFlight > 0) await new Promise<void>((r) => (wake = r));
   }
   const ms = performance.now() - t0;
   await jsm.streams.delete(name);
