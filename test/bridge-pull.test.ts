@@ -70,7 +70,7 @@ test(`pull: ${KILLS} SIGKILLs of the bridge while ${RECORDS} messages flow: each
   const dir = tmpDir("pull-kill");
   const logDir = path.join(dir, "mirror");
   try {
-    const publisher = spawnChild(["publish", server.url, "FLOW", "flow.a", String(RECORDS), String(KILLS * 800)]);
+    const publisher = spawnChild(["publish", server.url, "FLOW", "flow.a", String(RECORDS), String(KILLS * 1200)]);
     const args = ["pull", logDir, server.url, "FLOW", "host-b"];
     await publisher.waitFor("created");
     const { duringStart } = await killLoop(KILLS, args);

@@ -102,7 +102,7 @@ for (const dupMs of [undefined, 100]) {
     const dir = tmpDir("push-kill");
     const logDir = path.join(dir, "log");
     try {
-      const writer = spawnChild(["writer", logDir, String(RECORDS), String(KILLS * 800)]);
+      const writer = spawnChild(["writer", logDir, String(RECORDS), String(KILLS * 1200)]);
       await until("the log exists", () => fs.existsSync(path.join(logDir, "log.meta")));
       const args = ["push", logDir, server.url, "KILLS", "kills.a", ...(dupMs === undefined ? [] : [String(dupMs)])];
       const { duringStart } = await killLoop(KILLS, args);

@@ -71,6 +71,7 @@ test("server SIGKILLed and restarted mid-run: both bridges reconnect and lose no
     await pull.close();
     assert.ok(push.stats().reconnects >= 1 && pull.stats().reconnects >= 1, `reconnects: push ${push.stats().reconnects}, pull ${pull.stats().reconnects}`);
     assert.ok(events.some((e) => /disconnected/.test(e)), "the outage was reported");
+    console.log(`# push ${JSON.stringify(push.stats())}; pull ${JSON.stringify(pull.stats())}; notices: ${events.join(" | ")}`);
 
     const msgs = await readStream(server.url, "OUT", "out.a");
     assert.equal(msgs.length, N);
