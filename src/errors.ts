@@ -21,7 +21,9 @@ export type MmapErrorCode =
   | "ERR_INSECURE" // a shared file or directory another user could change (owner, mode, a symbolic link): refused
   | "ERR_UNSUPPORTED" // something this system lacks (logs need /proc)
   | "ERR_TOO_MANY_MAPPINGS"
-  | "ERR_MISSING_PEER" // an optional peer dependency a feature needs is not installed (the message says what to install)
+  | "ERR_MISSING_DEPENDENCY" // an optional peer dependency a feature needs is not installed (the message says what to install)
+  | "ERR_NO_STREAM" // a JetStream stream the bridge needs does not exist
+  | "ERR_SUBJECT_MISMATCH" // a JetStream subject that holds another log's records, or a stream that does not take the subject
   | "ERR_INSECURE" // a file or directory another user could use to redirect a write (a hard link, a writable directory)
   | "ERR_UNSUPPORTED" // valid data memmap cannot map faithfully or view in place (a /proc file that reports size 0, a big-endian .npy)
   | (string & {}); // errno names

@@ -32,3 +32,9 @@ export type { NpyData, NpyTypedArray, NpyElement, NpyDescr, NpyField, OpenNpyOpt
 export { openArrowFile } from "./views/arrow.ts";
 export { evictFile } from "./page-cache.ts";
 export type { EvictOptions } from "./page-cache.ts";
+export { bridgeToJetStream } from "./bridge/push.ts";
+export type { PushBridge, PushBridgeOptions, PushBridgeStats } from "./bridge/push.ts";
+export { bridgeFromJetStream } from "./bridge/pull.ts";
+export type { PullBridge, PullBridgeOptions, PullBridgeStats } from "./bridge/pull.ts";
+export { decodeBridgedRecord } from "./bridge/record.ts";
+export type { BridgedRecord } from "./bridge/record.ts";

@@ -14,6 +14,7 @@ import { CliError, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, describeError, parseByteCo
 // Each command's module is loaded when the command runs: `memmap --help` stays quick.
 import type { LogDumpFormat } from "./log.ts";
 import type { PeekFormat } from "./peek.ts";
+import { registerBridge } from "./bridge-command.ts";
 
 /** Formats of `peek --as`. */
 const PEEK_FORMATS: readonly PeekFormat[] = ["hex", "u8", "u32", "f64", "utf8", "struct-json"];
@@ -166,6 +167,8 @@ export function buildProgram(setCode: (code: number) => void): Command {
       const { runChannelStat } = await import("./channel.ts");
       setCode(await runChannelStat(file, opts));
     });
+
+  registerBridge(program, setCode);
 
   program
     .command("bench")

@@ -58,7 +58,7 @@ function loadArrow(): Loaded {
     file = require(fileURLToPath(import.meta.resolve("apache-arrow/io/file"))) as typeof file;
   } catch (error) {
     throw new MmapError(
-      "ERR_MISSING_PEER",
+      "ERR_MISSING_DEPENDENCY",
       "openArrowFile() needs the optional peer dependency apache-arrow: run `npm install apache-arrow` (version 21)",
       { cause: error },
     );
