@@ -199,6 +199,8 @@ export class LogCore {
 
   /** The seq the next append gets, from a segment the caller holds when it is still the newest (no directory listing). */
   nextSeqFrom(seg: Segment | undefined): number {
+    // A damaged log ends where the damage starts, for every reader of it (and inspectLog) alike.
+    if (this.damage !== undefined) return this.damageSeq;
     if (seg !== undefined && !seg.sealed && this.meta.newestBase <= seg.base) {
       const found = walkToEnd(seg, true);
       if (!found.sealed) return found.seq;

@@ -43,14 +43,20 @@ export interface LogInspection {
   damage?: LogDamage;
 }
 
+/** Options of {@link inspectLog}. */
+export interface InspectLogOptions {
+  /** Walk every frame of every segment ("full", the default: a hole or bit flip anywhere is found) or only of the newest ("tail"). */
+  verify?: "tail" | "full";
+}
+
 /** Describes the log in `dir` (segments, sequence range, durable readers' lag, damage) without changing it. */
-export function inspectLog(dir: string): LogInspection {
+export function inspectLog(dir: string, options: InspectLogOptions = {}): LogInspection {
   if (typeof dir !== "string" || dir.length === 0) throw new MmapError("ERR_INVALID_ARG", "dir must be a non-empty path");
   if (!fs.existsSync(path.join(dir, META_FILE_NAME)))
     throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME})`, { path: dir, syscall: "open", errno: 2 });
   const meta = Meta.open(dir, true);
   try {
-    const check = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: false });
+    const check = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: options.verify !== "tail" });
     const known = new Map(check.segments.map((s) => [s.base, s]));
     const segments: LogSegmentInfo[] = check.bases.map((base) => {
       const file = segmentFileName(base);

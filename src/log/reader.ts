@@ -130,8 +130,13 @@ export class LogReader {
         this.#pos = seg.dataStart;
       }
       const P = this.#pos;
+      if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(this.#seq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
       const L = Atomics.load(seg.i32, P >>> 2);
-      if (L <= 0) return null;
+      if (L < 0) return null;
+      if (L === 0) {
+        if (isHole(core, seg, P)) throw corrupt(this.#seq, seg.path, `a zero length word at byte ${P}, behind the segment's tail (records are missing)`);
+        return null;
+      }
       const E = this.#seq;
       if (L < MIN_PADDING_LENGTH || L > seg.size - P) throw corrupt(E, seg.path, `frame length ${L} at byte ${P} is out of range`);
       const end = P + ((L + 7) & ~7);
@@ -301,6 +306,19 @@ export class LogReader {
       await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) !== 0, { signal });
     }
   }
+}
+
+/**
+ * A zero length word is the end of the committed records only at the tail:
+ * appenders claim frames in order, and move the tail (or seal the segment, or
+ * start a newer one) only past a claimed frame. A zero word the tail has
+ * passed is a hole (damage). The word is read again after the tail, so an
+ * append racing with this check is not mistaken for one.
+ */
+function isHole(core: LogCore, seg: Segment, P: number): boolean {
+  const tail = seg.tail;
+  if (tail <= P && core.meta.newestBase <= seg.base) return false;
+  return Atomics.load(seg.i32, P >>> 2) === 0;
 }
 
 /** Sleeps `ms` milliseconds; ERR_ABORTED if the signal fires first. */
