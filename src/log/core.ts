@@ -181,14 +181,14 @@ export class LogCore {
       const newest = Math.max(this.meta.newestBase, bases.length === 0 ? 0 : bases[bases.length - 1]!);
       const seg = this.acquire(newest) ?? (bases.length > 0 ? this.acquire(bases[bases.length - 1]!) : undefined);
       if (seg === undefined) {
-        if (attempt < 5) continue;
+        if (attempt < 50) continue; // dropped by retention while we looked
         throw new MmapError("ENOENT", `the log has no segment files '${this.dir}'`, { path: this.dir });
       }
       if (seg.tail === seg.size) {
         const next = seg.nextBaseHint;
         this.release(seg);
         if (next <= seg.base) throw corrupt(undefined, seg.path, "the segment is sealed but names no next segment");
-        if (next <= newest && attempt < 5) continue; // its successor exists: look there
+        if (next <= newest && attempt < 50) continue; // its successor exists: look there
         return { seg: undefined, pos: 0, seq: next };
       }
       const found = walkToEnd(seg, includeClaimed);

@@ -133,6 +133,8 @@ const OPTION_KEYS = new Set([
 const RETENTION_KEYS = new Set(["maxSegments", "maxBytes", "maxAgeMs", "ignoreCursors"]);
 const TAIL_INDEX = SEG_TAIL_OFFSET >>> 2;
 const LOCK_TIMEOUT_MS = 10_000;
+/** How often a step racing with other processes' roll-overs and retention is retried before giving up. */
+const RACE_ATTEMPTS = 50;
 const INDEX_SHIFT = Math.log2(INDEX_INTERVAL);
 /** How often a read-only log's tailing readers look for new records when its meta file is not writable. */
 const READ_ONLY_POLL_MS = 50;
@@ -719,13 +721,41 @@ export class Log {
 
   #activeSegment(): Segment {
     if (this.#slot < 0) this.#ensureSlot();
-    const end = this.#core.end();
-    let seg = end.seg;
-    if (seg === undefined) seg = this.#core.enter(end.seq) ?? this.#core.adopt(Segment.create(this.dir, end.seq, this.#meta.segmentSize, this.#core.durable));
+    let seg: Segment | undefined;
+    for (let attempt = 1; seg === undefined; attempt++) {
+      const end = this.#core.end();
+      seg = end.seg ?? this.#core.acquire(end.seq) ?? this.#createSegment(end.seq);
+      // Undefined: the log moved past end.seq meanwhile (other processes rolled over and dropped it): look again.
+      if (seg === undefined && attempt >= RACE_ATTEMPTS) throw new MmapError("ENOENT", `the log's newest segment keeps disappearing '${this.dir}'`, { path: this.dir });
+    }
     this.#meta.raiseNewestBase(seg.base);
     this.#meta.setIntentBase(this.#slot, seg.base);
     this.#active = seg;
     return seg;
+  }
+
+  /**
+   * Creates (or, if another process won, opens) the segment starting at
+   * `base`; undefined if the log has moved past it: the winner's file was
+   * already dropped by retention, or the file just linked re-created a
+   * segment that was sealed and dropped while this process looked (a newer
+   * segment exists, so `base` was sealed, yet the file is empty): it is
+   * removed again, before anyone can have claimed a frame in it.
+   */
+  #createSegment(base: number): Segment | undefined {
+    let seg: Segment;
+    try {
+      seg = Segment.create(this.dir, base, this.#meta.segmentSize, this.#core.durable);
+    } catch (error) {
+      if ((error as MmapError).code === "ENOENT") return undefined;
+      throw error;
+    }
+    if (this.#meta.newestBase > base && seg.tail === seg.dataStart && Atomics.load(seg.i32, seg.dataStart >>> 2) === 0) {
+      seg.close();
+      fs.rmSync(segmentPath(this.dir, base), { force: true });
+      return undefined;
+    }
+    return this.#core.adopt(seg);
   }
 
   /** Claims a frame of length L at the tail; sets #cSeg/#cPos/#cSeq/#cLen. */
@@ -804,26 +834,30 @@ export class Log {
   #advance(seg: Segment): Segment {
     const next = seg.nextBaseHint;
     if (next <= seg.base) throw corrupt(undefined, seg.path, "the segment is sealed but names no next segment");
-    const newest = this.#meta.newestBase;
     let target: Segment | undefined;
     let created = false;
-    if (newest > next) {
-      // The log moved on while this writer was idle; never re-create a segment retention dropped.
-      target = this.#core.acquire(newest);
-      if (target === undefined) {
-        const bases = listSegmentBases(this.dir);
-        target = bases.length > 0 ? this.#core.acquire(bases[bases.length - 1]!) : undefined;
+    for (let attempt = 1; target === undefined; attempt++) {
+      const newest = this.#meta.newestBase;
+      if (newest > next) {
+        // The log moved on while this writer was idle; never re-create a segment retention dropped.
+        target = this.#core.acquire(newest);
+        if (target === undefined) {
+          const bases = listSegmentBases(this.dir);
+          target = bases.length > 0 ? this.#core.acquire(bases[bases.length - 1]!) : undefined;
+        }
+      } else {
+        target = this.#core.acquire(next);
+        if (target === undefined) {
+          target = this.#createSegment(next);
+          created = target !== undefined;
+        }
+        if (target !== undefined) {
+          this.#meta.raiseNewestBase(next);
+          this.#meta.doorbell.ring();
+        }
       }
-    } else {
-      target = this.#core.acquire(next);
-      if (target === undefined) {
-        target = this.#core.adopt(Segment.create(this.dir, next, this.#meta.segmentSize, this.#core.durable));
-        created = true;
-      }
-      this.#meta.raiseNewestBase(next);
-      this.#meta.doorbell.ring();
+      if (target === undefined && attempt >= RACE_ATTEMPTS) throw new MmapError("ENOENT", `the log's newest segment is missing '${this.dir}'`, { path: this.dir });
     }
-    if (target === undefined) throw new MmapError("ENOENT", `the log's newest segment is missing '${this.dir}'`, { path: this.dir });
     if (target.base <= seg.base) {
       this.#core.release(target);
       throw corrupt(next, segmentPath(this.dir, next), `the segment after ${segmentFileName(seg.base)} is missing`);
