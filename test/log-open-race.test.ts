@@ -14,11 +14,11 @@ import { delay, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } from "./
 
 after(() => removeBundles());
 
-const OPENS = Number(process.env.LOG_RACE_OPENS ?? 300);
+const OPENS = Number(process.env.LOG_RACE_OPENS ?? 500);
 
 test(`${OPENS} opens while another process rolls segments over and retention deletes them: no false damage`, async () => {
   const dir = makeTmpDir();
-  const roller = spawnFixture("log-roller.ts", [dir, "1", String(64 * 1024), "3"]);
+  const roller = spawnFixture("log-roller.ts", [dir, "1", String(64 * 1024), "2"]);
   try {
     await roller.waitFor((l) => l === "ready", 60_000);
     const modes: LogOptions[] = [{}, { readOnly: true }, { onDamage: "readPrefix" }, { readOnly: true, onDamage: "readPrefix" }, { verify: "full" }];
