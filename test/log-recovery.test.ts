@@ -220,3 +220,91 @@ test("verify \"full\" that throws changes nothing; onDamage \"truncate\" still k
     log.close();
   }
 });
+
+test("after readPrefix on a truncated first segment, reader({ from }) and seek() give MmapErrors, never a RangeError", () => {
+  const { dataStart } = segmentGeometry(SEGMENT);
+  for (const cut of [5000, dataStart + 100, dataStart + 2000]) {
+    const dir = copy();
+    const file = segFiles(dir)[0]!;
+    fs.truncateSync(file, cut);
+    const before = fingerprint(dir);
+    for (const readOnly of [false, true]) {
+      const log = openLog(dir, { onDamage: "readPrefix", readOnly });
+      try {
+        const damage = log.damage!;
+        assert.equal(damage.code, "ERR_CORRUPT");
+        assert.equal(damage.path, file);
+        const attempts: [string, () => unknown][] = [
+          ["reader({ from: 5 })", () => log.reader({ from: 5 }).next()],
+          ["reader().seek(3)", () => {
+            const r = log.reader();
+            r.seek(3);
+            return r.next();
+          }],
+          ["reader({ from: 0 })", () => log.reader({ from: 0 }).next()],
+          ["reader({ from: 400 })", () => log.reader({ from: 400 }).next()],
+          ["reader({ from: \"end\" })", () => log.reader({ from: "end" }).next()],
+          ["nextSeq", () => log.nextSeq],
+        ];
+        for (const [what, run] of attempts) {
+          try {
+            const got = run();
+            if (what === "nextSeq") assert.equal(got, damage.seq, "nextSeq is the damage seq");
+            else if (got !== null && typeof got === "object") {
+              const rec = got as { seq: number; data: Uint8Array };
+              assert.ok(rec.seq < damage.seq!, `${what}: only records before the damage`);
+              assert.equal(checkNumbered(rec.data), rec.seq);
+            }
+          } catch (error) {
+            assert.ok(error instanceof MmapError, `${what} (cut at ${cut}, readOnly ${readOnly}) threw ${String(error)}`);
+          }
+        }
+      } finally {
+        log.close();
+      }
+    }
+    assert.deepEqual(fingerprint(dir), before);
+  }
+});
+
+test("read-only opens of a damaged newest segment: log.nextSeq, the reader and inspectLog agree on where the records end", () => {
+  const damages: [string, (file: string, f: { pos: number; end: number; seq: number }[]) => number][] = [
+    ["a bit flip", (file, f) => {
+      const b = fs.readFileSync(file).subarray(f[3]!.pos + 40, f[3]!.pos + 41);
+      writeAt(file, f[3]!.pos + 40, new Uint8Array([b[0]! ^ 0x20]));
+      return f[3]!.seq;
+    }],
+    ["a zeroed length word", (file, f) => {
+      writeAt(file, f[5]!.pos, new Uint8Array(4));
+      return f[5]!.seq;
+    }],
+    ["a truncation", (file, f) => {
+      fs.truncateSync(file, f[7]!.pos + 12);
+      return f[7]!.seq;
+    }],
+  ];
+  for (const [what, damage] of damages) {
+    const dir = copy();
+    const files = segFiles(dir);
+    const file = files[files.length - 1]!;
+    const seq = damage(file, frames(file));
+    const before = fingerprint(dir);
+    const log = openLog(dir, { readOnly: true, onDamage: "readPrefix" });
+    try {
+      assert.equal(log.damage?.seq, seq, what);
+      assert.equal(log.nextSeq, seq, `${what}: log.nextSeq`);
+      const r = log.reader();
+      let last = -1;
+      assert.throws(() => {
+        for (let rec = r.next(); rec !== null; rec = r.next()) last = rec.seq;
+      }, { code: "ERR_CORRUPT" }, `${what}: the reader reports the damage`);
+      assert.equal(last + 1, seq, `${what}: the reader's last record`);
+      assert.equal(r.position, seq);
+      assert.equal(inspectLog(dir).nextSeq, seq, `${what}: inspectLog`);
+      assert.equal(inspectLog(dir, { verify: "tail" }).nextSeq, seq, `${what}: inspectLog (tail)`);
+    } finally {
+      log.close();
+    }
+    assert.deepEqual(fingerprint(dir), before);
+  }
+});

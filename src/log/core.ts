@@ -216,6 +216,8 @@ export class LogCore {
    * O(log n) in the records of the segment.
    */
   locate(seq: number): Position {
+    // At or past the damage (onDamage "readPrefix"): nothing there can be read; the reader throws the damage.
+    if (seq >= this.damageSeq) return { seg: undefined, pos: 0, seq };
     for (let attempt = 0; ; attempt++) {
       // The directory listing is cached; any miss looks again before giving up.
       const bases = attempt === 0 && this.#listing !== undefined ? this.#listing : (this.#listing = this.bases());
@@ -300,6 +302,7 @@ function walkToEnd(seg: Segment, includeClaimed: boolean): { pos: number; seq: n
   checkPosition(seg, P);
   let E = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
   for (;;) {
+    if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(E, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
     const L = Atomics.load(seg.i32, P >>> 2);
     if (L === 0 || (L < 0 && !includeClaimed)) return { pos: P, seq: E, sealed: false };
     const end = frameEnd(seg, P, L, E);
@@ -327,7 +330,9 @@ export function frameEnd(seg: Segment, P: number, L: number, seq: number): numbe
 
 /** Index entry k → frame position, or 0 when absent or implausible (the index is untrusted). */
 function indexEntry(seg: Segment, k: number): number {
-  const P = seg.u32[(seg.indexStart >>> 2) + k]!;
+  const i = (seg.indexStart >>> 2) + k;
+  if (i >= seg.u32.length) return 0; // a truncated file
+  const P = seg.u32[i]!;
   const boundary = seg.dataStart + k * INDEX_INTERVAL;
   if (P < seg.dataStart || P > boundary || (P & 7) !== 0 || P + MIN_PADDING_LENGTH > seg.limit) return 0;
   if (Atomics.load(seg.i32, P >>> 2) === 0) return 0;
@@ -362,6 +367,7 @@ export function seekInSegment(seg: Segment, seq: number): { pos: number; seq: nu
   let P = bestPos;
   let E = bestSeq;
   while (E < seq) {
+    if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(E, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
     const L = Atomics.load(seg.i32, P >>> 2);
     if (L === 0) return { pos: P, seq: E, sealed: false };
     const end = frameEnd(seg, P, L, E);
