@@ -308,3 +308,58 @@ test("read-only opens of a damaged newest segment: log.nextSeq, the reader and i
     assert.deepEqual(fingerprint(dir), before);
   }
 });
+
+test("onDamage \"truncate\" always leaves a log that opens: a renamed first segment, a segment renamed past the newest, a lone segment with a bad header", () => {
+  const cases: [string, (dir: string) => void, number][] = [
+    ["the first segment renamed to seq 5", (dir) => {
+      const first = segFiles(dir)[0]!;
+      fs.renameSync(first, path.join(dir, "00000000000000000005.seg"));
+    }, 5],
+    ["the first segment renamed past the newest", (dir) => {
+      const first = segFiles(dir)[0]!;
+      fs.renameSync(first, path.join(dir, "00000000000000099999.seg"));
+    }, RECORDS],
+  ];
+  for (const [what, damage, seq] of cases) {
+    const dir = copy();
+    damage(dir);
+    assert.throws(() => openLog(dir), { code: "ERR_CORRUPT" }, what);
+    const log = openLog(dir, { onDamage: "truncate" });
+    try {
+      assert.equal(log.recovery.truncated?.seq, seq, what);
+      assert.equal(log.nextSeq, seq, what);
+      assert.equal(log.append(numberedRecord(seq)), seq, what);
+    } finally {
+      log.close();
+    }
+    for (const options of [{}, { create: true }, { verify: "full" as const }]) {
+      const again = openLog(dir, options);
+      try {
+        assert.equal(again.damage, undefined);
+        assert.equal(again.nextSeq, seq + 1, `${what}: reopened with ${JSON.stringify(options)}`);
+        const r = again.reader();
+        let n = 0;
+        for (let rec = r.next(); rec !== null; rec = r.next()) {
+          assert.equal(checkNumbered(rec.data), rec.seq);
+          n++;
+        }
+        assert.ok(n >= 1, what);
+      } finally {
+        again.close();
+      }
+    }
+  }
+
+  // A log of one segment whose header is damaged: nothing is readable; the log starts afresh at seq 0.
+  const dir = path.join(root, "lone");
+  const log = openLog(dir, { create: true, segmentSize: SEGMENT });
+  for (let n = 0; n < 10; n++) log.append(numberedRecord(n));
+  log.close();
+  writeAt(segFiles(dir)[0]!, 0, new Uint8Array([0x7f]));
+  const t = openLog(dir, { onDamage: "truncate" });
+  assert.equal(t.recovery.truncated?.seq, 0);
+  assert.equal(t.recovery.truncated?.movedFiles.length, 1);
+  assert.equal(t.append(numberedRecord(0)), 0);
+  t.close();
+  openLog(dir, { create: true }).close();
+});

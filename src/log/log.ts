@@ -346,7 +346,11 @@ function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable
     meta.setNewestBase(at.base);
   } else {
     const left = listSegmentBases(dir);
-    meta.setNewestBase(left.length > 0 ? left[left.length - 1]! : seq);
+    if (left.length === 0) {
+      // Nothing before the damage is readable: the log goes on, empty, from the damaged seq (so it opens again).
+      Segment.create(dir, seq, meta.segmentSize, true).close();
+      meta.setNewestBase(seq);
+    } else meta.setNewestBase(left[left.length - 1]!);
   }
   // A durable reader past the cut would skip the records appended there next.
   for (const c of meta.cursors()) if (c.seq > seq) meta.setCursorSeq(meta.findCursor(c.name), seq);
