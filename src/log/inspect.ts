@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError } from "../errors.ts";
-import { type LogDamage } from "./damage.ts";
+import { isCorrupt, type LogDamage } from "./damage.ts";
 import { META_FILE_NAME, WRITER_SLOT_COUNT, segmentFileName } from "./layout.ts";
 import { isWriterSlotAlive } from "./locks.ts";
 import { Meta } from "./meta.ts";
@@ -70,7 +70,18 @@ export function inspectLog(dir: string, options: InspectLogOptions = {}): LogIns
       return s === undefined ? { file, baseSeq: base, bytes } : { file, baseSeq: base, bytes, records: s.seqs, sealed: s.sealed };
     });
     const nextSeq = check.nextSeq;
-    const cursors = meta.cursors().map((c) => ({ ...c, lag: Math.max(0, nextSeq - c.seq) }));
+    // A malformed cursor, or one past the end of the log, is damage too (reported when the log's files are not).
+    let cursorDamage: LogDamage | undefined;
+    let cursors: LogInspection["cursors"] = [];
+    try {
+      cursors = meta.cursors().map((c) => ({ ...c, lag: Math.max(0, nextSeq - c.seq) }));
+      const ahead = cursors.find((c) => c.seq > nextSeq);
+      if (ahead !== undefined)
+        cursorDamage = { seq: nextSeq, file: meta.path, reason: `durable reader "${ahead.name}" is at seq ${ahead.seq}, past the end of the log (${nextSeq}): its cursor is damaged` };
+    } catch (error) {
+      if (!isCorrupt(error)) throw error;
+      cursorDamage = { seq: nextSeq, file: meta.path, reason: error.message };
+    }
     const writers: LogInspection["writers"] = [];
     for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) {
       const pid = meta.slotPid(slot);
@@ -86,6 +97,7 @@ export function inspectLog(dir: string, options: InspectLogOptions = {}): LogIns
       writers,
     };
     if (check.damage !== undefined) out.damage = { seq: check.damage.seq ?? 0, file: check.damage.path ?? "", reason: check.damage.message };
+    else if (cursorDamage !== undefined) out.damage = cursorDamage;
     return out;
   } finally {
     meta.close();

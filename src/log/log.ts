@@ -29,7 +29,7 @@ import { checkInteger } from "../mapped-file.ts";
 import { mapFile } from "../mapped-file.ts";
 import { native } from "../native.ts";
 import { LogCore } from "./core.ts";
-import { corrupt, type LogCorruptError, type LogDamage } from "./damage.ts";
+import { corrupt, isCorrupt, type LogCorruptError, type LogDamage } from "./damage.ts";
 import {
   CURSOR_COUNT, CURSOR_LENGTH, CURSOR_TABLE_OFFSET, DEFAULT_SEGMENT_SIZE, INDEX_INTERVAL, LOCK_DIR, MAX_SEGMENT_SIZE,
   META_FILE_NAME, META_FLAG_CRC, MIN_PADDING_LENGTH, MIN_SEGMENT_SIZE, OPEN_LOCK_FILE,
@@ -353,7 +353,15 @@ function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable
     } else meta.setNewestBase(left[left.length - 1]!);
   }
   // A durable reader past the cut would skip the records appended there next.
-  for (const c of meta.cursors()) if (c.seq > seq) meta.setCursorSeq(meta.findCursor(c.name), seq);
+  for (let i = 0; i < CURSOR_COUNT; i++) {
+    let c;
+    try {
+      c = meta.cursorAt(i);
+    } catch {
+      continue; // a malformed entry stays as it is, reported wherever it is used
+    }
+    if (c !== undefined && c.seq > seq) meta.setCursorSeq(i, seq);
+  }
   meta.file.flush();
   fsyncDir(dir);
   return { seq, movedTo, movedFiles };
@@ -550,10 +558,19 @@ export class Log {
     this.#core.checkWritable("deleteCursor()");
     Meta.cursorName(name);
     return withLock(path.join(lockDir(this.dir), "meta.lock"), LOCK_TIMEOUT_MS, () => {
-      const i = this.#meta.findCursor(name);
-      if (i < 0) return false;
-      this.#meta.removeCursor(i);
-      return true;
+      // Slot by slot: a malformed slot elsewhere does not keep a good one from being deleted.
+      for (let i = 0; i < CURSOR_COUNT; i++) {
+        let c;
+        try {
+          c = this.#meta.cursorAt(i);
+        } catch {
+          continue;
+        }
+        if (c?.name !== name) continue;
+        this.#meta.removeCursor(i);
+        return true;
+      }
+      return false;
     });
   }
 
@@ -571,7 +588,19 @@ export class Log {
     const bases = listSegmentBases(this.dir);
     if (bases.length <= 1) return [];
     this.#meta.raiseNewestBase(bases[bases.length - 1]!); // so no writer re-creates a dropped segment
-    const minCursor = p.ignoreCursors === true ? Infinity : Math.min(Infinity, ...this.#meta.cursors().map((c) => c.seq));
+    let minCursor = Infinity;
+    if (p.ignoreCursors !== true) {
+      const cursors = this.#meta.cursors(); // ERR_CORRUPT for a malformed one: it could need any record
+      minCursor = Math.min(Infinity, ...cursors.map((c) => c.seq));
+      const ahead = cursors.find((c) => c.seq > bases[bases.length - 1]!);
+      if (ahead !== undefined) {
+        // Past the newest segment's base: it must not be past the end either (a damaged cursor would let everything go).
+        const end = this.#core.end();
+        this.#core.release(end.seg);
+        const bad = cursors.find((c) => c.seq > end.seq);
+        if (bad !== undefined) throw corrupt(undefined, this.#meta.path, `durable reader "${bad.name}" is at seq ${bad.seq}, past the end of the log (${end.seq}): its cursor is damaged`);
+      }
+    }
     const sizes = bases.map((b) => fileSize(segmentPath(this.dir, b)));
     let count = bases.length;
     let bytes = sizes.reduce((a, b) => a + b, 0);
@@ -869,7 +898,14 @@ export class Log {
     this.#core.release(seg);
     this.#active = target;
     this.#meta.setIntentBase(this.#slot, target.base);
-    if (created && this.#options.retention !== undefined) this.retain();
+    if (created && this.#options.retention !== undefined) {
+      try {
+        this.retain();
+      } catch (error) {
+        // A malformed cursor: nothing is dropped (it could need any record); log.retain() and readers report it.
+        if (!isCorrupt(error)) throw error;
+      }
+    }
     return target;
   }
 

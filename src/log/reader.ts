@@ -198,6 +198,13 @@ export class LogReader {
     this.#core.checkWritable("reader.commit()");
     if (this.#cursor < 0) throw new MmapError("ERR_INVALID_ARG", "commit() needs a named reader: log.reader({ name })");
     checkInteger("seq", seq);
+    if (seq > this.#seq) {
+      // Past what this reader has reached: only up to the end of the committed records.
+      const end = this.#core.end();
+      this.#core.release(end.seg);
+      if (seq > end.seq)
+        throw new MmapError("ERR_OUT_OF_RANGE", `cannot commit seq ${seq}: the log's committed records end at ${end.seq}`, { path: this.#core.dir });
+    }
     this.#core.meta.setCursorSeq(this.#cursor, seq);
     this.#core.onCursorCommit(this.#cursor);
   }
@@ -253,15 +260,25 @@ export class LogReader {
     this.#seq = p.seq;
   }
 
-  /** Resumes at a committed cursor; a cursor behind the first record kept (forced retention) resumes there. */
+  /**
+   * Resumes at a committed cursor. One behind the first record kept resumes
+   * there (retention with ignoreCursors dropped its records). One past the
+   * end of the log cannot have been committed (commit() refuses it): the
+   * file is damaged, and resuming anywhere would skip records or replay
+   * others, so it is ERR_CORRUPT naming the cursor.
+   */
   #resume(seq: number): void {
     const core = this.#core;
     const first = core.firstSeq();
     if (seq < first) seq = first;
     const end = core.end();
-    if (seq >= end.seq) {
+    const last = Math.min(end.seq, core.damageSeq);
+    if (seq > last) {
+      core.release(end.seg);
+      throw corrupt(undefined, core.meta.path, `durable reader "${this.name}" is at seq ${seq}, past the end of the log (${last}): its cursor is damaged`);
+    }
+    if (seq === end.seq) {
       this.#set(end);
-      if (seq > end.seq) this.#seq = end.seq; // a cursor past the end (never committed that far): the end
       return;
     }
     core.release(end.seg);
