@@ -363,3 +363,25 @@ test("onDamage \"truncate\" always leaves a log that opens: a renamed first segm
   t.close();
   openLog(dir, { create: true }).close();
 });
+
+test("gaps: a reader counts the sequence numbers it passed without a record (ABORTED frames) in reader.skipped", async () => {
+  const { makeCrashedLog } = await import("./fixtures/log-crashed.ts");
+  const dir = path.join(root, "gaps");
+  const stuck = await makeCrashedLog(dir, 4, 3);
+  const log = openLog(dir);
+  try {
+    assert.equal(log.recovery.abortedFrames, 1);
+    log.claim(10);
+    log.abort(); // a live writer's abort leaves a gap too
+    log.append("last");
+    const r = log.reader();
+    const seqs: number[] = [];
+    for (let rec = r.next(); rec !== null; rec = r.next()) seqs.push(rec.seq);
+    assert.deepEqual(seqs, [0, 1, 2, 3, 5, 6, 7, 9]);
+    assert.equal(stuck, 4);
+    assert.equal(r.skipped, 2);
+    assert.equal(inspectLog(dir).segments.reduce((n, s) => n + (s.aborted ?? 0), 0), 2);
+  } finally {
+    log.close();
+  }
+});

@@ -21,6 +21,8 @@ export interface LogSegmentInfo {
   bytes: number;
   /** Sequence numbers the segment holds (records, including ABORTED ones); absent past damage. */
   records?: number;
+  /** How many of them are ABORTED frames (gaps: no record); known when the segment was walked (always with verify "full"). */
+  aborted?: number;
   /** True once the segment is full and the next one takes the appends; absent past damage. */
   sealed?: boolean;
 }
@@ -67,7 +69,10 @@ export function inspectLog(dir: string, options: InspectLogOptions = {}): LogIns
       } catch {
         /* dropped meanwhile */
       }
-      return s === undefined ? { file, baseSeq: base, bytes } : { file, baseSeq: base, bytes, records: s.seqs, sealed: s.sealed };
+      if (s === undefined) return { file, baseSeq: base, bytes };
+      const info: LogSegmentInfo = { file, baseSeq: base, bytes, records: s.seqs, sealed: s.sealed };
+      if (s.aborted !== undefined) info.aborted = s.aborted;
+      return info;
     });
     const nextSeq = check.nextSeq;
     // A malformed cursor, or one past the end of the log, is damage too (reported when the log's files are not).

@@ -61,6 +61,7 @@ export class LogReader {
   #seq = 0;
   #cursor = -1;
   #closed = false;
+  #skipped = 0;
 
   /** @internal use log.reader() */
   constructor(core: LogCore, options: LogReaderOptions, onClose: () => void) {
@@ -105,6 +106,16 @@ export class LogReader {
   /** The sequence number of the next record `next()` returns (or of the end of the log). */
   get position(): number {
     return this.#seq;
+  }
+
+  /**
+   * Sequence numbers this reader has passed without a record: ABORTED frames
+   * (a writer called `abort()`, or died between claiming a record and
+   * committing it while records after it were committed). A gap shows as a
+   * jump in `seq` from one record to the next.
+   */
+  get skipped(): number {
+    return this.#skipped;
   }
 
   /** True once the reader (or its log) is closed. */
@@ -167,6 +178,7 @@ export class LogReader {
           throw corrupt(E, seg.path, `the ABORTED frame at byte ${P} fails its checks (bit flips?)`);
         this.#pos = end;
         this.#seq = E + 1;
+        this.#skipped++;
         continue;
       }
       if (type === FrameType.PADDING) {
