@@ -56,3 +56,34 @@ test(`${OPENS} opens while another process rolls segments over and retention del
     assert.equal(code, 0, roller.stderr());
   }
 });
+
+test("a segment retention dropped and a slow appender re-created is no damage, and an exclusive open removes it", async () => {
+  const { Segment } = await import("../src/log/segment.ts");
+  const fs = await import("node:fs");
+  const path = await import("node:path");
+  const dir = makeTmpDir();
+  try {
+    const log = openLog(dir, { create: true, segmentSize: 64 * 1024 });
+    for (let i = 0; i < 800; i++) log.append(`record ${i} ${"x".repeat(300)}`);
+    const dropped = log.retain({ maxSegments: 2 });
+    assert.ok(dropped.length >= 2);
+    const first = log.firstSeq;
+    // What a slow appender leaves for a moment: the segment after a dropped one, linked into place again.
+    const stale = Number(path.basename(dropped[dropped.length - 1]!).slice(0, 20));
+    await delay(2); // created after the segment that follows it
+    Segment.create(dir, stale, 64 * 1024, false).close();
+    assert.ok(fs.existsSync(dropped[dropped.length - 1]!));
+    assert.equal(inspectLog(dir).damage, undefined);
+    assert.equal(inspectLog(dir).firstSeq, first);
+    const other = openLog(dir, { verify: "full" }); // not exclusive: `log` is open
+    assert.equal(other.firstSeq, first);
+    const r = other.reader();
+    assert.equal(r.next()?.seq, first);
+    other.close();
+    log.close();
+    openLog(dir).close(); // exclusive: removes it
+    assert.ok(!fs.existsSync(dropped[dropped.length - 1]!), "the exclusive open removed the re-created file");
+  } finally {
+    removeTmpDir(dir);
+  }
+});

@@ -58,6 +58,15 @@ export function inspectLog(dir: string, options: InspectLogOptions = {}): LogIns
     throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME})`, { path: dir, syscall: "open", errno: 2 });
   const meta = Meta.open(dir, true);
   try {
+    // The cursors first: each is then at or before the end the check finds, even while readers commit.
+    let cursorError: LogDamage["reason"] | undefined;
+    let rawCursors: ReturnType<Meta["cursors"]> = [];
+    try {
+      rawCursors = meta.cursors();
+    } catch (error) {
+      if (!isCorrupt(error)) throw error;
+      cursorError = error.message;
+    }
     const check = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: options.verify !== "tail" });
     const known = new Map(check.segments.map((s) => [s.base, s]));
     const segments: LogSegmentInfo[] = check.bases.map((base) => {
@@ -76,17 +85,12 @@ export function inspectLog(dir: string, options: InspectLogOptions = {}): LogIns
     });
     const nextSeq = check.nextSeq;
     // A malformed cursor, or one past the end of the log, is damage too (reported when the log's files are not).
+    const cursors = rawCursors.map((c) => ({ ...c, lag: Math.max(0, nextSeq - c.seq) }));
     let cursorDamage: LogDamage | undefined;
-    let cursors: LogInspection["cursors"] = [];
-    try {
-      cursors = meta.cursors().map((c) => ({ ...c, lag: Math.max(0, nextSeq - c.seq) }));
-      const ahead = cursors.find((c) => c.seq > nextSeq);
-      if (ahead !== undefined)
-        cursorDamage = { seq: nextSeq, file: meta.path, reason: `durable reader "${ahead.name}" is at seq ${ahead.seq}, past the end of the log (${nextSeq}): its cursor is damaged` };
-    } catch (error) {
-      if (!isCorrupt(error)) throw error;
-      cursorDamage = { seq: nextSeq, file: meta.path, reason: error.message };
-    }
+    const ahead = cursors.find((c) => c.seq > nextSeq);
+    if (cursorError !== undefined) cursorDamage = { seq: nextSeq, file: meta.path, reason: cursorError };
+    else if (ahead !== undefined)
+      cursorDamage = { seq: nextSeq, file: meta.path, reason: `durable reader "${ahead.name}" is at seq ${ahead.seq}, past the end of the log (${nextSeq}): its cursor is damaged` };
     const writers: LogInspection["writers"] = [];
     for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) {
       const pid = meta.slotPid(slot);

@@ -14,7 +14,8 @@
  *    doorbell if anyone waits.
  *
  * Frames are claimed only at the tail, in order, so sequence numbers are
- * contiguous and follow positions: a total order. A record that does not fit
+ * contiguous (but for ABORTED frames: a seq with no record) and follow
+ * positions: a total order. A record that does not fit
  * claims a PADDING frame to the segment's end instead, which seals it; its
  * seq field is the next segment's base. Every step is idempotent or decided
  * by one compare-and-swap, so a writer killed between any two steps leaves

@@ -145,7 +145,12 @@ export class LogReader {
       const L = Atomics.load(seg.i32, P >>> 2);
       if (L < 0) return null;
       if (L === 0) {
-        if (isHole(core, seg, P)) throw corrupt(this.#seq, seg.path, `a zero length word at byte ${P}, behind the segment's tail (records are missing)`);
+        if (isHole(core, seg, P)) {
+          if (P === seg.dataStart && seg.tail === P)
+            // Never written to, and the log moved on: a segment retention dropped, re-created by a slow appender (see isRecreated).
+            throw new MmapError("ERR_OUT_OF_RANGE", `records from seq ${seg.base} are no longer in the log (dropped by retention); seek to log.firstSeq or later`, { path: core.dir });
+          throw corrupt(this.#seq, seg.path, `a zero length word at byte ${P}, behind the segment's tail (records are missing)`);
+        }
         return null;
       }
       const E = this.#seq;

@@ -26,6 +26,7 @@ import { sys } from "../errors.ts";
 import { FrameType, alignFrame } from "../framing.ts";
 import { corrupt, isCorrupt, type LogCorruptError } from "./damage.ts";
 import {
+  HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEG_CREATED_AT_OFFSET, SEG_SIZE_OFFSET, segmentGeometry,
   KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
   RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, SEG_TAIL_OFFSET, parseSegmentFileName, readU64, segmentFileName,
   writeU64,
@@ -33,8 +34,18 @@ import {
 import type { Meta } from "./meta.ts";
 import { Segment, recordCrc } from "./segment.ts";
 
-/** Sorted base sequence numbers of the segment files in `dir`. */
+/**
+ * Sorted base sequence numbers of the segment files in `dir`, leaving out
+ * re-created segments at the head (see isRecreated).
+ */
 export function listSegmentBases(dir: string): number[] {
+  const bases = listSegmentFiles(dir);
+  while (bases.length > 1 && isRecreated(dir, bases[0]!, bases[1]!)) bases.shift();
+  return bases;
+}
+
+/** Sorted base sequence numbers of every segment file in `dir`. */
+export function listSegmentFiles(dir: string): number[] {
   const names = sys(dir, () => fs.readdirSync(dir));
   const bases: number[] = [];
   for (const name of names) {
@@ -42,6 +53,46 @@ export function listSegmentBases(dir: string): number[] {
     if (base !== undefined) bases.push(base);
   }
   return bases.sort((a, b) => a - b);
+}
+
+/**
+ * True when the oldest segment file is one a slow appender re-created after
+ * retention had dropped it (it looked for the segment after its sealed one,
+ * found none, and linked a new one into place after the log had moved on):
+ * no frame was ever claimed in it (tail and first length word as created)
+ * and it was created after the segment that follows it. Its creator removes
+ * it again as soon as it notices (Log #createSegment), an exclusive open
+ * removes one a crashed creator left, and nobody reads it meanwhile: it
+ * holds no record, and is no damage.
+ */
+export function isRecreated(dir: string, base: number, following: number): boolean {
+  const head = readPrefixOf(segmentPath(dir, base), HEADER_PAGE_LENGTH);
+  if (head === undefined || head.length < HEADER_PAGE_LENGTH) return false;
+  const size = head.readUInt32LE(SEG_SIZE_OFFSET);
+  if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE) return false;
+  const { dataStart } = segmentGeometry(size);
+  if (head.readUInt32LE(SEG_TAIL_OFFSET) !== dataStart) return false;
+  const first = readPrefixOf(segmentPath(dir, base), 4, dataStart);
+  if (first === undefined || first.length < 4 || first.readInt32LE(0) !== 0) return false;
+  const next = readPrefixOf(segmentPath(dir, following), 64);
+  if (next === undefined || next.length < 64) return false;
+  return head.readDoubleLE(SEG_CREATED_AT_OFFSET) > next.readDoubleLE(SEG_CREATED_AT_OFFSET);
+}
+
+/** `length` bytes of a file from `position` (fewer at its end), or undefined if it is gone. */
+function readPrefixOf(file: string, length: number, position = 0): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY);
+  } catch {
+    return undefined;
+  }
+  try {
+    const b = Buffer.alloc(length);
+    return b.subarray(0, fs.readSync(fd, b, 0, length, position));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export function segmentPath(dir: string, base: number): string {
@@ -306,6 +357,8 @@ interface CheckRun {
   plan: { base: number; scan: SegmentScan }[];
   /** The newest-segment hint to raise to (exclusive repair). */
   raiseNewest: number | undefined;
+  /** Re-created segments left at the head by an appender that died before removing them (exclusive repair). */
+  recreated: number[];
 }
 
 /** How many times a check that did not hold still (segments rolled over or dropped meanwhile) is repeated. */
@@ -361,15 +414,17 @@ function applyRepairs(dir: string, meta: Meta, run: CheckRun, crc: boolean): voi
     }
   }
   if (run.raiseNewest !== undefined) meta.raiseNewestBase(run.raiseNewest);
+  for (const base of run.recreated) fs.rmSync(segmentPath(dir, base), { force: true });
 }
 
 function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boolean }, live: boolean): CheckRun {
   // The hint first: it is raised only once its segment's file exists, so
   // every segment up to it is in the listing below unless retention dropped it.
   const newest = meta.newestBase;
+  const files = listSegmentFiles(dir);
   const bases = listSegmentBases(dir);
   const out: LogCheck = { bases, nextSeq: 0, damage: undefined, damageAt: undefined, segments: [], repaired: { aborted: 0, rewound: 0 } };
-  const run: CheckRun = { check: out, plan: [], raiseNewest: undefined };
+  const run: CheckRun = { check: out, plan: [], raiseNewest: undefined, recreated: files.filter((b) => b < (bases[0] ?? 0)) };
   if (bases.length === 0) {
     if (newest > 0) {
       out.damage = corrupt(newest, segmentPath(dir, newest), "the log has no segment files (the newest should be this one)");
