@@ -91,6 +91,8 @@ export interface LogOptions {
    * and then throw it, appends throw it; "truncate": cut the log where the
    * damage starts (damaged segments are moved to `damaged-<time>/`), then
    * append from there — needs no other process to have the log open.
+   * Except with "truncate", an open that finds damage changes nothing (not
+   * even what a crash left): see docs/log.md, Recovery.
    */
   onDamage?: "throw" | "readPrefix" | "truncate";
   /** How long a reader waits on a claimed frame before checking whether its writer died. Default 250 ms. */

@@ -26,7 +26,7 @@ import { sys } from "../errors.ts";
 import { FrameType, alignFrame } from "../framing.ts";
 import { corrupt, isCorrupt, type LogCorruptError } from "./damage.ts";
 import {
-  HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEG_CREATED_AT_OFFSET, SEG_SIZE_OFFSET, segmentGeometry,
+  HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEG_SIZE_OFFSET, segmentGeometry,
   KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
   RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, SEG_TAIL_OFFSET, parseSegmentFileName, readU64, segmentFileName,
   writeU64,
@@ -40,7 +40,7 @@ import { Segment, recordCrc } from "./segment.ts";
  */
 export function listSegmentBases(dir: string): number[] {
   const bases = listSegmentFiles(dir);
-  while (bases.length > 1 && isRecreated(dir, bases[0]!, bases[1]!)) bases.shift();
+  while (bases.length > 1 && isRecreated(dir, bases[0]!)) bases.shift();
   return bases;
 }
 
@@ -59,24 +59,23 @@ export function listSegmentFiles(dir: string): number[] {
  * True when the oldest segment file is one a slow appender re-created after
  * retention had dropped it (it looked for the segment after its sealed one,
  * found none, and linked a new one into place after the log had moved on):
- * no frame was ever claimed in it (tail and first length word as created)
- * and it was created after the segment that follows it. Its creator removes
- * it again as soon as it notices (Log #createSegment), an exclusive open
- * removes one a crashed creator left, and nobody reads it meanwhile: it
- * holds no record, and is no damage.
+ * no frame was ever claimed in it (tail and first length word as created),
+ * yet a newer segment follows it — which a healthy log never has, since a
+ * segment is sealed (its frames all claimed) before the next one is created.
+ * Its creator removes it again as soon as it notices (Log #createSegment), an
+ * exclusive open removes one a crashed creator left, and nobody reads it
+ * meanwhile. It holds no record, so it is no damage; were it a damaged
+ * segment whose every frame was lost, nothing in it could be read either.
  */
-export function isRecreated(dir: string, base: number, following: number): boolean {
+export function isRecreated(dir: string, base: number): boolean {
   const head = readPrefixOf(segmentPath(dir, base), HEADER_PAGE_LENGTH);
   if (head === undefined || head.length < HEADER_PAGE_LENGTH) return false;
   const size = head.readUInt32LE(SEG_SIZE_OFFSET);
-  if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE) return false;
+  if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE || size % HEADER_PAGE_LENGTH !== 0) return false;
   const { dataStart } = segmentGeometry(size);
   if (head.readUInt32LE(SEG_TAIL_OFFSET) !== dataStart) return false;
   const first = readPrefixOf(segmentPath(dir, base), 4, dataStart);
-  if (first === undefined || first.length < 4 || first.readInt32LE(0) !== 0) return false;
-  const next = readPrefixOf(segmentPath(dir, following), 64);
-  if (next === undefined || next.length < 64) return false;
-  return head.readDoubleLE(SEG_CREATED_AT_OFFSET) > next.readDoubleLE(SEG_CREATED_AT_OFFSET);
+  return first !== undefined && first.length === 4 && first.readInt32LE(0) === 0;
 }
 
 /** `length` bytes of a file from `position` (fewer at its end), or undefined if it is gone. */
