@@ -91,7 +91,6 @@ async function concurrency(opens: number, writers: number): Promise<void> {
       gaps: tail.gaps,
       firstSeqKept: first,
       nextSeq: next,
-      segmentsDropped: "every segment before firstSeqKept",
       seconds: (performance.now() - t0) / 1000,
     };
     console.log(JSON.stringify(summary, null, 2));
