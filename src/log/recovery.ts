@@ -283,11 +283,27 @@ export function repairSegment(seg: Segment, scan: SegmentScan, crc: boolean): { 
   else {
     // Past P every byte was proved zero but the seq field of the frame at P.
     const from = rewound > 0 ? scan.lastCommittedEnd : P;
-    seg.u8.fill(0, from, Math.min(P + MIN_PADDING_LENGTH, seg.limit));
+    const to = P + MIN_PADDING_LENGTH;
+    if (rewound > 0) {
+      // The cut frames' bytes first, then (once those are on disk) the first
+      // one's header: a power failure in between leaves a claimed frame
+      // followed by zeros, which the next open cuts off again.
+      seg.u8.fill(0, from + MIN_PADDING_LENGTH, to);
+      seg.file.flush(from, to - from);
+    }
+    seg.u8.fill(0, from, from + RECORD_SEQ_OFFSET);
+    writeU64(u32, from + RECORD_SEQ_OFFSET, rewound > 0 ? scan.lastCommittedSeq : scan.nextSeq);
     P = from;
-    writeU64(u32, P + RECORD_SEQ_OFFSET, rewound > 0 ? scan.lastCommittedSeq : scan.nextSeq);
   }
   if (Atomics.load(i32, SEG_TAIL_OFFSET >>> 2) !== P) Atomics.store(i32, SEG_TAIL_OFFSET >>> 2, P);
+  if (rewound > 0 || aborted > 0 || scan.padding !== undefined) {
+    // On disk before anything is appended over it: a later power failure
+    // must not bring cut frames back behind new records.
+    seg.file.flush(0, HEADER_PAGE_LENGTH);
+    for (const pos of scan.abandoned) if (pos < P) seg.file.flush(pos, RECORD_HEADER_LENGTH);
+    if (scan.padding !== undefined) seg.file.flush(scan.padding.pos, 8);
+    if (!scan.sealed) seg.file.flush(P, MIN_PADDING_LENGTH);
+  }
   return { aborted, rewound };
 }
 
