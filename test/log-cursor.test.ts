@@ -151,6 +151,14 @@ test("a durable cursor past the end of the log, or a malformed one, is ERR_CORRU
         again.close();
       }
     }
+    // A damaged seq under a readable name: deleting the reader clears it.
+    const b = Buffer.from(pristine);
+    b.writeBigUInt64LE(1n << 60n, slot(2) + CURSOR_SEQ_OFFSET);
+    fs.writeFileSync(meta, b);
+    const fix = openLog(dir);
+    assert.equal(fix.deleteCursor("gamma"), true);
+    assert.deepEqual(fix.cursors().map((c) => c.name), ["alpha", "beta"]);
+    fix.close();
     fs.writeFileSync(meta, pristine);
     const ok = openLog(dir);
     assert.equal(ok.reader({ name: "beta" }).position, 100);

@@ -561,15 +561,10 @@ export class Log {
     this.#core.checkWritable("deleteCursor()");
     Meta.cursorName(name);
     return withLock(path.join(lockDir(this.dir), "meta.lock"), LOCK_TIMEOUT_MS, () => {
-      // Slot by slot: a malformed slot elsewhere does not keep a good one from being deleted.
+      // Slot by slot: a malformed slot elsewhere does not keep a good one from
+      // being deleted, and one with a readable name but a damaged seq can be.
       for (let i = 0; i < CURSOR_COUNT; i++) {
-        let c;
-        try {
-          c = this.#meta.cursorAt(i);
-        } catch {
-          continue;
-        }
-        if (c?.name !== name) continue;
+        if (this.#meta.cursorNameAt(i) !== name) continue;
         this.#meta.removeCursor(i);
         return true;
       }

@@ -225,6 +225,19 @@ export class Meta {
     return { name, seq: Number(v), updatedAt };
   }
 
+  /** The name in slot `index` if it is in use and its name readable, whatever its seq (to delete a damaged one). */
+  cursorNameAt(index: number): string | undefined {
+    const o = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
+    if (Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_IN_USE) return undefined;
+    const n = this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
+    if (n === 0 || n > CURSOR_NAME_MAX_LENGTH) return undefined;
+    try {
+      return decoder.decode(this.u8.subarray(o + CURSOR_NAME_OFFSET, o + CURSOR_NAME_OFFSET + n));
+    } catch {
+      return undefined;
+    }
+  }
+
   /** The slot of the cursor named `name`, or -1; ERR_CORRUPT if any slot is malformed (it could be this name's). */
   findCursor(name: string): number {
     let found = -1;
