@@ -24,7 +24,9 @@ test(`${OPENS} opens while another process rolls segments over and retention del
     const modes: LogOptions[] = [{}, { readOnly: true }, { onDamage: "readPrefix" }, { readOnly: true, onDamage: "readPrefix" }, { verify: "full" }];
     const failures: string[] = [];
     const firsts = new Set<number>();
-    for (let i = 0; i < OPENS; i++) {
+    // At least OPENS opens, and on until the roller has dropped segments under them a few times (however the machine schedules it).
+    for (let i = 0; i < OPENS || firsts.size <= 3; i++) {
+      if (roller.proc.exitCode !== null) assert.fail(`the roller exited: ${roller.stderr()}`);
       const options = modes[i % modes.length]!;
       let log: Log | undefined;
       try {
@@ -47,7 +49,6 @@ test(`${OPENS} opens while another process rolls segments over and retention del
       }
       if (i % 25 === 0) await delay(1); // let the roller's output be read
     }
-    assert.ok(firsts.size > 3, `segments were dropped while the test opened the log (first seqs seen: ${firsts.size})`);
     assert.deepEqual(failures.slice(0, 10), [], `${failures.length} of ${OPENS} opens reported damage or failed`);
   } finally {
     roller.proc.stdin!.end("stop\n");
