@@ -257,10 +257,7 @@ export function openLog(dir: string, options?: LogOptions): Log {
   try {
     if (o.readOnly) ({ meta, pollMs } = openMetaForReading(dir));
     else meta = Meta.open(dir);
-    if (exclusive) {
-      meta.resetDoorbellWaiters();
-      removeTempFiles(dir);
-    }
+    if (exclusive) removeTempFiles(dir);
     const crc = o.crc ?? (meta.flags & META_FLAG_CRC) !== 0;
     let check = checkLog(dir, meta, { repair: exclusive, readOnly: o.readOnly, verifyCrc: true, full: o.verify === "full", crc });
     const recovery: LogRecovery = { exclusive, abortedFrames: check.repaired.aborted, rewoundFrames: check.repaired.rewound };
@@ -283,6 +280,8 @@ export function openLog(dir: string, options?: LogOptions): Log {
       meta.raiseNewestBase(base);
     }
     if (exclusive) {
+      // A sleeper count a killed reader left; only now: an open that throws, or finds damage, changes nothing.
+      if (check.damage === undefined) meta.resetDoorbellWaiters();
       meta.file.flush();
       downgradeOpenLock(lock!, LOCK_TIMEOUT_MS); // exclusive: not read-only, so there is a lock
     }
