@@ -385,3 +385,19 @@ test("gaps: a reader counts the sequence numbers it passed without a record (ABO
     log.close();
   }
 });
+
+test("the newest segment's last records zeroed to the end (a lost write-back): the tail says they were there, so ERR_CORRUPT, nothing changed", () => {
+  for (const crc of [false, true]) {
+    const dir = copy(crc);
+    const files = segFiles(dir);
+    const file = files[files.length - 1]!;
+    const f = frames(file);
+    const victim = f[f.length - 3]!;
+    writeAt(file, victim.pos, new Uint8Array(SEGMENT - victim.pos)); // every byte from there on
+    for (const options of ALL_OPENS) {
+      const e = expectCorruptUnchanged(dir, options, victim.seq, file);
+      assert.match(e.message, /tail/);
+    }
+    expectPrefixUnchanged(dir, victim.seq);
+  }
+});

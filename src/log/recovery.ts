@@ -182,6 +182,12 @@ export function scanSegment(seg: Segment, options: ScanOptions & { newest: boole
         bad(`a zero length word at byte ${P} inside a sealed segment (a newer segment follows it): records are missing`);
         break;
       }
+      // The tail only ever moves past claimed frames: a tail hint past this word means frames were here.
+      const tail = seg.tail;
+      if (tail > P && (!options.live || Atomics.load(i32, P >>> 2) === 0)) {
+        bad(`a zero length word at byte ${P}, but the segment's tail is at byte ${tail}: records are missing`);
+        break;
+      }
       const stray = firstNonZero(seg, P, E, Math.max(zeroFrom, P + MIN_PADDING_LENGTH));
       if (stray === undefined) break;
       if (options.live && Atomics.load(i32, P >>> 2) !== 0) {
