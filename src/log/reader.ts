@@ -110,9 +110,9 @@ export class LogReader {
 
   /**
    * Sequence numbers this reader has passed without a record: ABORTED frames
-   * (a writer called `abort()`, or died between claiming a record and
-   * committing it while records after it were committed). A gap shows as a
-   * jump in `seq` from one record to the next.
+   * (a writer called `abort()`, or was killed between claiming a record and
+   * committing it; see "Gaps" in docs/log.md for exactly when). A gap shows
+   * as a jump in `seq` from one record to the next.
    */
   get skipped(): number {
     return this.#skipped;
