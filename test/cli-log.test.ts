@@ -145,3 +145,23 @@ test("log: a missing directory or a directory without a log is exit 1 with one l
   }
   assert.match(notLog.stderr, /no log in/);
 });
+
+test("log dump and tail say where a crashed writer left a gap; log stat does not count it as a record", async () => {
+  const crashed = path.join(dir, "gap");
+  const stuck = await makeCrashedLog(crashed, 3, 2);
+  openLog(crashed).close(); // the repair seals the dead writer's frame ABORTED: seq `stuck` has no record
+  const [dump, json, stat, tail] = await Promise.all([
+    runCli(["log", "dump", crashed]),
+    runCli(["log", "dump", "--json", crashed]),
+    runCli(["log", "stat", crashed]),
+    runCli(["log", "tail", crashed, "--from", "0", "--count", "5"]),
+  ]);
+  assert.equal(dump.code, 0, dump.stderr);
+  const lines = dump.stdout.trimEnd().split("\n").map((l) => l.replace(/^#(\d+) {2}\S+Z {2}/, "$1 "));
+  assert.deepEqual(lines, ["0 before 0", "1 before 1", "2 before 2", `#${stuck}  aborted: no record (its writer crashed before committing it, or called abort())`, "4 after 0", "5 after 1"]);
+  assert.deepEqual(json.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { seq: number; aborted?: boolean })[3], { seq: stuck, aborted: true });
+  assert.equal(stat.code, 0, stat.stderr);
+  assert.match(stat.stdout, /^ {2}records +5: seq 0 to 5 \(1 aborted: no record\); the next append gets 6$/m);
+  assert.equal(tail.code, 0, tail.stderr);
+  assert.match(tail.stdout, /^#3 {2}aborted: no record/m);
+});

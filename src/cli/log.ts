@@ -16,13 +16,15 @@ function fail(dir: string, error: unknown): CliError {
 }
 
 function describeInspection(s: LogInspection): string {
-  const records = s.nextSeq - s.firstSeq;
+  const seqs = s.nextSeq - s.firstSeq;
+  const aborted = s.segments.reduce((n, seg) => n + (seg.aborted ?? 0), 0); // gaps: sequence numbers with no record
+  const records = seqs - aborted;
   const onDisk = s.segments.reduce((n, seg) => n + seg.bytes, 0);
   const out: string[] = [];
   out.push(`Log ${s.dir} (segments of ${formatBytes(s.segmentSize)})`);
   out.push(
-    records > 0
-      ? `  records   ${formatCount(records)}: seq ${formatCount(s.firstSeq)} to ${formatCount(s.nextSeq - 1)}; the next append gets ${formatCount(s.nextSeq)}`
+    seqs > 0
+      ? `  records   ${formatCount(records)}: seq ${formatCount(s.firstSeq)} to ${formatCount(s.nextSeq - 1)}${aborted > 0 ? ` (${formatCount(aborted)} aborted: no record)` : ""}; the next append gets ${formatCount(s.nextSeq)}`
       : `  records   none; the next append gets seq ${formatCount(s.nextSeq)}`,
   );
   out.push(`  segments  ${s.segments.length} (${formatBytes(onDisk)} on disk)`);
@@ -109,6 +111,12 @@ function printRecord(r: LogRecord, as: LogDumpFormat, json: boolean | undefined)
   }
 }
 
+/** A sequence number with no record (an ABORTED frame): said, not skipped silently. */
+function printGap(seq: number, json: boolean | undefined): void {
+  if (json) process.stdout.write(`${JSON.stringify({ seq, aborted: true })}\n`);
+  else process.stdout.write(`#${seq}  aborted: no record (its writer crashed before committing it, or called abort())\n`);
+}
+
 function open(dir: string): Log {
   try {
     return openLog(dir, { readOnly: true });
@@ -131,8 +139,10 @@ export async function runLogDump(dir: string, options: LogDumpOptions): Promise<
     let n = 0;
     try {
       while (options.count === undefined || n < options.count) {
+        const at = reader.position;
         const r = reader.next();
         if (r === null) break;
+        for (let seq = at; seq < r.seq; seq++) printGap(seq, options.json); // ABORTED frames: gaps in the sequence
         printRecord(r, options.as, options.json);
         n++;
       }
@@ -161,7 +171,10 @@ export async function runLogTail(dir: string, options: LogTailOptions): Promise<
   let n = 0;
   try {
     if (!options.json) process.stderr.write(`following ${dir} from seq ${formatCount(reader.position)}; Ctrl-C to stop\n`);
+    let at = reader.position;
     for await (const r of reader.tail({ signal: stop.signal })) {
+      for (let seq = at; seq < r.seq; seq++) printGap(seq, options.json);
+      at = r.seq + 1;
       printRecord(r, options.as, options.json);
       if (options.count !== undefined && ++n >= options.count) break;
     }
