@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "guard.h"
 
 #define SLICE_MS 100
 #define MAX_WAITER_THREADS 256
@@ -41,10 +42,14 @@ static int64_t now_ms(void) {
  * Returns WAIT_OK, WAIT_TIMED_OUT, WAIT_NOT_EQUAL or -errno.
  * With stop != NULL, gives up (WAIT_TIMED_OUT) once *stop or *shutdown is set. */
 static int wait_word(uint32_t *addr, uint32_t expected, int64_t timeout_ms, atomic_bool *stop,
-                     atomic_bool *shutdown) {
+                     atomic_bool *shutdown, int slot, unsigned slot_seq) {
   int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
   for (;;) {
     if (stop && (atomic_load(stop) || atomic_load(shutdown))) return WAIT_TIMED_OUT;
+    /* The word's mapping was closed or resized: its range is now a reservation
+     * (native/mapping.c) whose zeros would keep us waiting. Report a wake; the
+     * caller re-checks and finds its buffer detached. */
+    if (!guard_unchanged(slot, slot_seq)) return WAIT_OK;
     int64_t left = deadline < 0 ? -1 : deadline - now_ms();
     if (deadline >= 0 && left <= 0) return WAIT_TIMED_OUT;
     if (stop && (left < 0 || left > SLICE_MS)) left = SLICE_MS;
@@ -103,7 +108,7 @@ static napi_value js_wait(napi_env env, napi_callback_info info) {
   if (!addr || napi_get_value_uint32(env, argv[2], &expected) != napi_ok ||
       !arg_timeout(env, argv[3], &timeout))
     return addr ? throw_code(env, "ERR_INVALID_ARG", "native: bad wait arguments") : NULL;
-  int r = wait_word(addr, expected, timeout, NULL, NULL);
+  int r = wait_word(addr, expected, timeout, NULL, NULL, -1, 0);
   if (r < 0) return throw_errno(env, -r, "futex");
   return make_int32(env, r);
 }
@@ -133,6 +138,8 @@ typedef struct Request {
   uint32_t expected;
   int64_t timeout_ms;
   int result;
+  int slot; /* the guard slot of the mapping holding addr, -1 if none */
+  unsigned slot_seq;
   atomic_bool cancelled;
   int refs; /* the JS handle + the pending delivery; JS thread only */
   napi_ref callback;
@@ -193,7 +200,7 @@ static void *waiter_main(void *arg) {
     w->queued--;
     pthread_mutex_unlock(&w->lock);
 
-    req->result = wait_word(req->addr, req->expected, req->timeout_ms, &req->cancelled, &w->shutdown);
+    req->result = wait_word(req->addr, req->expected, req->timeout_ms, &req->cancelled, &w->shutdown, req->slot, req->slot_seq);
     if (atomic_load(&w->shutdown)) atomic_store(&req->cancelled, true);
     /* On failure (closing) the request is abandoned with its environment. */
     napi_call_threadsafe_function(w->tsfn, req, napi_tsfn_blocking);
@@ -244,6 +251,7 @@ static napi_value js_wait_async(napi_env env, napi_callback_info info) {
   req->addr = addr;
   req->expected = expected;
   req->timeout_ms = timeout;
+  req->slot = guard_find(addr, &req->slot_seq);
   req->refs = 2;
   if (napi_create_reference(env, argv[4], 1, &req->callback) != napi_ok) {
     free(req);

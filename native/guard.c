@@ -179,3 +179,22 @@ void guard_remove(int slot) {
 }
 
 bool guard_stale(int slot) { return slot >= 0 && atomic_load(&table[slot].stale); }
+
+int guard_find(const void *addr, unsigned *seq) {
+  uintptr_t a = (uintptr_t)addr;
+  int found = -1;
+  pthread_mutex_lock(&table_lock);
+  int n = atomic_load(&high_water);
+  for (int i = 0; i < n; i++) {
+    uintptr_t end = atomic_load(&table[i].end);
+    if (end != 0 && a >= atomic_load(&table[i].start) && a < end) {
+      found = i;
+      *seq = atomic_load(&table[i].seq);
+      break;
+    }
+  }
+  pthread_mutex_unlock(&table_lock);
+  return found;
+}
+
+bool guard_unchanged(int slot, unsigned seq) { return slot < 0 || atomic_load(&table[slot].seq) == seq; }

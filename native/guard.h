@@ -19,4 +19,9 @@ void guard_move(int slot, void *start, size_t len);
 void guard_remove(int slot);
 /* True once a fault hit this slot and its pages from the faulting one on were replaced by zero pages. */
 bool guard_stale(int slot);
+/* The slot whose range holds addr (-1 if none) and its sequence number now:
+ * for a wait on a mapped word, to notice that the range left the mapping. */
+int guard_find(const void *addr, unsigned *seq);
+/* True while the slot still has sequence number seq (neither moved nor removed). */
+bool guard_unchanged(int slot, unsigned seq);
 #endif

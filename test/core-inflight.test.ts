@@ -59,6 +59,16 @@ describe("close() while the thread pool still uses the memory", () => {
     assert.ok(untouched(b, 0), "randomFill wrote into a file the program never wrote");
   });
 
+  for (const [how, newLength] of [["grows (and moves)", 4 * SIZE], ["shrinks", SIZE / 4]] as const) {
+    test(`randomFill then a resize() that ${how}, and map another file: no crash, the other file is unchanged`, async () => {
+      const a = file(`rz-${newLength}-a.bin`, 0);
+      const b = file(`rz-${newLength}-b.bin`, 0);
+      const r = await run(["randomfill-resize", fifo(`rz-${newLength}.fifo`), a, b, String(newLength)]);
+      assert.deepEqual(r, { filled: true, detached: true });
+      assert.ok(untouched(b, 0), "randomFill wrote into a file the program never wrote");
+    });
+  }
+
   test("fs.read into m.bytes then close() and map another file: the other file is unchanged", async () => {
     const src = file("fr-src.bin", 0xa5);
     const a = file("fr-a.bin", 0);
