@@ -106,7 +106,7 @@ describe("a process.on(\"SIGBUS\") listener", () => {
     {},
     async () => {
       const file = path.join(dir, "listener.bin");
-      const { code, signal, messages } = await runChild("core-sigbus-child.ts", ["listener", file], { timeoutMs: 3000 });
+      const { code, signal, messages } = await runChild("core-sigbus-child.ts", ["listener", file], { timeoutMs: 20_000 });
       assert.deepEqual({ code, signal }, { code: 0, signal: null }, "the process hung in a SIGBUS loop and was killed");
       assert.deepEqual(messages[0], { lost: 0, stale: true });
     },
