@@ -339,9 +339,22 @@ static uint8_t *move_grow(Mapping *m, int fd, size_t old_pages, size_t new_pages
   if (target == MAP_FAILED) return NULL;
   int temp = guard_add(target, new_pages); /* a fault in the moved pages is ours from the start */
   int err = 0;
+  bool hole = false; /* the old range was left unmapped (the fallback for "copy" below) */
   if (mremap(m->base, old_pages, old_pages, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, target) ==
       MAP_FAILED) {
     err = errno;
+    if (err == EINVAL && m->access != ACCESS_COPY) {
+      /* Kernels before 5.13 move only anonymous memory that way. A "write" or
+       * "read" mapping holds nothing the file lacks (a "read" mapping's stray
+       * writes are dropped): map the file afresh over the target instead. */
+      err = mmap(target, new_pages, prot_for(m->access), flags_for(m->access) | MAP_FIXED, fd, m->file_off) ==
+                    MAP_FAILED ? errno : 0;
+    } else if (err == EINVAL) {
+      /* "copy" keeps private pages that only mremap can move: the old range is
+       * a hole from here to the reservation made just below (two system calls). */
+      err = mremap(m->base, old_pages, new_pages, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED ? errno : 0;
+      hole = err == 0;
+    }
   } else if (mmap(target + old_pages, new_pages - old_pages, prot_for(m->access), flags_for(m->access) | MAP_FIXED,
                   fd, m->file_off + (off_t)old_pages) == MAP_FAILED) {
     err = errno;
@@ -354,10 +367,20 @@ static uint8_t *move_grow(Mapping *m, int fd, size_t old_pages, size_t new_pages
     errno = err;
     return NULL;
   }
-  bool reserved = reserve(m, m->base, old_pages);
+  bool reserved = false;
+  if (hole && m->buffers > 0) {
+    /* NOREPLACE: if another thread mapped something there meanwhile, it is not ours to replace. */
+    uint8_t *p = mmap(m->base, old_pages, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+    if (p == m->base) reserve(m, m->base, old_pages);
+    else if (p != MAP_FAILED) munmap(p, old_pages); /* a kernel before 4.17 took it as a hint */
+    reserved = true;
+  } else if (!hole) {
+    reserved = reserve(m, m->base, old_pages);
+  }
   guard_move(m->slot, target, new_pages); /* the caller sets the exact length */
   guard_remove(temp);
-  if (!reserved) munmap(m->base, old_pages);
+  if (!reserved && !hole) munmap(m->base, old_pages);
   return target;
 }
 
