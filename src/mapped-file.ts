@@ -4,15 +4,20 @@
  *
  * Safety rules kept here:
  * - close() detaches every ArrayBuffer handed out (the whole buffer, windows,
- *   buffers of earlier sizes), so stale views have length 0 and can never
- *   reach unmapped memory;
+ *   buffers of earlier sizes), so stale views have length 0; what Node itself
+ *   still holds (thread-pool jobs, queued socket writes, a transfer()ed
+ *   buffer) finds private zero memory there, never a hole or another file
+ *   (the native layer's reservations, native/mapping.c);
+ * - a resize() that fails changes nothing (the file shrinks back, no view is
+ *   detached);
  * - "read" mappings are private and writable underneath, so a stray write
  *   (JavaScript has no read-only typed arrays) lands in a private page, never
  *   in the file, and never faults;
  * - a mapping never extends past the end of its file, and space for growth is
  *   allocated up front, so a full disk is an ENOSPC now rather than a SIGBUS
  *   later; a file truncated by someone else is caught by the native SIGBUS
- *   guard, which makes the mapping `stale`.
+ *   guard, which replaces the pages from the faulting one to the end with
+ *   zeros and makes the mapping `stale`; the pages before it keep the file.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -219,7 +224,8 @@ const fdReaper = new FinalizationRegistry<readonly [number, string | undefined]>
  * ```
  *
  * Safety: the mapping reflects the file. If another process truncates the
- * file, pages past the new end are replaced by zeros and `stale` becomes true.
+ * file, a touched page past the new end and the pages after it are replaced
+ * by zeros and `stale` becomes true; the pages before it still reflect the file.
  */
 export function mapFile(pathOrFd: string | number, options?: MapOptions): MappedFile {
   const o = checkOptions(options);
