@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -140,17 +141,23 @@ static void close_owned(void *arg) {
   free(o);
 }
 
-/* CRC32C (Castagnoli), software slicing table; SSE4.2 when the CPU has it. */
-static uint32_t table[8][256];
+/* CRC32C (Castagnoli), software table; SSE4.2 when the CPU has it. Every
+ * environment (each worker) runs init_extras, while others may be computing
+ * CRCs: the table and the CPU check are made once, under pthread_once. */
+static uint32_t table[256];
+static bool have_hw;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void) {
   for (uint32_t i = 0; i < 256; i++) {
     uint32_t c = i;
     for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    table[0][i] = c;
+    table[i] = c;
   }
-  for (uint32_t i = 0; i < 256; i++)
-    for (int t = 1; t < 8; t++) table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  have_hw = __builtin_cpu_supports("sse4.2");
+#endif
 }
 
 #if defined(__x86_64__)
@@ -170,11 +177,9 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uin
 #endif
 
 static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
-  while (n--) crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
+  while (n--) crc = (crc >> 8) ^ table[(crc ^ *p++) & 0xff];
   return crc;
 }
-
-static bool have_hw;
 
 /* crc32c(buffer, byteOffset, byteLength, seed = 0) -> uint32; chainable through seed */
 static napi_value js_crc32c(napi_env env, napi_callback_info info) {
@@ -204,11 +209,7 @@ static napi_value js_crc32c(napi_env env, napi_callback_info info) {
 }
 
 napi_value init_extras(napi_env env, napi_value exports) {
-  crc_init();
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  have_hw = __builtin_cpu_supports("sse4.2");
-#endif
+  pthread_once(&crc_once, crc_init);
   EXPORT_FN(env, exports, "flock", js_flock);
   EXPORT_FN(env, exports, "rangeLock", js_range_lock);
   OwnedFds *owned = calloc(1, sizeof *owned);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "guard.h"
 
 #define SLICE_MS 1000
 #define GROUP_MAX 127 /* futex_waitv takes at most 128 words; one is the control word */
@@ -153,6 +154,8 @@ typedef struct Request {
   uint32_t expected;
   int64_t deadline; /* on the now_ms() clock; -1: none */
   int result;
+  int slot;            /* the guard slot of the mapping holding addr, -1 if none */
+  unsigned slot_seq;   /* its sequence number when the wait began */
   bool cancelled;      /* written under Waiters.lock, by the JS thread */
   Thread *thread;      /* the thread serving it, under the lock; NULL once done */
   int refs;            /* the JS handle + the pending delivery; JS thread only */
@@ -280,6 +283,12 @@ static void *waiter_main(void *arg) {
       if (!any && r != -EAGAIN) /* an error no single word explains */
         for (int i = 0; i < n; i++) results[i] = r;
     }
+
+    /* A word whose mapping was closed or resized meanwhile: its range is now a
+     * reservation (native/mapping.c) whose zeros would keep the wait asleep.
+     * Report a wake; the caller re-checks and finds its buffer detached. */
+    for (int i = 0; i < n; i++)
+      if (results[i] == STILL_WAITING && !guard_unchanged(reqs[i]->slot, reqs[i]->slot_seq)) results[i] = WAIT_OK;
 
     int64_t now = now_ms();
     pthread_mutex_lock(&w->lock);
@@ -431,6 +440,7 @@ static napi_value js_wait_async(napi_env env, napi_callback_info info) {
   Request *req = calloc(1, sizeof *req);
   if (!req) return throw_errno(env, ENOMEM, "malloc");
   req->addr = addr;
+  req->slot = guard_find(addr, &req->slot_seq);
   req->expected = expected;
   req->deadline = timeout < 0 ? -1 : now_ms() + timeout;
   req->refs = 2;

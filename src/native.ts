@@ -16,9 +16,13 @@ export interface NativeBinding {
   /** access: 0 read (private), 1 write (shared), 2 copy (private). */
   map(fd: number, offset: number, length: number, access: number, populate: boolean): MappingHandle;
   buffer(handle: MappingHandle, byteOffset: number, byteLength: number): ArrayBuffer;
-  detach(buffer: ArrayBuffer): void;
+  /** False when V8 refused to detach it (the memory stays safe: see native/mapping.c). */
+  detach(buffer: ArrayBuffer): boolean;
   unmap(handle: MappingHandle): void;
-  remap(handle: MappingHandle, newLength: number): void;
+  /** fd: the mapped file, used when the mapping must move to grow. On failure nothing has changed. */
+  remap(handle: MappingHandle, fd: number, newLength: number): void;
+  /** Puts the SIGBUS guard back on top of a handler installed after it (libuv's, for process.on("SIGBUS")). */
+  guardReassert(): void;
   stale(handle: MappingHandle): boolean;
   sync(handle: MappingHandle, byteOffset: number, byteLength: number): void;
   syncAsync(handle: MappingHandle, byteOffset: number, byteLength: number): Promise<void>;
@@ -26,6 +30,7 @@ export interface NativeBinding {
   /** advice: index into [normal, sequential, random, willneed, dontneed]. */
   advise(handle: MappingHandle, byteOffset: number, byteLength: number, advice: number): void;
   lock(handle: MappingHandle, byteOffset: number, byteLength: number, on: boolean): void;
+  /** Refuses (ERR_TOO_LARGE) a range of 2^32 pages or more. */
   residency(handle: MappingHandle, byteOffset: number, byteLength: number): Uint8Array;
   fallocate(fd: number, offset: number, length: number): void;
   memfd(name: string): number;
