@@ -15,7 +15,10 @@
  * writers serialise on table_lock and bump the slot's sequence number around
  * each change (odd while changing), so the handler never acts on a start from
  * one mapping and an end from another. 65536 slots match Linux's default
- * vm.max_map_count, the most mappings a process can have. */
+ * vm.max_map_count, the most mappings a process can have.
+ * Process-wide, not in the Addon: SIGBUS has one handler per process, which
+ * cannot know which environment (thread) made the mapping it faulted in, and
+ * may run on any thread; a wait on another environment's mapping looks it up too. */
 #define GUARD_SLOTS 65536
 
 typedef struct {

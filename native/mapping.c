@@ -1,5 +1,7 @@
-/* Mappings: mmap/munmap/mremap/msync/madvise/mlock/mincore, fallocate, memfd,
- * and the external ArrayBuffers that expose a mapping to JavaScript.
+/* Mappings: mmap/munmap/mremap/msync/madvise/mlock/mincore, the external
+ * ArrayBuffers that expose a mapping to JavaScript, msync and pre-faulting on
+ * the thread pool, and the reservations described below. What is done to
+ * files and descriptors (fallocate, memfd, locks...) is in files.c.
  *
  * Lifetime. close() detaches the ArrayBuffers JavaScript holds, but Node's own
  * asynchronous work (crypto.randomFill and zlib on the thread pool, fs reads,
@@ -15,7 +17,7 @@
  * buffer keeps that) have been released by V8. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -53,7 +55,13 @@ typedef struct {
   bool stale;      /* copied from the guard when unmapping */
 } Mapping;
 
+/* Process-wide, not in the Addon: the same for every environment. Each
+ * environment (each worker) runs init_mapping while others may be mapping,
+ * so it is read once, under pthread_once. */
 static size_t page_size;
+static pthread_once_t page_size_once = PTHREAD_ONCE_INIT;
+
+static void read_page_size(void) { page_size = (size_t)sysconf(_SC_PAGESIZE); }
 
 static size_t round_pages(size_t n) { return (n + page_size - 1) & ~(page_size - 1); }
 
@@ -97,7 +105,7 @@ static void maybe_free(Mapping *m) {
   free(m);
 }
 
-static void finalize_handle(napi_env env, void *data, void *hint) {
+static void finalize_handle(napi_env env UNUSED, void *data, void *hint UNUSED) {
   Mapping *m = data;
   m->handle_alive = false;
   maybe_free(m);
@@ -141,13 +149,14 @@ static void drop_hold(BufferRef *ref) {
   maybe_free(m);
 }
 
-static void finalize_store(napi_env env, void *data, void *hint) {
+/* data is the buffer's memory; the hint says whose it is. */
+static void finalize_store(napi_env env, void *data UNUSED, void *hint) {
   BufferRef *ref = hint;
   account(env, (int64_t)ref->len);
   drop_hold(ref);
 }
 
-static void finalize_object(napi_env env, void *data, void *hint) { drop_hold(data); }
+static void finalize_object(napi_env env UNUSED, void *data, void *hint UNUSED) { drop_hold(data); }
 
 /* Handles carry this tag, so that another External (a wait request) passed
  * where a mapping is expected is refused instead of used as one. */
@@ -206,7 +215,11 @@ static void populate_read(uint8_t *p, size_t len) {
   madvise(p, len, MADV_WILLNEED);
 }
 
-static int prot_for(int access) { return PROT_READ | PROT_WRITE; }
+/* Every mapping is readable and writable, whatever its access: JavaScript has
+ * no read-only typed arrays, so a store into a "read" mapping's view must not
+ * be a SIGSEGV that kills the process. flags_for() makes "read" private, so
+ * such a store lands in a private page (docs/pitfalls.md, stray writes). */
+static const int MAPPING_PROT = PROT_READ | PROT_WRITE;
 /* "read" and "copy" are private: a stray write lands in a private page and
  * never reaches the file. NORESERVE keeps huge read mappings out of the commit charge. */
 static int flags_for(int access) {
@@ -238,7 +251,7 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
      * copying the file into anonymous memory: private mappings are populated
      * with read faults instead, so their pages stay the page cache's. */
     int flags = flags_for(access) | (populate && access == ACCESS_WRITE ? MAP_POPULATE : 0);
-    void *p = mmap(NULL, map_len, prot_for(access), flags, fd, (off_t)(offset - delta));
+    void *p = mmap(NULL, map_len, MAPPING_PROT, flags, fd, (off_t)(offset - delta));
     if (p == MAP_FAILED) {
       int err = errno;
       free(m);
@@ -347,7 +360,7 @@ static uint8_t *move_grow(Mapping *m, int fd, size_t old_pages, size_t new_pages
       /* Kernels before 5.13 move only anonymous memory that way. A "write" or
        * "read" mapping holds nothing the file lacks (a "read" mapping's stray
        * writes are dropped): map the file afresh over the target instead. */
-      err = mmap(target, new_pages, prot_for(m->access), flags_for(m->access) | MAP_FIXED, fd, m->file_off) ==
+      err = mmap(target, new_pages, MAPPING_PROT, flags_for(m->access) | MAP_FIXED, fd, m->file_off) ==
                     MAP_FAILED ? errno : 0;
     } else if (err == EINVAL) {
       /* "copy" keeps private pages that only mremap can move: the old range is
@@ -355,7 +368,7 @@ static uint8_t *move_grow(Mapping *m, int fd, size_t old_pages, size_t new_pages
       err = mremap(m->base, old_pages, new_pages, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED ? errno : 0;
       hole = err == 0;
     }
-  } else if (mmap(target + old_pages, new_pages - old_pages, prot_for(m->access), flags_for(m->access) | MAP_FIXED,
+  } else if (mmap(target + old_pages, new_pages - old_pages, MAPPING_PROT, flags_for(m->access) | MAP_FIXED,
                   fd, m->file_off + (off_t)old_pages) == MAP_FAILED) {
     err = errno;
     /* Put the pages back where they were (replacing what DONTUNMAP left). */
@@ -471,7 +484,7 @@ static int populate_write(uint8_t *p, size_t len) {
   return 0;
 }
 
-static void job_execute(napi_env env, void *data) {
+static void job_execute(napi_env env UNUSED, void *data) {
   MemoryJob *job = data;
   if (!job->bytes) return;
   if (job->op == JOB_SYNC) job->err = msync(job->start, job->bytes, MS_SYNC) == 0 ? 0 : errno;
@@ -479,7 +492,8 @@ static void job_execute(napi_env env, void *data) {
   else populate_read(job->start, job->bytes); /* a private map: write-faulting would copy every page */
 }
 
-static void job_complete(napi_env env, napi_status status, void *data) {
+/* status is napi_cancelled only after napi_cancel_async_work, which memmap never calls. */
+static void job_complete(napi_env env, napi_status status UNUSED, void *data) {
   MemoryJob *job = data;
   Mapping *m = job->m;
   if (--m->pins == 0 && m->unmap_pending) do_unmap(m);
@@ -619,72 +633,17 @@ static napi_value js_residency(napi_env env, napi_callback_info info) {
   return arr;
 }
 
-/* fallocate(fd, offset, length): reserve blocks so later writes cannot hit ENOSPC. */
-static napi_value js_fallocate(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
-  int32_t fd;
-  size_t off, len;
-  if (!arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &off) || !arg_size(env, argv[2], &len))
-    return NULL;
-  if (len == 0) return make_undefined(env);
-  int err = posix_fallocate(fd, (off_t)off, (off_t)len);
-  if (err != 0) return throw_errno(env, err, "fallocate");
-  return make_undefined(env);
-}
-
-/* memfd(name) -> fd of a new anonymous file (close-on-exec) */
-static napi_value js_memfd(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  char name[200];
-  size_t n;
-  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok)
-    return throw_code(env, "ERR_INVALID_ARG", "native: expected a name");
-  int fd = memfd_create(name, MFD_CLOEXEC);
-  if (fd < 0) return throw_errno(env, errno, "memfd_create");
-  return make_int32(env, fd);
-}
-
-static napi_value js_guard_reassert(napi_env env, napi_callback_info info) {
+static napi_value js_guard_reassert(napi_env env, napi_callback_info info UNUSED) {
   guard_reassert();
   return make_undefined(env);
 }
 
-static napi_value js_page_size(napi_env env, napi_callback_info info) {
+static napi_value js_page_size(napi_env env, napi_callback_info info UNUSED) {
   return make_double(env, (double)page_size);
 }
 
-/* dup(fd) -> a close-on-exec duplicate, so a mapping keeps its file when the caller closes theirs */
-static napi_value js_dup(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  int32_t fd;
-  if (!get_args(env, info, 1, argv) || !arg_int32(env, argv[0], &fd)) return NULL;
-  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (r < 0) return throw_errno(env, errno, "fcntl");
-  return make_int32(env, r);
-}
-
-static const int fadvice_values[] = {POSIX_FADV_NORMAL, POSIX_FADV_SEQUENTIAL, POSIX_FADV_RANDOM,
-                                     POSIX_FADV_WILLNEED, POSIX_FADV_DONTNEED};
-
-/* fadvise(fd, offset, length, adviceIndex): page-cache advice on a file (evict = dontneed) */
-static napi_value js_fadvise(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  int32_t fd, advice;
-  size_t off, len;
-  if (!get_args(env, info, 4, argv) || !arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &off) ||
-      !arg_size(env, argv[2], &len) || !arg_int32(env, argv[3], &advice))
-    return NULL;
-  if (advice < 0 || advice >= (int)(sizeof fadvice_values / sizeof fadvice_values[0]))
-    return throw_code(env, "ERR_INVALID_ARG", "native: bad advice");
-  int err = posix_fadvise(fd, (off_t)off, (off_t)len, fadvice_values[advice]);
-  if (err != 0) return throw_errno(env, err, "posix_fadvise");
-  return make_undefined(env);
-}
-
 napi_value init_mapping(napi_env env, napi_value exports) {
-  page_size = (size_t)sysconf(_SC_PAGESIZE);
+  pthread_once(&page_size_once, read_page_size);
   guard_install();
   EXPORT_FN(env, exports, "map", js_map);
   EXPORT_FN(env, exports, "buffer", js_buffer);
@@ -699,10 +658,6 @@ napi_value init_mapping(napi_env env, napi_value exports) {
   EXPORT_FN(env, exports, "advise", js_advise);
   EXPORT_FN(env, exports, "lock", js_lock);
   EXPORT_FN(env, exports, "residency", js_residency);
-  EXPORT_FN(env, exports, "fallocate", js_fallocate);
-  EXPORT_FN(env, exports, "memfd", js_memfd);
   EXPORT_FN(env, exports, "pageSize", js_page_size);
-  EXPORT_FN(env, exports, "dup", js_dup);
-  EXPORT_FN(env, exports, "fadvise", js_fadvise);
   return exports;
 }
