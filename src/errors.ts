@@ -19,6 +19,7 @@ export type MmapErrorCode =
   | "ERR_BUSY" // the operation conflicts with one in progress
   | "ERR_READ_ONLY" // a write to something opened read-only (a log opened with readOnly)
   | "ERR_TOO_MANY_MAPPINGS"
+  | "ERR_NO_ADDON" // neither a local build nor a prebuilt native addon loads on this platform
   | (string & {}); // errno names
 
 /** Details of an {@link MmapError}: the failed system call, the path, the errno number, the cause. */
