@@ -39,6 +39,12 @@ function parseFrom(text: string): number | "start" | "end" {
 }
 
 /** Builds the command tree; `setCode` receives each action's exit code. */
+/** --last replaces --from: giving both is a usage error. */
+function checkFromOrLast(opts: { last?: number }, cmd: Command): void {
+  if (opts.last !== undefined && cmd.getOptionValueSource("from") === "cli")
+    throw new CliError("--from and --last cannot be combined: --last n starts at the last n records", EXIT_USAGE);
+}
+
 export function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("memmap");
   program
@@ -135,10 +141,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .description("print records from a sequence number")
     .argument("<dir>", "the log directory")
     .option("-f, --from <seq>", 'first record: a sequence number, "start" or "end"', parseFrom, "start")
+    .option("-n, --last <n>", "start at the last n records, like tail -n (instead of --from)", parsePositiveInteger)
     .option("-c, --count <n>", "records to print (default: all)", parsePositiveInteger)
     .addOption(new Option("-a, --as <format>", "how to show each payload").choices(LOG_DUMP_FORMATS).default("text"))
     .option("--json", "print one JSON object per record")
-    .action(async (dir: string, opts: { from: number | "start" | "end"; count?: number; as: LogDumpFormat; json?: boolean }) => {
+    .action(async (dir: string, opts: { from: number | "start" | "end"; last?: number; count?: number; as: LogDumpFormat; json?: boolean }, cmd: Command) => {
+      checkFromOrLast(opts, cmd);
       const { runLogDump } = await import("./log.ts");
       setCode(await runLogDump(dir, opts));
     });
@@ -147,10 +155,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .description("follow new records as they are appended (Ctrl-C to stop)")
     .argument("<dir>", "the log directory")
     .option("-f, --from <seq>", 'first record: a sequence number, "start" or "end"', parseFrom, "end")
+    .option("-n, --last <n>", "first print the last n records, like tail -n (instead of --from)", parsePositiveInteger)
     .option("-c, --count <n>", "stop after this many records (default: follow until interrupted)", parsePositiveInteger)
     .addOption(new Option("-a, --as <format>", "how to show each payload").choices(LOG_DUMP_FORMATS).default("text"))
     .option("--json", "print one JSON object per record")
-    .action(async (dir: string, opts: { from: number | "start" | "end"; count?: number; as: LogDumpFormat; json?: boolean }) => {
+    .action(async (dir: string, opts: { from: number | "start" | "end"; last?: number; count?: number; as: LogDumpFormat; json?: boolean }, cmd: Command) => {
+      checkFromOrLast(opts, cmd);
       const { runLogTail } = await import("./log.ts");
       setCode(await runLogTail(dir, opts));
     });
