@@ -16,7 +16,8 @@ import type { LogDumpFormat } from "./log.ts";
 import type { PeekFormat } from "./peek.ts";
 
 /** Formats of `peek --as`. */
-const PEEK_FORMATS: readonly PeekFormat[] = ["hex", "u8", "u32", "f64", "utf8", "struct-json"];
+// Every scalar type of struct() (peek.ts reads them); listed here so that parsing the command line loads no addon.
+const PEEK_FORMATS: readonly PeekFormat[] = ["hex", "u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64", "u64", "i64", "bool", "utf8", "struct-json"];
 /** Formats of `log dump --as` and `log tail --as`. */
 const LOG_DUMP_FORMATS: readonly LogDumpFormat[] = ["text", "hex"];
 /** src/cli/program.ts and dist/cli/program.js both sit two levels below the package root. */
