@@ -9,6 +9,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const prebuildTag = require("./prebuild-tag.cjs");
+const nodeGyp = require("./node-gyp.cjs");
 
 const root = path.join(__dirname, "..");
 const out = path.join(root, "prebuilds", prebuildTag(), "memmap.node");
@@ -23,7 +24,7 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-prebuild-"));
 try {
   fs.copyFileSync(path.join(root, "binding.gyp"), path.join(work, "binding.gyp"));
   fs.cpSync(path.join(root, "native"), path.join(work, "native"), { recursive: true });
-  const gyp = process.env.npm_config_node_gyp;
+  const gyp = nodeGyp();
   const result = gyp
     ? spawnSync(process.execPath, [gyp, "rebuild", "--release"], { cwd: work, stdio: "inherit" })
     : spawnSync("node-gyp", ["rebuild", "--release"], { cwd: work, stdio: "inherit", shell: true });
