@@ -38,7 +38,7 @@ test("the tour runs to completion and cleans up", { timeout: 300_000 }, async ()
   // Part 2: random access into a file of records.
   assert.match(stdout, /^2\/4 {2}A file of records is an array you index$/m);
   assert.match(stdout, /Order #654,321, read from the mapped page: \{"id":654321,"quantity":22,"price":680\.98\}/);
-  assert.match(stdout, /random lookups: the mapping is \d+× faster/);
+  assert.match(stdout, /random lookups: (the mapping is \d+× faster|on this machine right now the two were about as fast)/);
 
   // Part 3: a ping-pong over a channel with the default options and with "yield", next to process.send, taking turns.
   assert.match(stdout, /^3\/4 {2}Fast IPC: a ping-pong between two processes$/m);
