@@ -19,4 +19,5 @@ for (let run = 1; run <= runs && status === 0; run++) {
   status = r.status ?? 1;
   console.error(`test:loaded: run ${run} ${status === 0 ? "passed" : `failed (exit ${status})`} in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
+stop(); // the busy loops' handles would keep this process alive
 process.exitCode = status;
