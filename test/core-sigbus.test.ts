@@ -143,7 +143,7 @@ describe("a SIGBUS that is not about memmap's mappings", () => {
 
   const hasSqlite = (() => {
     try {
-      createRequire(import.meta.url)("better-sqlite3");
+      createRequire(path.join(import.meta.dirname, "..", "bench", "package.json"))("better-sqlite3"); // bench/'s own dependency (npm run bench:setup)
       return true;
     } catch {
       return false;
@@ -152,7 +152,7 @@ describe("a SIGBUS that is not about memmap's mappings", () => {
 
   test(
     "a real fault in another library's mapping (SQLite's mmap) still kills the process by SIGBUS",
-    { skip: hasSqlite ? false : "better-sqlite3 is not installed" },
+    { skip: hasSqlite ? false : "better-sqlite3 is not installed (npm run bench:setup)" },
     async () => {
       const file = path.join(dir, "foreign.db");
       const { signal, code, messages, stderr } = await runChild("core-sigbus-child.ts", ["foreign-sigbus", file]);
