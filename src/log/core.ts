@@ -1,5 +1,5 @@
 /**
- * State one open log shares between its writer side (./log.ts) and its
+ * State one open log shares between its writer side (./appender.ts, ./log.ts) and its
  * readers (./reader.ts): the meta file, the mapped segments, the damage found
  * on open, and the operations both sides need — finding where a sequence
  * number lives, finding the end, and unsticking a frame whose writer died.
@@ -11,6 +11,7 @@ import { corrupt, type LogCorruptError } from "./damage.ts";
 import { INDEX_INTERVAL, MIN_PADDING_LENGTH, RECORD_SEQ_OFFSET, WRITER_SLOT_COUNT, readU64 } from "./layout.ts";
 import { isWriterSlotAlive } from "./locks.ts";
 import type { Meta } from "./meta.ts";
+import type { Durability } from "./options.ts";
 import { completePadding, listSegmentBases, sealAborted, segmentPath } from "./recovery.ts";
 import { Segment } from "./segment.ts";
 
@@ -29,6 +30,7 @@ export class LogCore {
   readonly dir: string;
   readonly meta: Meta;
   readonly abandonTimeoutMs: number;
+  /** Durability "batch" or "sync": segment headers are flushed at sealing, segments at creation. */
   readonly durable: boolean;
   /** Whether this process's records (and the ABORTED frames it seals) carry a CRC. */
   readonly crc: boolean;
@@ -36,7 +38,6 @@ export class LogCore {
   readonly readOnly: boolean;
   /** When > 0, tailing readers poll this often instead of parking on the doorbell (its meta file could not be mapped writable). */
   readonly pollMs: number;
-  closed = false;
   damage: LogCorruptError | undefined;
   /** The damaged seq, or Infinity: readers stop there. */
   damageSeq = Infinity;
@@ -47,20 +48,62 @@ export class LogCore {
   /** Mapped segments by base; shared by the writer and every reader of this log. */
   readonly #segments = new Map<number, Segment>();
   /** Paths of segments unmapped with unflushed writes: flush() fsyncs them. */
-  readonly releasedDirty = new Set<string>();
+  readonly #releasedDirty = new Set<string>();
   /** Set when a cursor changed since the last flush. */
-  metaDirty = false;
-  /** Called after a cursor commit (durability "sync" flushes it there and then). */
-  onCursorCommit: (index: number) => void = () => {};
+  #metaDirty = false;
+  /** Durability "sync": a cursor commit is flushed there and then. */
+  readonly #syncCursors: boolean;
+  #closed = false;
 
-  constructor(dir: string, meta: Meta, abandonTimeoutMs: number, durable: boolean, crc: boolean, readOnly = false, pollMs = 0) {
+  constructor(dir: string, meta: Meta, abandonTimeoutMs: number, durability: Durability, crc: boolean, readOnly = false, pollMs = 0) {
     this.dir = dir;
     this.crc = crc;
     this.readOnly = readOnly;
     this.pollMs = pollMs;
     this.meta = meta;
     this.abandonTimeoutMs = abandonTimeoutMs;
-    this.durable = durable;
+    this.durable = durability !== "none";
+    this.#syncCursors = durability === "sync";
+  }
+
+  /** True once the log is closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The log is closing: readers see it closed from now on. */
+  markClosed(): void {
+    this.#closed = true;
+  }
+
+  /** Called after a cursor changed: flushed now (durability "sync"), or by the next flush. */
+  cursorCommitted(index: number): void {
+    if (this.#syncCursors) this.meta.file.flush(...this.meta.cursorRange(index));
+    else this.#metaDirty = true;
+  }
+
+  /** True when a cursor changed since the last flush. */
+  get metaDirty(): boolean {
+    return this.#metaDirty;
+  }
+
+  /** Whether a cursor changed since the last flush; the flush that asks takes care of it. */
+  takeMetaDirty(): boolean {
+    const dirty = this.#metaDirty;
+    this.#metaDirty = false;
+    return dirty;
+  }
+
+  /** True when segments were unmapped with unflushed writes. */
+  get hasReleasedDirty(): boolean {
+    return this.#releasedDirty.size > 0;
+  }
+
+  /** The files of segments unmapped with unflushed writes since the last call (the flush that asks fsyncs them). */
+  takeReleasedDirty(): string[] {
+    const files = [...this.#releasedDirty];
+    this.#releasedDirty.clear();
+    return files;
   }
 
   setDamage(error: LogCorruptError | undefined): void {
@@ -69,7 +112,7 @@ export class LogCore {
   }
 
   checkOpen(): void {
-    if (this.closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: this.dir });
+    if (this.#closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: this.dir });
   }
 
   /** Refuses `what` (something that writes) on a log opened read-only. */
@@ -126,7 +169,7 @@ export class LogCore {
 
   #unmap(seg: Segment): void {
     this.#idle.delete(seg);
-    if (seg.dirtyHi > 0) this.releasedDirty.add(seg.path);
+    if (seg.dirtyHi > 0) this.#releasedDirty.add(seg.path);
     this.#segments.delete(seg.base);
     seg.close();
   }

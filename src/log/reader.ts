@@ -15,6 +15,7 @@ import {
 } from "./layout.ts";
 import { withLock, lockDir } from "./locks.ts";
 import { Meta } from "./meta.ts";
+import { LOCK_TIMEOUT_MS } from "./options.ts";
 import { recordCrc, type Segment } from "./segment.ts";
 import * as path from "node:path";
 
@@ -40,7 +41,6 @@ export interface LogReaderOptions {
 }
 
 const READER_KEYS = new Set(["from", "name", "verifyCrc", "signal"]);
-const LOCK_TIMEOUT_MS = 10_000;
 
 /**
  * A reader of a log. Any number of readers, in any number of processes, read
@@ -99,7 +99,7 @@ export class LogReader {
       });
       this.#cursor = index;
       if (!created) this.#resume(meta.cursorSeq(index)); // another process created it meanwhile
-      else core.onCursorCommit(index);
+      else core.cursorCommitted(index);
     }
   }
 
@@ -223,7 +223,7 @@ export class LogReader {
         throw new MmapError("ERR_OUT_OF_RANGE", `cannot commit seq ${seq}: the log's committed records end at ${end.seq}`, { path: this.#core.dir });
     }
     this.#core.meta.setCursorSeq(this.#cursor, seq);
-    this.#core.onCursorCommit(this.#cursor);
+    this.#core.cursorCommitted(this.#cursor);
   }
 
   /**
