@@ -313,13 +313,13 @@ export class LogCore {
    * end of the readable records until another process commits or seals it.
    */
   resolveStuck(seg: Segment, pos: number): boolean {
-    const L = Atomics.load(seg.i32, pos >>> 2);
-    if (L >= 0) return true;
+    const lengthWord = Atomics.load(seg.i32, pos >>> 2);
+    if (lengthWord >= 0) return true;
     if (this.readOnly) return false;
-    const n = -L;
-    if (n < MIN_PADDING_LENGTH || n > seg.size - pos) throw corrupt(undefined, seg.path, `claimed frame length ${L} at byte ${pos} is out of range`);
-    if (pos + alignFrame(n) === seg.size) {
-      completePadding(seg, pos, n);
+    const length = -lengthWord;
+    if (length < MIN_PADDING_LENGTH || length > seg.size - pos) throw corrupt(undefined, seg.path, `claimed frame length ${lengthWord} at byte ${pos} is out of range`);
+    if (pos + alignFrame(length) === seg.size) {
+      completePadding(seg, pos, length);
       this.meta.doorbell.ring();
       return true;
     }
@@ -340,46 +340,46 @@ export class LogCore {
  * claimed ones, with `includeClaimed`), counting sequence numbers.
  */
 function walkToEnd(seg: Segment, includeClaimed: boolean): { pos: number; seq: number; sealed: boolean } {
-  let P = seg.tail;
-  if (P === seg.size) return { pos: P, seq: seg.nextBaseHint, sealed: true };
-  checkPosition(seg, P);
-  let E = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
+  let pos = seg.tail;
+  if (pos === seg.size) return { pos, seq: seg.nextBaseHint, sealed: true };
+  checkPosition(seg, pos);
+  let seq = readU64(seg.u32, pos + RECORD_SEQ_OFFSET);
   for (;;) {
-    if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(E, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
-    const L = Atomics.load(seg.i32, P >>> 2);
-    if (L === 0 || (L < 0 && !includeClaimed)) return { pos: P, seq: E, sealed: false };
-    const end = frameEnd(seg, P, L, E);
-    if (end === seg.size) return { pos: P, seq: E, sealed: true };
-    P = end;
-    E++;
+    if (pos + MIN_PADDING_LENGTH > seg.limit) throw corrupt(seq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
+    const lengthWord = Atomics.load(seg.i32, pos >>> 2);
+    if (lengthWord === 0 || (lengthWord < 0 && !includeClaimed)) return { pos, seq, sealed: false };
+    const end = frameEnd(seg, pos, lengthWord, seq);
+    if (end === seg.size) return { pos, seq, sealed: true };
+    pos = end;
+    seq++;
   }
 }
 
 /** Checks a frame position read from shared memory. */
-export function checkPosition(seg: Segment, P: number): void {
-  if (P < seg.dataStart || P + MIN_PADDING_LENGTH > seg.size || (P & 7) !== 0 || P + MIN_PADDING_LENGTH > seg.limit)
-    throw corrupt(undefined, seg.path, `tail ${P} is out of range`);
+export function checkPosition(seg: Segment, pos: number): void {
+  if (pos < seg.dataStart || pos + MIN_PADDING_LENGTH > seg.size || (pos & 7) !== 0 || pos + MIN_PADDING_LENGTH > seg.limit)
+    throw corrupt(undefined, seg.path, `tail ${pos} is out of range`);
 }
 
 /** The end of the frame at P with length word L (claimed or committed), validated. */
-export function frameEnd(seg: Segment, P: number, L: number, seq: number): number {
-  const n = L < 0 ? -L : L;
-  if (n < MIN_PADDING_LENGTH || n > seg.size - P)
-    throw corrupt(seq, seg.path, `frame length ${L} at byte ${P} is out of range`);
-  const end = P + alignFrame(n);
-  if (end > seg.limit) throw corrupt(seq, seg.path, `the file ends inside the frame at byte ${P} (truncated)`);
+export function frameEnd(seg: Segment, pos: number, lengthWord: number, seq: number): number {
+  const length = lengthWord < 0 ? -lengthWord : lengthWord;
+  if (length < MIN_PADDING_LENGTH || length > seg.size - pos)
+    throw corrupt(seq, seg.path, `frame length ${lengthWord} at byte ${pos} is out of range`);
+  const end = pos + alignFrame(length);
+  if (end > seg.limit) throw corrupt(seq, seg.path, `the file ends inside the frame at byte ${pos} (truncated)`);
   return end;
 }
 
-/** Index entry k → frame position, or 0 when absent or implausible (the index is untrusted). */
-function indexEntry(seg: Segment, k: number): number {
-  const i = (seg.indexStart >>> 2) + k;
-  if (i >= seg.u32.length) return 0; // a truncated file
-  const P = seg.u32[i]!;
-  const boundary = seg.dataStart + k * INDEX_INTERVAL;
-  if (P < seg.dataStart || P > boundary || (P & 7) !== 0 || P + MIN_PADDING_LENGTH > seg.limit) return 0;
-  if (Atomics.load(seg.i32, P >>> 2) === 0) return 0;
-  return P;
+/** Sparse index entry `entry` → frame position, or 0 when absent or implausible (the index is untrusted). */
+function indexEntry(seg: Segment, entry: number): number {
+  const word = (seg.indexStart >>> 2) + entry;
+  if (word >= seg.u32.length) return 0; // a truncated file
+  const pos = seg.u32[word]!;
+  const boundary = seg.dataStart + entry * INDEX_INTERVAL;
+  if (pos < seg.dataStart || pos > boundary || (pos & 7) !== 0 || pos + MIN_PADDING_LENGTH > seg.limit) return 0;
+  if (Atomics.load(seg.i32, pos >>> 2) === 0) return 0;
+  return pos;
 }
 
 /** Binary search of the sparse index, then a walk: the frame of `seq`, or where the walk ended. */
@@ -391,33 +391,33 @@ export function seekInSegment(seg: Segment, seq: number): { pos: number; seq: nu
   let hi = Math.min(seg.indexEntries, Math.floor((tail - 1 - seg.dataStart) / INDEX_INTERVAL) + 1); // entries >= hi are after it
   while (hi - lo > 1) {
     const mid = (lo + hi) >>> 1;
-    let m = mid;
-    let P = 0;
-    while (m > lo && (P = indexEntry(seg, m)) === 0) m--;
-    if (m === lo) {
+    let probe = mid;
+    let pos = 0;
+    while (probe > lo && (pos = indexEntry(seg, probe)) === 0) probe--;
+    if (probe === lo) {
       lo = mid; // (lo, mid] hold no usable entry
       continue;
     }
-    const s = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
-    if (s < seg.base || s > seq) {
-      hi = m;
+    const probeSeq = readU64(seg.u32, pos + RECORD_SEQ_OFFSET);
+    if (probeSeq < seg.base || probeSeq > seq) {
+      hi = probe;
     } else {
-      bestPos = P;
-      bestSeq = s;
+      bestPos = pos;
+      bestSeq = probeSeq;
       lo = mid;
     }
   }
-  let P = bestPos;
-  let E = bestSeq;
-  while (E < seq) {
-    if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(E, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
-    const L = Atomics.load(seg.i32, P >>> 2);
-    if (L === 0) return { pos: P, seq: E, sealed: false };
-    const end = frameEnd(seg, P, L, E);
-    if (end === seg.size) return { pos: P, seq: E, sealed: true };
+  let pos = bestPos;
+  let frameSeq = bestSeq;
+  while (frameSeq < seq) {
+    if (pos + MIN_PADDING_LENGTH > seg.limit) throw corrupt(frameSeq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
+    const lengthWord = Atomics.load(seg.i32, pos >>> 2);
+    if (lengthWord === 0) return { pos, seq: frameSeq, sealed: false };
+    const end = frameEnd(seg, pos, lengthWord, frameSeq);
+    if (end === seg.size) return { pos, seq: frameSeq, sealed: true };
     // Only DATA/ABORTED frames (and claimed ones) take a seq; this is one.
-    P = end;
-    E++;
+    pos = end;
+    frameSeq++;
   }
-  return { pos: P, seq: E, sealed: false };
+  return { pos, seq: frameSeq, sealed: false };
 }
