@@ -54,33 +54,33 @@ export interface OpenedLog {
  * everything `openLog()` does but wrapping the result. On failure it leaves
  * nothing open (and removes what a failed create made).
  */
-export function openLogFiles(dir: string, o: CheckedLogOptions): OpenedLog {
+export function openLogFiles(dir: string, options: CheckedLogOptions): OpenedLog {
   // The directory is opened once and checked (owner, mode); every file inside is reached through its descriptor.
-  const dirs = openLogDir(dir, { create: o.create, readOnly: o.readOnly, mode: o.mode, locks: lockDir(dir) });
+  const dirs = openLogDir(dir, { create: options.create, readOnly: options.readOnly, mode: options.mode, locks: lockDir(dir) });
   let lock: FileLock | undefined;
   let exclusive = false;
   let createdMeta = false;
   let meta: Meta | undefined;
   let pollMs = 0;
   try {
-    if (!o.create) Meta.require(dir);
+    if (!options.create) Meta.require(dir);
     const lockFile = path.join(lockDir(dir), OPEN_LOCK_FILE);
-    if (o.readOnly) lock = acquireSharedOpenLock(lockFile, LOCK_TIMEOUT_MS);
+    if (options.readOnly) lock = acquireSharedOpenLock(lockFile, LOCK_TIMEOUT_MS);
     else ({ lock, exclusive } = acquireOpenLock(lockFile, LOCK_TIMEOUT_MS));
     // Made under the open lock: a process that holds it exclusively (and removes
     // leftover temporary files) then knows nobody is making a file meanwhile.
-    if (o.create) createdMeta = Meta.create(dir, o.segmentSize, o.crc === true ? META_FLAG_CRC : 0);
-    if (o.readOnly) ({ meta, pollMs } = openMetaForReading(dir));
+    if (options.create) createdMeta = Meta.create(dir, options.segmentSize, options.crc === true ? META_FLAG_CRC : 0);
+    if (options.readOnly) ({ meta, pollMs } = openMetaForReading(dir));
     else meta = Meta.open(dir);
-    dirs.setFileMode(o.mode ?? (meta.mode | 0o600)); // segments this writer adds: as the log was made (and writable by their owner)
+    dirs.setFileMode(options.mode ?? (meta.mode | 0o600)); // segments this writer adds: as the log was made (and writable by their owner)
     if (exclusive) removeTempFiles(dir);
-    const crc = o.crc ?? (meta.flags & META_FLAG_CRC) !== 0;
-    let check = checkLog(dir, meta, { repair: exclusive, readOnly: o.readOnly, verifyCrc: true, full: o.verify === "full", crc });
+    const crc = options.crc ?? (meta.flags & META_FLAG_CRC) !== 0;
+    let check = checkLog(dir, meta, { repair: exclusive, readOnly: options.readOnly, verifyCrc: true, full: options.verify === "full", crc });
     const recovery: LogRecovery = { exclusive, abortedFrames: check.repaired.aborted, rewoundFrames: check.repaired.rewound };
     if (check.damage !== undefined) {
       recovery.damage = { seq: check.damage.seq ?? 0, file: check.damage.path ?? "", reason: check.damage.message };
-      if (o.onDamage === "throw") throw check.damage;
-      if (o.onDamage === "truncate") {
+      if (options.onDamage === "throw") throw check.damage;
+      if (options.onDamage === "truncate") {
         if (!exclusive)
           throw new MmapError("ERR_BUSY", `cannot truncate the damaged log while other processes have it open (${check.damage.message})`, { path: dir });
         recovery.truncated = truncateAtDamage(dir, meta, check);
@@ -89,10 +89,10 @@ export function openLogFiles(dir: string, o: CheckedLogOptions): OpenedLog {
       }
     }
     if (listSegmentBases(dir).length === 0 && check.damage === undefined) {
-      if (o.readOnly)
+      if (options.readOnly)
         throw new MmapError("ENOENT", `the log in '${dir}' has no segment file yet (the first writer to open it creates one); a read-only open creates nothing`, { path: dir });
       const base = meta.newestBase;
-      Segment.create(dir, base, meta.segmentSize, o.durability !== "none").close();
+      Segment.create(dir, base, meta.segmentSize, options.durability !== "none").close();
       meta.raiseNewestBase(base);
     }
     if (exclusive) {
@@ -101,7 +101,7 @@ export function openLogFiles(dir: string, o: CheckedLogOptions): OpenedLog {
       meta.file.flush();
       downgradeOpenLock(lock!, LOCK_TIMEOUT_MS); // exclusive: not read-only, so there is a lock
     }
-    const core = new LogCore(dir, meta, o.abandonTimeoutMs, o.durability, crc, o.readOnly, pollMs);
+    const core = new LogCore(dir, meta, options.abandonTimeoutMs, options.durability, crc, options.readOnly, pollMs);
     core.setDamage(check.damage);
     return { core, openLock: lock, recovery, releaseDir: dirs.release };
   } catch (error) {
@@ -156,26 +156,26 @@ function openMetaForReading(dir: string): { meta: Meta; pollMs: number } {
  * every creator holds the open lock while it makes one, so none is live).
  */
 function removeTempFiles(dir: string): void {
-  for (const name of inDir(dir, (r) => fs.readdirSync(r))) if (name.startsWith(".") && name.endsWith(".tmp")) removeInLog(path.join(dir, name));
+  for (const name of inDir(dir, (resolved) => fs.readdirSync(resolved))) if (name.startsWith(".") && name.endsWith(".tmp")) removeInLog(path.join(dir, name));
 }
 
 /** Cuts the log where the damage starts (exclusive open only). */
 function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable<LogRecovery["truncated"]> {
   const at = check.damageAt!;
   const seq = check.damage!.seq ?? check.nextSeq;
-  const move = check.bases.filter((b) => (at.pos === undefined ? b >= at.base : b > at.base));
+  const move = check.bases.filter((base) => (at.pos === undefined ? base >= at.base : base > at.base));
   let movedTo: string | undefined;
   const movedFiles: string[] = [];
   if (move.length > 0) {
     movedTo = path.join(dir, `damaged-${Date.now()}`);
     const moved = movedTo;
     const mode = dirModeFor(meta.mode);
-    inDir(moved, (r) => {
-      fs.mkdirSync(r, mode);
-      fs.chmodSync(r, mode); // exact, like every directory the log makes
+    inDir(moved, (resolved) => {
+      fs.mkdirSync(resolved, mode);
+      fs.chmodSync(resolved, mode); // exact, like every directory the log makes
     });
-    for (const b of move) {
-      const name = segmentFileName(b);
+    for (const base of move) {
+      const name = segmentFileName(base);
       inDir(path.join(dir, name), (from) => fs.renameSync(from, `${viaDir(moved)}/${name}`));
       movedFiles.push(name);
     }
@@ -183,7 +183,7 @@ function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable
   if (at.pos !== undefined) {
     const file = segmentPath(dir, at.base);
     const size = readHeaderPage(file).readUInt32LE(SEG_SIZE_OFFSET); // the header was validated by the check
-    if (inDir(file, (r) => fs.lstatSync(r)).size < size) mapInLog(file, { access: "write", size }).close(); // grow back (allocated)
+    if (inDir(file, (resolved) => fs.lstatSync(resolved)).size < size) mapInLog(file, { access: "write", size }).close(); // grow back (allocated)
     const seg = Segment.open(file, at.base);
     try {
       seg.u8.fill(0, at.pos, seg.limit);
@@ -205,13 +205,13 @@ function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable
   }
   // A durable reader past the cut would skip the records appended there next.
   for (let i = 0; i < CURSOR_COUNT; i++) {
-    let c;
+    let cursor;
     try {
-      c = meta.cursorAt(i);
+      cursor = meta.cursorAt(i);
     } catch {
       continue; // a malformed entry stays as it is, reported wherever it is used
     }
-    if (c !== undefined && c.seq > seq) meta.setCursorSeq(i, seq);
+    if (cursor !== undefined && cursor.seq > seq) meta.setCursorSeq(i, seq);
   }
   meta.file.flush();
   fsyncDir(dir);

@@ -118,7 +118,7 @@ export interface CheckedLogOptions {
 function choice<T extends string>(name: string, value: unknown, choices: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
   if (typeof value === "string" && (choices as readonly string[]).includes(value)) return value as T;
-  throw invalidArg(`${name} must be one of ${choices.map((c) => `"${c}"`).join(", ")}, got ${JSON.stringify(value)}`);
+  throw invalidArg(`${name} must be one of ${choices.map((option) => `"${option}"`).join(", ")}, got ${JSON.stringify(value)}`);
 }
 
 function bool(name: string, value: unknown): boolean | undefined {

@@ -270,11 +270,11 @@ export class LogReader {
     this.#core.checkOpen();
   }
 
-  #set(p: Position): void {
+  #set(position: Position): void {
     this.#core.release(this.#seg);
-    this.#seg = p.seg;
-    this.#pos = p.pos;
-    this.#seq = p.seq;
+    this.#seg = position.seg;
+    this.#pos = position.pos;
+    this.#seq = position.seq;
   }
 
   /**

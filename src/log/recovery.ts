@@ -46,7 +46,7 @@ export function listSegmentBases(dir: string): number[] {
 
 /** Sorted base sequence numbers of every segment file in `dir`. */
 export function listSegmentFiles(dir: string): number[] {
-  const names = inDir(dir, (r) => fs.readdirSync(r)); // through the directory's descriptor (./dir.ts)
+  const names = inDir(dir, (resolved) => fs.readdirSync(resolved)); // through the directory's descriptor (./dir.ts)
   const bases: number[] = [];
   for (const name of names) {
     const base = parseSegmentFileName(name);
@@ -445,7 +445,7 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
   const files = listSegmentFiles(dir);
   const bases = listSegmentBases(dir);
   const out: LogCheck = { bases, nextSeq: 0, damage: undefined, damageAt: undefined, segments: [], repaired: { aborted: 0, rewound: 0 } };
-  const run: CheckRun = { check: out, plan: [], raiseNewest: undefined, recreated: files.filter((b) => b < (bases[0] ?? 0)) };
+  const run: CheckRun = { check: out, plan: [], raiseNewest: undefined, recreated: files.filter((base) => base < (bases[0] ?? 0)) };
   if (bases.length === 0) {
     if (newest > 0) {
       out.damage = corrupt(newest, segmentPath(dir, newest), "the log has no segment files (the newest should be this one)");
