@@ -241,8 +241,8 @@ export class Log {
     if (this.readOnly) this.#meta.wakeWaiters();
     else this.#meta.doorbell.ringAlways();
     this.#core.closeAll();
-    this.#appender.close();
     this.#meta.close();
+    this.#appender.close(); // the writer slot: free for others once this process no longer maps the meta file
     this.#openLock?.close();
     this.#releaseDir();
   }
