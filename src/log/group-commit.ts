@@ -75,8 +75,7 @@ export class GroupCommit {
     for (const seg of this.#core.mapped()) {
       if (seg.dirtyHi === 0) continue;
       seg.file.flush(seg.dirtyLo, seg.dirtyHi - seg.dirtyLo);
-      seg.dirtyLo = Infinity;
-      seg.dirtyHi = 0;
+      seg.markClean();
     }
   }
 
@@ -112,8 +111,7 @@ export class GroupCommit {
     for (const seg of this.#core.mapped()) {
       if (seg.dirtyHi === 0) continue;
       jobs.push(seg.file.flushAsync(seg.dirtyLo, seg.dirtyHi - seg.dirtyLo));
-      seg.dirtyLo = Infinity;
-      seg.dirtyHi = 0;
+      seg.markClean();
     }
     for (const file of this.#core.takeReleasedDirty()) jobs.push(datasync(file));
     if (this.#core.takeMetaDirty()) jobs.push(this.#meta.file.flushAsync(CURSOR_TABLE_OFFSET, CURSOR_COUNT * CURSOR_LENGTH));

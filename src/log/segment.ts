@@ -98,6 +98,12 @@ export class Segment {
     if (to > this.dirtyHi) this.dirtyHi = to;
   }
 
+  /** Forgets the written range: a flush of it has been made (or started). */
+  markClean(): void {
+    this.dirtyLo = Infinity;
+    this.dirtyHi = 0;
+  }
+
   /**
    * Creates the segment whose first record is `base`: written completely
    * under a temporary name, then linked into place, so nobody ever sees half
