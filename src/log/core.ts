@@ -1,5 +1,5 @@
 /**
- * State one open log shares between its writer side (./log.ts) and its
+ * State one open log shares between its writer side (./appender.ts, ./log.ts) and its
  * readers (./reader.ts): the meta file, the mapped segments, the damage found
  * on open, and the operations both sides need — finding where a sequence
  * number lives, finding the end, and unsticking a frame whose writer died.
@@ -11,6 +11,7 @@ import { corrupt, type LogCorruptError } from "./damage.ts";
 import { INDEX_INTERVAL, MIN_PADDING_LENGTH, RECORD_SEQ_OFFSET, WRITER_SLOT_COUNT, readU64 } from "./layout.ts";
 import { isWriterSlotAlive } from "./locks.ts";
 import type { Meta } from "./meta.ts";
+import type { Durability } from "./options.ts";
 import { completePadding, listSegmentBases, sealAborted, segmentPath } from "./recovery.ts";
 import { Segment } from "./segment.ts";
 
@@ -29,6 +30,7 @@ export class LogCore {
   readonly dir: string;
   readonly meta: Meta;
   readonly abandonTimeoutMs: number;
+  /** Durability "batch" or "sync": segment headers are flushed at sealing, segments at creation. */
   readonly durable: boolean;
   /** Whether this process's records (and the ABORTED frames it seals) carry a CRC. */
   readonly crc: boolean;
@@ -36,7 +38,6 @@ export class LogCore {
   readonly readOnly: boolean;
   /** When > 0, tailing readers poll this often instead of parking on the doorbell (its meta file could not be mapped writable). */
   readonly pollMs: number;
-  closed = false;
   damage: LogCorruptError | undefined;
   /** The damaged seq, or Infinity: readers stop there. */
   damageSeq = Infinity;
@@ -47,20 +48,62 @@ export class LogCore {
   /** Mapped segments by base; shared by the writer and every reader of this log. */
   readonly #segments = new Map<number, Segment>();
   /** Paths of segments unmapped with unflushed writes: flush() fsyncs them. */
-  readonly releasedDirty = new Set<string>();
+  readonly #releasedDirty = new Set<string>();
   /** Set when a cursor changed since the last flush. */
-  metaDirty = false;
-  /** Called after a cursor commit (durability "sync" flushes it there and then). */
-  onCursorCommit: (index: number) => void = () => {};
+  #metaDirty = false;
+  /** Durability "sync": a cursor commit is flushed there and then. */
+  readonly #syncCursors: boolean;
+  #closed = false;
 
-  constructor(dir: string, meta: Meta, abandonTimeoutMs: number, durable: boolean, crc: boolean, readOnly = false, pollMs = 0) {
+  constructor(dir: string, meta: Meta, abandonTimeoutMs: number, durability: Durability, crc: boolean, readOnly = false, pollMs = 0) {
     this.dir = dir;
     this.crc = crc;
     this.readOnly = readOnly;
     this.pollMs = pollMs;
     this.meta = meta;
     this.abandonTimeoutMs = abandonTimeoutMs;
-    this.durable = durable;
+    this.durable = durability !== "none";
+    this.#syncCursors = durability === "sync";
+  }
+
+  /** True once the log is closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The log is closing: readers see it closed from now on. */
+  markClosed(): void {
+    this.#closed = true;
+  }
+
+  /** Called after a cursor changed: flushed now (durability "sync"), or by the next flush. */
+  cursorCommitted(index: number): void {
+    if (this.#syncCursors) this.meta.file.flush(...this.meta.cursorRange(index));
+    else this.#metaDirty = true;
+  }
+
+  /** True when a cursor changed since the last flush. */
+  get metaDirty(): boolean {
+    return this.#metaDirty;
+  }
+
+  /** Whether a cursor changed since the last flush; the flush that asks takes care of it. */
+  takeMetaDirty(): boolean {
+    const dirty = this.#metaDirty;
+    this.#metaDirty = false;
+    return dirty;
+  }
+
+  /** True when segments were unmapped with unflushed writes. */
+  get hasReleasedDirty(): boolean {
+    return this.#releasedDirty.size > 0;
+  }
+
+  /** The files of segments unmapped with unflushed writes since the last call (the flush that asks fsyncs them). */
+  takeReleasedDirty(): string[] {
+    const files = [...this.#releasedDirty];
+    this.#releasedDirty.clear();
+    return files;
   }
 
   setDamage(error: LogCorruptError | undefined): void {
@@ -69,7 +112,7 @@ export class LogCore {
   }
 
   checkOpen(): void {
-    if (this.closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: this.dir });
+    if (this.#closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: this.dir });
   }
 
   /** Refuses `what` (something that writes) on a log opened read-only. */
@@ -126,7 +169,7 @@ export class LogCore {
 
   #unmap(seg: Segment): void {
     this.#idle.delete(seg);
-    if (seg.dirtyHi > 0) this.releasedDirty.add(seg.path);
+    if (seg.dirtyHi > 0) this.#releasedDirty.add(seg.path);
     this.#segments.delete(seg.base);
     seg.close();
   }
@@ -270,13 +313,13 @@ export class LogCore {
    * end of the readable records until another process commits or seals it.
    */
   resolveStuck(seg: Segment, pos: number): boolean {
-    const L = Atomics.load(seg.i32, pos >>> 2);
-    if (L >= 0) return true;
+    const lengthWord = Atomics.load(seg.i32, pos >>> 2);
+    if (lengthWord >= 0) return true;
     if (this.readOnly) return false;
-    const n = -L;
-    if (n < MIN_PADDING_LENGTH || n > seg.size - pos) throw corrupt(undefined, seg.path, `claimed frame length ${L} at byte ${pos} is out of range`);
-    if (pos + alignFrame(n) === seg.size) {
-      completePadding(seg, pos, n);
+    const length = -lengthWord;
+    if (length < MIN_PADDING_LENGTH || length > seg.size - pos) throw corrupt(undefined, seg.path, `claimed frame length ${lengthWord} at byte ${pos} is out of range`);
+    if (pos + alignFrame(length) === seg.size) {
+      completePadding(seg, pos, length);
       this.meta.doorbell.ring();
       return true;
     }
@@ -297,46 +340,46 @@ export class LogCore {
  * claimed ones, with `includeClaimed`), counting sequence numbers.
  */
 function walkToEnd(seg: Segment, includeClaimed: boolean): { pos: number; seq: number; sealed: boolean } {
-  let P = seg.tail;
-  if (P === seg.size) return { pos: P, seq: seg.nextBaseHint, sealed: true };
-  checkPosition(seg, P);
-  let E = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
+  let pos = seg.tail;
+  if (pos === seg.size) return { pos, seq: seg.nextBaseHint, sealed: true };
+  checkPosition(seg, pos);
+  let seq = readU64(seg.u32, pos + RECORD_SEQ_OFFSET);
   for (;;) {
-    if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(E, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
-    const L = Atomics.load(seg.i32, P >>> 2);
-    if (L === 0 || (L < 0 && !includeClaimed)) return { pos: P, seq: E, sealed: false };
-    const end = frameEnd(seg, P, L, E);
-    if (end === seg.size) return { pos: P, seq: E, sealed: true };
-    P = end;
-    E++;
+    if (pos + MIN_PADDING_LENGTH > seg.limit) throw corrupt(seq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
+    const lengthWord = Atomics.load(seg.i32, pos >>> 2);
+    if (lengthWord === 0 || (lengthWord < 0 && !includeClaimed)) return { pos, seq, sealed: false };
+    const end = frameEnd(seg, pos, lengthWord, seq);
+    if (end === seg.size) return { pos, seq, sealed: true };
+    pos = end;
+    seq++;
   }
 }
 
 /** Checks a frame position read from shared memory. */
-export function checkPosition(seg: Segment, P: number): void {
-  if (P < seg.dataStart || P + MIN_PADDING_LENGTH > seg.size || (P & 7) !== 0 || P + MIN_PADDING_LENGTH > seg.limit)
-    throw corrupt(undefined, seg.path, `tail ${P} is out of range`);
+export function checkPosition(seg: Segment, pos: number): void {
+  if (pos < seg.dataStart || pos + MIN_PADDING_LENGTH > seg.size || (pos & 7) !== 0 || pos + MIN_PADDING_LENGTH > seg.limit)
+    throw corrupt(undefined, seg.path, `tail ${pos} is out of range`);
 }
 
 /** The end of the frame at P with length word L (claimed or committed), validated. */
-export function frameEnd(seg: Segment, P: number, L: number, seq: number): number {
-  const n = L < 0 ? -L : L;
-  if (n < MIN_PADDING_LENGTH || n > seg.size - P)
-    throw corrupt(seq, seg.path, `frame length ${L} at byte ${P} is out of range`);
-  const end = P + alignFrame(n);
-  if (end > seg.limit) throw corrupt(seq, seg.path, `the file ends inside the frame at byte ${P} (truncated)`);
+export function frameEnd(seg: Segment, pos: number, lengthWord: number, seq: number): number {
+  const length = lengthWord < 0 ? -lengthWord : lengthWord;
+  if (length < MIN_PADDING_LENGTH || length > seg.size - pos)
+    throw corrupt(seq, seg.path, `frame length ${lengthWord} at byte ${pos} is out of range`);
+  const end = pos + alignFrame(length);
+  if (end > seg.limit) throw corrupt(seq, seg.path, `the file ends inside the frame at byte ${pos} (truncated)`);
   return end;
 }
 
-/** Index entry k → frame position, or 0 when absent or implausible (the index is untrusted). */
-function indexEntry(seg: Segment, k: number): number {
-  const i = (seg.indexStart >>> 2) + k;
-  if (i >= seg.u32.length) return 0; // a truncated file
-  const P = seg.u32[i]!;
-  const boundary = seg.dataStart + k * INDEX_INTERVAL;
-  if (P < seg.dataStart || P > boundary || (P & 7) !== 0 || P + MIN_PADDING_LENGTH > seg.limit) return 0;
-  if (Atomics.load(seg.i32, P >>> 2) === 0) return 0;
-  return P;
+/** Sparse index entry `entry` → frame position, or 0 when absent or implausible (the index is untrusted). */
+function indexEntry(seg: Segment, entry: number): number {
+  const word = (seg.indexStart >>> 2) + entry;
+  if (word >= seg.u32.length) return 0; // a truncated file
+  const pos = seg.u32[word]!;
+  const boundary = seg.dataStart + entry * INDEX_INTERVAL;
+  if (pos < seg.dataStart || pos > boundary || (pos & 7) !== 0 || pos + MIN_PADDING_LENGTH > seg.limit) return 0;
+  if (Atomics.load(seg.i32, pos >>> 2) === 0) return 0;
+  return pos;
 }
 
 /** Binary search of the sparse index, then a walk: the frame of `seq`, or where the walk ended. */
@@ -348,33 +391,33 @@ export function seekInSegment(seg: Segment, seq: number): { pos: number; seq: nu
   let hi = Math.min(seg.indexEntries, Math.floor((tail - 1 - seg.dataStart) / INDEX_INTERVAL) + 1); // entries >= hi are after it
   while (hi - lo > 1) {
     const mid = (lo + hi) >>> 1;
-    let m = mid;
-    let P = 0;
-    while (m > lo && (P = indexEntry(seg, m)) === 0) m--;
-    if (m === lo) {
+    let probe = mid;
+    let pos = 0;
+    while (probe > lo && (pos = indexEntry(seg, probe)) === 0) probe--;
+    if (probe === lo) {
       lo = mid; // (lo, mid] hold no usable entry
       continue;
     }
-    const s = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
-    if (s < seg.base || s > seq) {
-      hi = m;
+    const probeSeq = readU64(seg.u32, pos + RECORD_SEQ_OFFSET);
+    if (probeSeq < seg.base || probeSeq > seq) {
+      hi = probe;
     } else {
-      bestPos = P;
-      bestSeq = s;
+      bestPos = pos;
+      bestSeq = probeSeq;
       lo = mid;
     }
   }
-  let P = bestPos;
-  let E = bestSeq;
-  while (E < seq) {
-    if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(E, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
-    const L = Atomics.load(seg.i32, P >>> 2);
-    if (L === 0) return { pos: P, seq: E, sealed: false };
-    const end = frameEnd(seg, P, L, E);
-    if (end === seg.size) return { pos: P, seq: E, sealed: true };
+  let pos = bestPos;
+  let frameSeq = bestSeq;
+  while (frameSeq < seq) {
+    if (pos + MIN_PADDING_LENGTH > seg.limit) throw corrupt(frameSeq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
+    const lengthWord = Atomics.load(seg.i32, pos >>> 2);
+    if (lengthWord === 0) return { pos, seq: frameSeq, sealed: false };
+    const end = frameEnd(seg, pos, lengthWord, frameSeq);
+    if (end === seg.size) return { pos, seq: frameSeq, sealed: true };
     // Only DATA/ABORTED frames (and claimed ones) take a seq; this is one.
-    P = end;
-    E++;
+    pos = end;
+    frameSeq++;
   }
-  return { pos: P, seq: E, sealed: false };
+  return { pos, seq: frameSeq, sealed: false };
 }

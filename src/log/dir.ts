@@ -48,13 +48,13 @@ interface OpenDir {
 /** Directories open in this process, by path; several entries under one path when it named different directories over time (the newest is used). */
 const table = new Map<string, OpenDir[]>();
 
-function key(p: string): string {
-  const n = path.normalize(p);
-  return n.length > 1 && n.endsWith(path.sep) ? n.slice(0, -1) : n;
+function key(filePath: string): string {
+  const normalized = path.normalize(filePath);
+  return normalized.length > 1 && normalized.endsWith(path.sep) ? normalized.slice(0, -1) : normalized;
 }
 
-function lookup(k: string): OpenDir | undefined {
-  const list = table.get(k);
+function lookup(tableKey: string): OpenDir | undefined {
+  const list = table.get(tableKey);
   return list === undefined ? undefined : list[list.length - 1];
 }
 
@@ -66,82 +66,82 @@ export function dirModeFor(fileMode: number): number {
 /** Checks the `mode` option: permission bits only, and the owner may read and write. */
 export function checkMode(mode: unknown): number | undefined {
   if (mode === undefined) return undefined;
-  const m = checkInteger("mode", mode);
-  if (m > 0o777) throw invalidArg(`mode must be permission bits (at most 0o777; no setuid, setgid or sticky bit), got 0o${m.toString(8)}`);
-  if ((m & 0o600) !== 0o600) throw invalidArg(`mode must let the owner read and write (0o600), got 0o${m.toString(8)}`);
-  return m;
+  const checked = checkInteger("mode", mode);
+  if (checked > 0o777) throw invalidArg(`mode must be permission bits (at most 0o777; no setuid, setgid or sticky bit), got 0o${checked.toString(8)}`);
+  if ((checked & 0o600) !== 0o600) throw invalidArg(`mode must let the owner read and write (0o600), got 0o${checked.toString(8)}`);
+  return checked;
 }
 
 /**
- * The path through which `p` is reached: `/proc/self/fd/<fd>/<name>` when
- * its directory is an open log directory, `/proc/self/fd/<fd>` when `p` is
- * one itself, else `p` unchanged.
+ * The path through which `filePath` is reached: `/proc/self/fd/<fd>/<name>` when
+ * its directory is an open log directory, `/proc/self/fd/<fd>` when `filePath` is
+ * one itself, else `filePath` unchanged.
  */
-export function viaDir(p: string): string {
-  const k = key(p);
-  const self = lookup(k);
-  if (self !== undefined) return `/proc/self/fd/${descriptor(self, p)}`;
-  const parent = lookup(path.dirname(k));
-  return parent === undefined ? p : `/proc/self/fd/${descriptor(parent, p)}/${path.basename(k)}`;
+export function viaDir(filePath: string): string {
+  const tableKey = key(filePath);
+  const self = lookup(tableKey);
+  if (self !== undefined) return `/proc/self/fd/${descriptor(self, filePath)}`;
+  const parent = lookup(path.dirname(tableKey));
+  return parent === undefined ? filePath : `/proc/self/fd/${descriptor(parent, filePath)}/${path.basename(tableKey)}`;
 }
 
-function descriptor(d: OpenDir, p: string): number {
-  if (d.fd !== undefined) return d.fd;
-  const e = d.error!;
-  throw new MmapError(e.code, `${e.message} (needed for '${p}')`, { path: p, syscall: e.syscall, errno: e.errno });
+function descriptor(dirEntry: OpenDir, filePath: string): number {
+  if (dirEntry.fd !== undefined) return dirEntry.fd;
+  const sysError = dirEntry.error!;
+  throw new MmapError(sysError.code, `${sysError.message} (needed for '${filePath}')`, { path: filePath, syscall: sysError.syscall, errno: sysError.errno });
 }
 
-/** The mode for files created in the directory of `p` (the log's `mode`, or that of its meta file). */
-export function fileModeFor(p: string): number {
-  return lookup(path.dirname(key(p)))?.files.mode ?? DEFAULT_FILE_MODE;
+/** The mode for files created in the directory of `filePath` (the log's `mode`, or that of its meta file). */
+export function fileModeFor(filePath: string): number {
+  return lookup(path.dirname(key(filePath)))?.files.mode ?? DEFAULT_FILE_MODE;
 }
 
-/** Runs `call` on the path through the directory's descriptor; errors name `p`, not the /proc path. */
-export function inDir<T>(p: string, call: (resolved: string) => T): T {
-  const resolved = viaDir(p);
+/** Runs `call` on the path through the directory's descriptor; errors name `filePath`, not the /proc path. */
+export function inDir<T>(filePath: string, call: (resolved: string) => T): T {
+  const resolved = viaDir(filePath);
   try {
     return call(resolved);
   } catch (error) {
-    throw systemError(error, resolved, p);
+    throw systemError(error, resolved, filePath);
   }
 }
 
-function systemError(error: unknown, used: string, p: string): MmapError {
+function systemError(error: unknown, used: string, filePath: string): MmapError {
   if (error instanceof MmapError) return error;
-  const e = error as NodeJS.ErrnoException;
-  if (e?.code === "ELOOP")
-    return new MmapError("ERR_INSECURE", `'${p}' is a symbolic link: memmap follows no symbolic link inside a log directory (someone replaced a file of the log)`, { path: p, syscall: e.syscall, errno: 40, cause: error });
-  const code = typeof e?.code === "string" ? e.code : "ERR_INTERNAL";
-  const message = typeof e?.message === "string" ? e.message.split(used).join(p) : String(error);
-  return new MmapError(code, message, { path: p, syscall: e?.syscall, errno: typeof e?.errno === "number" ? Math.abs(e.errno) : undefined, cause: error });
+  const sysError = error as NodeJS.ErrnoException;
+  if (sysError?.code === "ELOOP")
+    return new MmapError("ERR_INSECURE", `'${filePath}' is a symbolic link: memmap follows no symbolic link inside a log directory (someone replaced a file of the log)`, { path: filePath, syscall: sysError.syscall, errno: 40, cause: error });
+  const code = typeof sysError?.code === "string" ? sysError.code : "ERR_INTERNAL";
+  const message = typeof sysError?.message === "string" ? sysError.message.split(used).join(filePath) : String(error);
+  return new MmapError(code, message, { path: filePath, syscall: sysError?.syscall, errno: typeof sysError?.errno === "number" ? Math.abs(sysError.errno) : undefined, cause: error });
 }
 
 /**
- * Opens the file `p` inside an open log directory, never following a
+ * Opens the file `filePath` inside an open log directory, never following a
  * symbolic link (ERR_INSECURE) and never blocking on a FIFO. With O_CREAT
  * and O_EXCL, the new file gets the directory's file mode exactly.
  */
-export function openInLog(p: string, flags: number): number {
-  const mode = fileModeFor(p);
-  const fd = inDir(p, (r) => fs.openSync(r, flags | O_NOFOLLOW | O_NONBLOCK, mode));
+export function openInLog(filePath: string, flags: number): number {
+  const mode = fileModeFor(filePath);
+  const fd = inDir(filePath, (resolved) => fs.openSync(resolved, flags | O_NOFOLLOW | O_NONBLOCK, mode));
   if ((flags & (O_CREAT | O_EXCL)) === (O_CREAT | O_EXCL)) {
     try {
       fs.fchmodSync(fd, mode); // exact: not narrowed by the umask
     } catch (error) {
       fs.closeSync(fd);
-      throw systemError(error, p, p);
+      throw systemError(error, filePath, filePath);
     }
   }
   return fd;
 }
 
-/** Opens `p` for reading and writing, creating it (with the directory's file mode) if missing. */
-export function openOrCreateInLog(p: string): number {
+/** Opens `filePath` for reading and writing, creating it (with the directory's file mode) if missing. */
+export function openOrCreateInLog(filePath: string): number {
   try {
-    return openInLog(p, O_RDWR | O_CREAT | O_EXCL);
+    return openInLog(filePath, O_RDWR | O_CREAT | O_EXCL);
   } catch (error) {
     if ((error as MmapError).code !== "EEXIST") throw error;
-    return openInLog(p, O_RDWR);
+    return openInLog(filePath, O_RDWR);
   }
 }
 
@@ -167,22 +167,22 @@ export function createTemp(dir: string, final: string): { tmp: string; fd: numbe
   }
 }
 
-/** Removes the empty directory `p` inside an open log directory (through the parent's descriptor). */
-export function removeDirInLog(p: string): void {
-  const k = key(p);
-  const parent = lookup(path.dirname(k));
-  const r = parent === undefined ? p : `/proc/self/fd/${descriptor(parent, p)}/${path.basename(k)}`;
+/** Removes the empty directory `filePath` inside an open log directory (through the parent's descriptor). */
+export function removeDirInLog(filePath: string): void {
+  const tableKey = key(filePath);
+  const parent = lookup(path.dirname(tableKey));
+  const resolved = parent === undefined ? filePath : `/proc/self/fd/${descriptor(parent, filePath)}/${path.basename(tableKey)}`;
   try {
-    fs.rmdirSync(r);
+    fs.rmdirSync(resolved);
   } catch (error) {
-    throw systemError(error, r, p);
+    throw systemError(error, resolved, filePath);
   }
 }
 
-/** Removes `p` (inside an open log directory) if it exists. */
-export function removeInLog(p: string): void {
+/** Removes `filePath` (inside an open log directory) if it exists. */
+export function removeInLog(filePath: string): void {
   try {
-    inDir(p, (r) => fs.unlinkSync(r));
+    inDir(filePath, (resolved) => fs.unlinkSync(resolved));
   } catch (error) {
     if ((error as MmapError).code !== "ENOENT") throw error;
   }
@@ -263,10 +263,10 @@ function makeDirs(dir: string, mode: number): boolean {
  * locks directory, and registers both so every file inside is reached
  * through their descriptors. ENOENT / EACCES / EROFS are reported as such.
  */
-export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
-  const dirMode = dirModeFor(o.mode ?? DEFAULT_FILE_MODE);
+export function openLogDir(dir: string, options: LogDirOptions): LogDirHandle {
+  const dirMode = dirModeFor(options.mode ?? DEFAULT_FILE_MODE);
   let createdDir = false;
-  if (o.create && !o.readOnly) {
+  if (options.create && !options.readOnly) {
     try {
       createdDir = makeDirs(dir, dirMode);
     } catch (error) {
@@ -283,7 +283,7 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
   }
   // The directory itself may be reached through a symbolic link (a deployment's
   // /var/lib/app -> /data/app), but only one its owner or root made.
-  if (!o.readOnly && link.isSymbolicLink() && link.uid !== (process.geteuid?.() ?? link.uid) && link.uid !== 0)
+  if (!options.readOnly && link.isSymbolicLink() && link.uid !== (process.geteuid?.() ?? link.uid) && link.uid !== 0)
     throw insecure(dir, `is a symbolic link owned by uid ${link.uid}: whoever made it chooses where the log goes`);
   // By path: this names the directory the caller means now (the table may hold an older one under this path).
   let fd: number;
@@ -292,25 +292,25 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
   } catch (error) {
     throw systemError(error, dir, dir);
   }
-  const files = { mode: o.mode ?? DEFAULT_FILE_MODE };
-  const opened: { k: string; entry: OpenDir }[] = [];
+  const files = { mode: options.mode ?? DEFAULT_FILE_MODE };
+  const opened: { tableKey: string; entry: OpenDir }[] = [];
   try {
     // Checked before anything is changed: a directory swapped in meanwhile is refused, never chmod'ed.
     const st = fs.fstatSync(fd);
     if (!fs.existsSync(`/proc/self/fd/${fd}`))
       throw new MmapError("ERR_UNSUPPORTED", `logs need /proc (mounted on every ordinary Linux system) to reach their files through the directory's descriptor; it is not mounted here ('${dir}')`, { path: dir });
-    if (!o.readOnly) {
+    if (!options.readOnly) {
       if (!link.isSymbolicLink() && (link.dev !== st.dev || link.ino !== st.ino))
         throw insecure(dir, "was replaced while it was being opened");
-      checkOwnership(dir, st, o.mode); // a fresh one passes: mkdir's mode is dirMode narrowed by the umask
+      checkOwnership(dir, st, options.mode); // a fresh one passes: mkdir's mode is dirMode narrowed by the umask
     }
     if (createdDir) fs.fchmodSync(fd, dirMode); // exact: not narrowed by the umask
     opened.push(register(dir, { fd, refs: 1, files }));
     let createdLocks = false;
-    if (o.locks !== undefined) {
-      const locks = o.locks;
+    if (options.locks !== undefined) {
+      const locks = options.locks;
       const via = `/proc/self/fd/${fd}/${path.basename(locks)}`;
-      if (!o.readOnly) {
+      if (!options.readOnly) {
         try {
           fs.mkdirSync(via, dirMode);
           createdLocks = true;
@@ -330,12 +330,12 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
             : systemError(raw, via, locks);
         // A read-only open goes on without the locks it cannot reach (it takes none it
         // cannot open); a symbolic link there is refused either way.
-        if (!o.readOnly || error.code === "ERR_INSECURE") throw error;
+        if (!options.readOnly || error.code === "ERR_INSECURE") throw error;
         failure = error;
       }
       if (lfd !== undefined) {
         try {
-          if (!o.readOnly) checkOwnership(locks, fs.fstatSync(lfd), o.mode);
+          if (!options.readOnly) checkOwnership(locks, fs.fstatSync(lfd), options.mode);
           if (createdLocks) fs.fchmodSync(lfd, dirMode);
         } catch (error) {
           fs.closeSync(lfd);
@@ -351,44 +351,44 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
         files.mode = mode;
       },
       release() {
-        for (const { k, entry } of opened) unregister(k, entry);
+        for (const { tableKey, entry } of opened) unregister(tableKey, entry);
         opened.length = 0;
       },
     };
   } catch (error) {
-    for (const { k, entry } of opened) unregister(k, entry);
+    for (const { tableKey, entry } of opened) unregister(tableKey, entry);
     if (opened.length === 0) fs.closeSync(fd);
     throw error;
   }
 }
 
-function register(p: string, entry: OpenDir): { k: string; entry: OpenDir } {
-  const k = key(p);
-  const list = table.get(k) ?? [];
+function register(filePath: string, entry: OpenDir): { tableKey: string; entry: OpenDir } {
+  const tableKey = key(filePath);
+  const list = table.get(tableKey) ?? [];
   list.push(entry);
-  table.set(k, list);
-  return { k, entry };
+  table.set(tableKey, list);
+  return { tableKey, entry };
 }
 
-function unregister(k: string, entry: OpenDir): void {
+function unregister(tableKey: string, entry: OpenDir): void {
   if (--entry.refs > 0) return;
-  const list = table.get(k);
+  const list = table.get(tableKey);
   if (list !== undefined) {
     const i = list.indexOf(entry);
     if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) table.delete(k);
+    if (list.length === 0) table.delete(tableKey);
   }
   if (entry.fd !== undefined) fs.closeSync(entry.fd);
 }
 
 /** fsync of an open log directory through its descriptor (or by path if it is not one). */
 export function fsyncLogDir(dir: string): void {
-  const d = lookup(key(dir));
-  if (d?.fd !== undefined) {
-    fs.fsyncSync(d.fd);
+  const dirEntry = lookup(key(dir));
+  if (dirEntry?.fd !== undefined) {
+    fs.fsyncSync(dirEntry.fd);
     return;
   }
-  const fd = inDir(dir, (r) => fs.openSync(r, O_RDONLY | O_DIRECTORY));
+  const fd = inDir(dir, (resolved) => fs.openSync(resolved, O_RDONLY | O_DIRECTORY));
   try {
     fs.fsyncSync(fd);
   } finally {
@@ -396,22 +396,22 @@ export function fsyncLogDir(dir: string): void {
   }
 }
 
-/** mapFile of a descriptor; its errors name `p` (a descriptor has no path of its own). */
-export function mapDescriptor(fd: number, p: string, options: MapOptions): MappedFile {
+/** mapFile of a descriptor; its errors name `filePath` (a descriptor has no path of its own). */
+export function mapDescriptor(fd: number, filePath: string, options: MapOptions): MappedFile {
   try {
     return mapFile(fd, options);
   } catch (error) {
-    const e = error as MmapError;
-    if (!(e instanceof MmapError) || e.path !== undefined) throw error;
-    throw new MmapError(e.code, `${e.message} '${p}'`, { path: p, syscall: e.syscall, errno: e.errno, cause: error });
+    const mapError = error as MmapError;
+    if (!(mapError instanceof MmapError) || mapError.path !== undefined) throw error;
+    throw new MmapError(mapError.code, `${mapError.message} '${filePath}'`, { path: filePath, syscall: mapError.syscall, errno: mapError.errno, cause: error });
   }
 }
 
-/** Opens `p` inside an open log directory (no symbolic link followed) and maps it; the mapping keeps its own descriptor. */
-export function mapInLog(p: string, options: MapOptions): MappedFile {
-  const fd = openInLog(p, options.access === "write" ? O_RDWR : O_RDONLY);
+/** Opens `filePath` inside an open log directory (no symbolic link followed) and maps it; the mapping keeps its own descriptor. */
+export function mapInLog(filePath: string, options: MapOptions): MappedFile {
+  const fd = openInLog(filePath, options.access === "write" ? O_RDWR : O_RDONLY);
   try {
-    return mapDescriptor(fd, p, options);
+    return mapDescriptor(fd, filePath, options);
   } finally {
     fs.closeSync(fd);
   }

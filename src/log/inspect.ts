@@ -76,26 +76,26 @@ export function inspectLog(dir: string, options: InspectLogOptions = {}): LogIns
       cursorError = error.message;
     }
     const check = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: options.verify !== "tail" });
-    const known = new Map(check.segments.map((s) => [s.base, s]));
+    const known = new Map(check.segments.map((scanned) => [scanned.base, scanned]));
     const segments: LogSegmentInfo[] = check.bases.map((base) => {
       const file = segmentFileName(base);
-      const s = known.get(base);
+      const scanned = known.get(base);
       let bytes = 0;
       try {
-        bytes = inDir(segmentPath(dir, base), (r) => fs.lstatSync(r)).size;
+        bytes = inDir(segmentPath(dir, base), (resolved) => fs.lstatSync(resolved)).size;
       } catch {
         /* dropped meanwhile */
       }
-      if (s === undefined) return { file, baseSeq: base, bytes };
-      const info: LogSegmentInfo = { file, baseSeq: base, bytes, records: s.seqs, sealed: s.sealed };
-      if (s.aborted !== undefined) info.aborted = s.aborted;
+      if (scanned === undefined) return { file, baseSeq: base, bytes };
+      const info: LogSegmentInfo = { file, baseSeq: base, bytes, records: scanned.seqs, sealed: scanned.sealed };
+      if (scanned.aborted !== undefined) info.aborted = scanned.aborted;
       return info;
     });
     const nextSeq = check.nextSeq;
     // A malformed cursor, or one past the end of the log, is damage too (reported when the log's files are not).
-    const cursors = rawCursors.map((c) => ({ ...c, lag: Math.max(0, nextSeq - c.seq) }));
+    const cursors = rawCursors.map((cursor) => ({ ...cursor, lag: Math.max(0, nextSeq - cursor.seq) }));
     let cursorDamage: LogDamage | undefined;
-    const ahead = cursors.find((c) => c.seq > nextSeq);
+    const ahead = cursors.find((cursor) => cursor.seq > nextSeq);
     if (cursorError !== undefined) cursorDamage = { seq: nextSeq, file: meta.path, reason: cursorError };
     else if (ahead !== undefined)
       cursorDamage = { seq: nextSeq, file: meta.path, reason: `durable reader "${ahead.name}" is at seq ${ahead.seq}, past the end of the log (${nextSeq}): its cursor is damaged` };

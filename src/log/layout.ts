@@ -188,10 +188,10 @@ export function segmentFileName(baseSeq: number): string {
 
 /** The base sequence number in a segment file name, or undefined if the name is not one. */
 export function parseSegmentFileName(name: string): number | undefined {
-  const m = SEGMENT_NAME.exec(name);
-  if (m === null) return undefined;
-  const n = Number(m[1]);
-  return Number.isSafeInteger(n) ? n : undefined;
+  const match = SEGMENT_NAME.exec(name);
+  if (match === null) return undefined;
+  const base = Number(match[1]);
+  return Number.isSafeInteger(base) ? base : undefined;
 }
 
 export const LOCK_DIR = "locks";

@@ -37,9 +37,9 @@ export function linkIntoPlace(tmp: string, final: string): boolean {
     fs.linkSync(viaDir(tmp), viaDir(final));
     return true;
   } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    if (e.code === "EEXIST") return false;
-    throw new MmapError(e.code ?? "ERR_INTERNAL", `${e.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof e.errno === "number" ? -e.errno : undefined, cause: error });
+    const sysError = error as NodeJS.ErrnoException;
+    if (sysError.code === "EEXIST") return false;
+    throw new MmapError(sysError.code ?? "ERR_INTERNAL", `${sysError.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof sysError.errno === "number" ? -sysError.errno : undefined, cause: error });
   } finally {
     removeInLog(tmp);
   }
@@ -59,10 +59,10 @@ export class Meta {
   /** The meta file's permission bits: the mode of the files a writer adds to the log unless its `mode` option says otherwise. */
   readonly mode: number;
 
-  private constructor(file: MappedFile, p: string, mode: number) {
+  private constructor(file: MappedFile, filePath: string, mode: number) {
     this.file = file;
     this.mode = mode;
-    this.path = p;
+    this.path = filePath;
     const buffer = file.buffer;
     this.u32 = new Uint32Array(buffer);
     this.u8 = new Uint8Array(buffer);
@@ -75,9 +75,9 @@ export class Meta {
 
   /** True if the log in `dir` has a meta file; ENOENT "no log" otherwise (EACCES and others as they are). */
   static require(dir: string): void {
-    const p = path.join(dir, META_FILE_NAME);
+    const filePath = path.join(dir, META_FILE_NAME);
     try {
-      inDir(p, (r) => fs.lstatSync(r));
+      inDir(filePath, (resolved) => fs.lstatSync(resolved));
     } catch (error) {
       if ((error as MmapError).code !== "ENOENT") throw error;
       throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME}; pass create: true to make one)`, { path: dir, syscall: "open", errno: 2 });
@@ -92,15 +92,15 @@ export class Meta {
   static create(dir: string, segmentSize: number, flags: number): boolean {
     const final = path.join(dir, META_FILE_NAME);
     try {
-      inDir(final, (r) => fs.lstatSync(r));
+      inDir(final, (resolved) => fs.lstatSync(resolved));
       return false;
     } catch (error) {
       if ((error as MmapError).code !== "ENOENT") throw error;
     }
     const { tmp, fd } = createTemp(dir, META_FILE_NAME);
-    let m: MappedFile;
+    let mapped: MappedFile;
     try {
-      m = mapDescriptor(fd, tmp, { access: "write", size: META_FILE_LENGTH });
+      mapped = mapDescriptor(fd, tmp, { access: "write", size: META_FILE_LENGTH });
     } catch (error) {
       removeInLog(tmp);
       throw error;
@@ -108,39 +108,39 @@ export class Meta {
       fs.closeSync(fd);
     }
     try {
-      const u32 = new Uint32Array(m.buffer);
-      m.bytes.set(encoder.encode(META_MAGIC), META_MAGIC_OFFSET);
+      const u32 = new Uint32Array(mapped.buffer);
+      mapped.bytes.set(encoder.encode(META_MAGIC), META_MAGIC_OFFSET);
       u32[META_VERSION_OFFSET >>> 2] = META_VERSION;
       u32[META_FILE_LENGTH_OFFSET >>> 2] = META_FILE_LENGTH;
       u32[META_SEGMENT_SIZE_OFFSET >>> 2] = segmentSize;
       u32[META_FLAGS_OFFSET >>> 2] = flags;
       u32[META_WRITER_SLOTS_OFFSET >>> 2] = WRITER_SLOT_COUNT;
       u32[META_CURSOR_SLOTS_OFFSET >>> 2] = CURSOR_COUNT;
-      new Float64Array(m.buffer)[META_CREATED_AT_OFFSET >>> 3] = Date.now();
-      u32[META_HEADER_CRC_OFFSET >>> 2] = native.crc32c(m.buffer, 0, META_HEADER_CRC_LENGTH, 0);
-      m.flush();
+      new Float64Array(mapped.buffer)[META_CREATED_AT_OFFSET >>> 3] = Date.now();
+      u32[META_HEADER_CRC_OFFSET >>> 2] = native.crc32c(mapped.buffer, 0, META_HEADER_CRC_LENGTH, 0);
+      mapped.flush();
     } catch (error) {
       removeInLog(tmp);
       throw error;
     } finally {
-      m.close();
+      mapped.close();
     }
     return linkIntoPlace(tmp, final);
   }
 
   /** Maps and validates an existing meta file (`readOnly`: a private mapping, for inspection). */
   static open(dir: string, readOnly = false): Meta {
-    const p = path.join(dir, META_FILE_NAME);
-    const fd = openInLog(p, readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
+    const filePath = path.join(dir, META_FILE_NAME);
+    const fd = openInLog(filePath, readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
     try {
       const st = fs.fstatSync(fd);
       if (st.isFile() && st.size !== META_FILE_LENGTH)
-        throw corrupt(undefined, p, `the meta file is ${st.size} bytes, expected ${META_FILE_LENGTH}`);
-      const file = mapDescriptor(fd, p, { access: readOnly ? "read" : "write" });
+        throw corrupt(undefined, filePath, `the meta file is ${st.size} bytes, expected ${META_FILE_LENGTH}`);
+      const file = mapDescriptor(fd, filePath, { access: readOnly ? "read" : "write" });
       try {
         const reason = validateHeader(file);
-        if (reason !== undefined) throw corrupt(undefined, p, reason);
-        return new Meta(file, p, st.mode & 0o777);
+        if (reason !== undefined) throw corrupt(undefined, filePath, reason);
+        return new Meta(file, filePath, st.mode & 0o777);
       } catch (error) {
         file.close();
         throw error;
@@ -195,17 +195,17 @@ export class Meta {
   }
 
   initSlot(slot: number): void {
-    const o = this.slotOffset(slot);
-    writeU64(this.u32, o + WRITER_INTENT_BASE_OFFSET, 0);
-    Atomics.store(this.u32, (o + WRITER_INTENT_POS_OFFSET) >>> 2, 0);
-    this.u32[(o + WRITER_PID_OFFSET) >>> 2] = process.pid;
-    this.f64[(o + WRITER_ACQUIRED_AT_OFFSET) >>> 3] = Date.now();
+    const offset = this.slotOffset(slot);
+    writeU64(this.u32, offset + WRITER_INTENT_BASE_OFFSET, 0);
+    Atomics.store(this.u32, (offset + WRITER_INTENT_POS_OFFSET) >>> 2, 0);
+    this.u32[(offset + WRITER_PID_OFFSET) >>> 2] = process.pid;
+    this.f64[(offset + WRITER_ACQUIRED_AT_OFFSET) >>> 3] = Date.now();
   }
 
   setIntentBase(slot: number, base: number): void {
-    const o = this.slotOffset(slot);
-    Atomics.store(this.u32, (o + WRITER_INTENT_POS_OFFSET) >>> 2, 0);
-    writeU64(this.u32, o + WRITER_INTENT_BASE_OFFSET, base);
+    const offset = this.slotOffset(slot);
+    Atomics.store(this.u32, (offset + WRITER_INTENT_POS_OFFSET) >>> 2, 0);
+    writeU64(this.u32, offset + WRITER_INTENT_BASE_OFFSET, base);
   }
 
   intentBase(slot: number): number {
@@ -239,35 +239,35 @@ export class Meta {
    * or not UTF-8, a seq that is not a safe integer.
    */
   cursorAt(index: number): CursorEntry | undefined {
-    const o = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
-    const state = Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2);
+    const offset = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
+    const state = Atomics.load(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2);
     if (state === CURSOR_FREE) return undefined;
     const bad = (what: string, name?: string): never => {
       throw corrupt(undefined, this.path, `durable reader ${name === undefined ? "" : `"${name}" `}(cursor slot ${index}) is malformed: ${what}`);
     };
     if (state !== CURSOR_IN_USE) bad(`state ${state}`);
-    const n = this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
-    if (n === 0 || n > CURSOR_NAME_MAX_LENGTH) bad(`name length ${n}`);
+    const nameLength = this.u32[(offset + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
+    if (nameLength === 0 || nameLength > CURSOR_NAME_MAX_LENGTH) bad(`name length ${nameLength}`);
     let name: string;
     try {
-      name = decoder.decode(this.u8.subarray(o + CURSOR_NAME_OFFSET, o + CURSOR_NAME_OFFSET + n));
+      name = decoder.decode(this.u8.subarray(offset + CURSOR_NAME_OFFSET, offset + CURSOR_NAME_OFFSET + nameLength));
     } catch {
       return bad("its name is not UTF-8");
     }
-    const v = Atomics.load(this.big, (o + CURSOR_SEQ_OFFSET) >>> 3);
-    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) bad(`seq ${v} is out of range`, name);
-    const updatedAt = this.f64[(o + CURSOR_UPDATED_AT_OFFSET) >>> 3]!;
-    return { name, seq: Number(v), updatedAt };
+    const storedSeq = Atomics.load(this.big, (offset + CURSOR_SEQ_OFFSET) >>> 3);
+    if (storedSeq < 0n || storedSeq > BigInt(Number.MAX_SAFE_INTEGER)) bad(`seq ${storedSeq} is out of range`, name);
+    const updatedAt = this.f64[(offset + CURSOR_UPDATED_AT_OFFSET) >>> 3]!;
+    return { name, seq: Number(storedSeq), updatedAt };
   }
 
   /** The name in slot `index` if it is in use and its name readable, whatever its seq (to delete a damaged one). */
   cursorNameAt(index: number): string | undefined {
-    const o = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
-    if (Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_IN_USE) return undefined;
-    const n = this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
-    if (n === 0 || n > CURSOR_NAME_MAX_LENGTH) return undefined;
+    const offset = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
+    if (Atomics.load(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_IN_USE) return undefined;
+    const nameLength = this.u32[(offset + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
+    if (nameLength === 0 || nameLength > CURSOR_NAME_MAX_LENGTH) return undefined;
     try {
-      return decoder.decode(this.u8.subarray(o + CURSOR_NAME_OFFSET, o + CURSOR_NAME_OFFSET + n));
+      return decoder.decode(this.u8.subarray(offset + CURSOR_NAME_OFFSET, offset + CURSOR_NAME_OFFSET + nameLength));
     } catch {
       return undefined;
     }
@@ -285,21 +285,21 @@ export class Meta {
   }
 
   setCursorSeq(index: number, seq: number): void {
-    const o = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
-    this.f64[(o + CURSOR_UPDATED_AT_OFFSET) >>> 3] = Date.now();
-    Atomics.store(this.big, (o + CURSOR_SEQ_OFFSET) >>> 3, BigInt(seq));
+    const offset = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
+    this.f64[(offset + CURSOR_UPDATED_AT_OFFSET) >>> 3] = Date.now();
+    Atomics.store(this.big, (offset + CURSOR_SEQ_OFFSET) >>> 3, BigInt(seq));
   }
 
   /** Adds a cursor in a free slot; the caller holds the meta lock and has checked the name is new. */
   addCursor(name: Uint8Array, seq: number): number {
     for (let i = 0; i < CURSOR_COUNT; i++) {
-      const o = CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH;
-      if (Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_FREE) continue;
-      this.u8.fill(0, o, o + CURSOR_LENGTH);
-      this.u8.set(name, o + CURSOR_NAME_OFFSET);
-      this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2] = name.length;
+      const offset = CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH;
+      if (Atomics.load(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_FREE) continue;
+      this.u8.fill(0, offset, offset + CURSOR_LENGTH);
+      this.u8.set(name, offset + CURSOR_NAME_OFFSET);
+      this.u32[(offset + CURSOR_NAME_LENGTH_OFFSET) >>> 2] = name.length;
       this.setCursorSeq(i, seq);
-      Atomics.store(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2, CURSOR_IN_USE);
+      Atomics.store(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2, CURSOR_IN_USE);
       return i;
     }
     throw new MmapError("ERR_FULL", `the log has no room for another named reader (${CURSOR_COUNT} at most): delete one with log.deleteCursor(name)`, { path: this.path });
@@ -313,8 +313,8 @@ export class Meta {
   cursors(): CursorEntry[] {
     const out: CursorEntry[] = [];
     for (let i = 0; i < CURSOR_COUNT; i++) {
-      const c = this.cursorAt(i);
-      if (c !== undefined) out.push(c);
+      const cursor = this.cursorAt(i);
+      if (cursor !== undefined) out.push(cursor);
     }
     return out;
   }

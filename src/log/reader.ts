@@ -15,6 +15,7 @@ import {
 } from "./layout.ts";
 import { withLock, lockDir } from "./locks.ts";
 import { Meta } from "./meta.ts";
+import { LOCK_TIMEOUT_MS } from "./options.ts";
 import { recordCrc, type Segment } from "./segment.ts";
 import * as path from "node:path";
 
@@ -40,7 +41,6 @@ export interface LogReaderOptions {
 }
 
 const READER_KEYS = new Set(["from", "name", "verifyCrc", "signal"]);
-const LOCK_TIMEOUT_MS = 10_000;
 
 /**
  * A reader of a log. Any number of readers, in any number of processes, read
@@ -99,7 +99,7 @@ export class LogReader {
       });
       this.#cursor = index;
       if (!created) this.#resume(meta.cursorSeq(index)); // another process created it meanwhile
-      else core.onCursorCommit(index);
+      else core.cursorCommitted(index);
     }
   }
 
@@ -140,60 +140,60 @@ export class LogReader {
         this.#seg = seg;
         this.#pos = seg.dataStart;
       }
-      const P = this.#pos;
-      if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(this.#seq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
-      const L = Atomics.load(seg.i32, P >>> 2);
-      if (L < 0) return null;
-      if (L === 0) {
-        if (isHole(core, seg, P)) {
-          if (P === seg.dataStart && seg.tail === P)
+      const pos = this.#pos;
+      if (pos + MIN_PADDING_LENGTH > seg.limit) throw corrupt(this.#seq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
+      const lengthWord = Atomics.load(seg.i32, pos >>> 2);
+      if (lengthWord < 0) return null;
+      if (lengthWord === 0) {
+        if (isHole(core, seg, pos)) {
+          if (pos === seg.dataStart && seg.tail === pos)
             // Never written to, and the log moved on: a segment retention dropped, re-created by a slow appender (see isRecreated).
             throw new MmapError("ERR_OUT_OF_RANGE", `records from seq ${seg.base} are no longer in the log (dropped by retention); seek to log.firstSeq or later`, { path: core.dir });
-          throw corrupt(this.#seq, seg.path, `a zero length word at byte ${P}, behind the segment's tail (records are missing)`);
+          throw corrupt(this.#seq, seg.path, `a zero length word at byte ${pos}, behind the segment's tail (records are missing)`);
         }
         return null;
       }
-      const E = this.#seq;
-      if (L < MIN_PADDING_LENGTH || L > seg.size - P) throw corrupt(E, seg.path, `frame length ${L} at byte ${P} is out of range`);
-      const end = P + ((L + 7) & ~7);
-      if (end > seg.limit) throw corrupt(E, seg.path, `the file ends inside the record at byte ${P} (truncated)`);
+      const seq = this.#seq;
+      if (lengthWord < MIN_PADDING_LENGTH || lengthWord > seg.size - pos) throw corrupt(seq, seg.path, `frame length ${lengthWord} at byte ${pos} is out of range`);
+      const end = pos + ((lengthWord + 7) & ~7);
+      if (end > seg.limit) throw corrupt(seq, seg.path, `the file ends inside the record at byte ${pos} (truncated)`);
       const u32 = seg.u32;
-      const s = u32[(P + RECORD_SEQ_OFFSET) >>> 2]! + u32[(P + RECORD_SEQ_OFFSET + 4) >>> 2]! * 0x1_0000_0000;
-      if (s !== E) throw corrupt(E, seg.path, `the frame at byte ${P} says seq ${s}`);
-      const tf = u32[(P + 4) >>> 2]!;
-      const type = tf & 0xffff;
+      const storedSeq = u32[(pos + RECORD_SEQ_OFFSET) >>> 2]! + u32[(pos + RECORD_SEQ_OFFSET + 4) >>> 2]! * 0x1_0000_0000;
+      if (storedSeq !== seq) throw corrupt(seq, seg.path, `the frame at byte ${pos} says seq ${storedSeq}`);
+      const typeAndFlags = u32[(pos + 4) >>> 2]!;
+      const type = typeAndFlags & 0xffff;
       if (type === FrameType.DATA) {
-        if (L < RECORD_HEADER_LENGTH || end + MIN_PADDING_LENGTH > seg.size) throw corrupt(E, seg.path, `record length ${L} at byte ${P} is out of range`);
-        const flags = tf >>> 16;
-        if ((flags & ~KNOWN_RECORD_FLAGS) !== 0) throw corrupt(E, seg.path, `unknown record flags 0x${flags.toString(16)} at byte ${P}`);
-        if ((flags & RECORD_FLAG_CRC) !== 0 && this.#verify && recordCrc(seg.buffer, P, L) !== u32[(P + RECORD_CRC_OFFSET) >>> 2])
-          throw corrupt(E, seg.path, `the record's CRC32C does not match (bit flips in record at byte ${P})`);
+        if (lengthWord < RECORD_HEADER_LENGTH || end + MIN_PADDING_LENGTH > seg.size) throw corrupt(seq, seg.path, `record length ${lengthWord} at byte ${pos} is out of range`);
+        const flags = typeAndFlags >>> 16;
+        if ((flags & ~KNOWN_RECORD_FLAGS) !== 0) throw corrupt(seq, seg.path, `unknown record flags 0x${flags.toString(16)} at byte ${pos}`);
+        if ((flags & RECORD_FLAG_CRC) !== 0 && this.#verify && recordCrc(seg.buffer, pos, lengthWord) !== u32[(pos + RECORD_CRC_OFFSET) >>> 2])
+          throw corrupt(seq, seg.path, `the record's CRC32C does not match (bit flips in record at byte ${pos})`);
         this.#pos = end;
-        this.#seq = E + 1;
+        this.#seq = seq + 1;
         return {
-          seq: E,
-          data: new Uint8Array(seg.buffer, P + RECORD_HEADER_LENGTH, L - RECORD_HEADER_LENGTH),
-          timestamp: seg.f64[(P + RECORD_TIMESTAMP_OFFSET) >>> 3]!,
+          seq,
+          data: new Uint8Array(seg.buffer, pos + RECORD_HEADER_LENGTH, lengthWord - RECORD_HEADER_LENGTH),
+          timestamp: seg.f64[(pos + RECORD_TIMESTAMP_OFFSET) >>> 3]!,
         };
       }
       if (type === FrameType.ABORTED) {
-        if (end + MIN_PADDING_LENGTH > seg.size) throw corrupt(E, seg.path, `frame length ${L} at byte ${P} is out of range`);
-        const flags = tf >>> 16;
-        if ((flags & ~KNOWN_RECORD_FLAGS) !== 0 || ((flags & RECORD_FLAG_CRC) !== 0 && this.#verify && recordCrc(seg.buffer, P, L) !== u32[(P + RECORD_CRC_OFFSET) >>> 2]))
-          throw corrupt(E, seg.path, `the ABORTED frame at byte ${P} fails its checks (bit flips?)`);
+        if (end + MIN_PADDING_LENGTH > seg.size) throw corrupt(seq, seg.path, `frame length ${lengthWord} at byte ${pos} is out of range`);
+        const flags = typeAndFlags >>> 16;
+        if ((flags & ~KNOWN_RECORD_FLAGS) !== 0 || ((flags & RECORD_FLAG_CRC) !== 0 && this.#verify && recordCrc(seg.buffer, pos, lengthWord) !== u32[(pos + RECORD_CRC_OFFSET) >>> 2]))
+          throw corrupt(seq, seg.path, `the ABORTED frame at byte ${pos} fails its checks (bit flips?)`);
         this.#pos = end;
-        this.#seq = E + 1;
+        this.#seq = seq + 1;
         this.#skipped++;
         continue;
       }
       if (type === FrameType.PADDING) {
-        if (end !== seg.size) throw corrupt(E, seg.path, `a PADDING frame at byte ${P} does not reach the segment's end`);
-        // The next segment starts at E (this frame's seq field).
+        if (end !== seg.size) throw corrupt(seq, seg.path, `a PADDING frame at byte ${pos} does not reach the segment's end`);
+        // The next segment starts at seq (this frame's seq field).
         core.release(seg);
         seg = this.#seg = undefined;
         continue;
       }
-      throw corrupt(E, seg.path, `unknown frame type ${type} at byte ${P}`);
+      throw corrupt(seq, seg.path, `unknown frame type ${type} at byte ${pos}`);
     }
   }
 
@@ -223,7 +223,7 @@ export class LogReader {
         throw new MmapError("ERR_OUT_OF_RANGE", `cannot commit seq ${seq}: the log's committed records end at ${end.seq}`, { path: this.#core.dir });
     }
     this.#core.meta.setCursorSeq(this.#cursor, seq);
-    this.#core.onCursorCommit(this.#cursor);
+    this.#core.cursorCommitted(this.#cursor);
   }
 
   /**
@@ -270,11 +270,11 @@ export class LogReader {
     this.#core.checkOpen();
   }
 
-  #set(p: Position): void {
+  #set(position: Position): void {
     this.#core.release(this.#seg);
-    this.#seg = p.seg;
-    this.#pos = p.pos;
-    this.#seq = p.seq;
+    this.#seg = position.seg;
+    this.#pos = position.pos;
+    this.#seq = position.seq;
   }
 
   /**
@@ -328,15 +328,15 @@ export class LogReader {
     }
     const pos = this.#pos;
     const index = pos >>> 2;
-    const L = Atomics.load(seg.i32, index);
-    if (L < 0) {
+    const lengthWord = Atomics.load(seg.i32, index);
+    if (lengthWord < 0) {
       // A record being written; if it stays so, check whether its writer died.
       const ok = await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) >= 0, {
         signal,
         timeout: core.abandonTimeoutMs,
       });
       if (!ok && !this.#closed && !core.closed) core.resolveStuck(seg, pos);
-    } else if (L === 0) {
+    } else if (lengthWord === 0) {
       await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) !== 0, { signal });
     }
   }
@@ -349,10 +349,10 @@ export class LogReader {
  * passed is a hole (damage). The word is read again after the tail, so an
  * append racing with this check is not mistaken for one.
  */
-function isHole(core: LogCore, seg: Segment, P: number): boolean {
+function isHole(core: LogCore, seg: Segment, pos: number): boolean {
   const tail = seg.tail;
-  if (tail <= P && core.meta.newestBase <= seg.base) return false;
-  return Atomics.load(seg.i32, P >>> 2) === 0;
+  if (tail <= pos && core.meta.newestBase <= seg.base) return false;
+  return Atomics.load(seg.i32, pos >>> 2) === 0;
 }
 
 /** Sleeps `ms` milliseconds; ERR_ABORTED if the signal fires first. */

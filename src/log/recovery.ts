@@ -46,7 +46,7 @@ export function listSegmentBases(dir: string): number[] {
 
 /** Sorted base sequence numbers of every segment file in `dir`. */
 export function listSegmentFiles(dir: string): number[] {
-  const names = inDir(dir, (r) => fs.readdirSync(r)); // through the directory's descriptor (./dir.ts)
+  const names = inDir(dir, (resolved) => fs.readdirSync(resolved)); // through the directory's descriptor (./dir.ts)
   const bases: number[] = [];
   for (const name of names) {
     const base = parseSegmentFileName(name);
@@ -87,8 +87,8 @@ function readPrefixOf(file: string, length: number, position = 0): Buffer | unde
     return undefined;
   }
   try {
-    const b = Buffer.alloc(length);
-    return b.subarray(0, fs.readSync(fd, b, 0, length, position));
+    const buffer = Buffer.alloc(length);
+    return buffer.subarray(0, fs.readSync(fd, buffer, 0, length, position));
   } finally {
     fs.closeSync(fd);
   }
@@ -155,117 +155,117 @@ export interface SegmentScan {
  */
 export function scanSegment(seg: Segment, options: ScanOptions & { newest: boolean; live: boolean }): SegmentScan {
   const { i32, u32, size, limit } = seg;
-  let P = seg.dataStart;
-  let E = seg.base;
+  let pos = seg.dataStart;
+  let seq = seg.base;
   let records = 0;
   let aborted = 0;
   let claimed = 0;
   let sealed = false;
   let damage: LogCorruptError | undefined;
-  let lastCommittedEnd = P;
-  let lastCommittedSeq = E;
+  let lastCommittedEnd = pos;
+  let lastCommittedSeq = seq;
   let padding: SegmentScan["padding"];
   let zeroFrom = 0; // live: bytes before this were seen zero past an earlier end
   const abandoned: number[] = [];
   const bad = (reason: string): void => {
-    damage = corrupt(E, seg.path, reason);
+    damage = corrupt(seq, seg.path, reason);
   };
 
   for (;;) {
-    if (P + MIN_PADDING_LENGTH > limit) {
+    if (pos + MIN_PADDING_LENGTH > limit) {
       bad(`the file ends at byte ${limit} (truncated: the header says ${size})`);
       break;
     }
-    const L = Atomics.load(i32, P >>> 2);
-    if (L === 0) {
+    const lengthWord = Atomics.load(i32, pos >>> 2);
+    if (lengthWord === 0) {
       if (!options.newest) {
-        bad(`a zero length word at byte ${P} inside a sealed segment (a newer segment follows it): records are missing`);
+        bad(`a zero length word at byte ${pos} inside a sealed segment (a newer segment follows it): records are missing`);
         break;
       }
       // The tail only ever moves past claimed frames: a tail hint past this word means frames were here.
       const tail = seg.tail;
-      if (tail > P && (!options.live || Atomics.load(i32, P >>> 2) === 0)) {
-        bad(`a zero length word at byte ${P}, but the segment's tail is at byte ${tail}: records are missing`);
+      if (tail > pos && (!options.live || Atomics.load(i32, pos >>> 2) === 0)) {
+        bad(`a zero length word at byte ${pos}, but the segment's tail is at byte ${tail}: records are missing`);
         break;
       }
-      const stray = firstNonZero(seg, P, E, Math.max(zeroFrom, P + MIN_PADDING_LENGTH));
+      const stray = firstNonZero(seg, pos, seq, Math.max(zeroFrom, pos + MIN_PADDING_LENGTH));
       if (stray === undefined) break;
-      if (options.live && Atomics.load(i32, P >>> 2) !== 0) {
+      if (options.live && Atomics.load(i32, pos >>> 2) !== 0) {
         zeroFrom = stray; // an appender claimed it meanwhile: walk on
         continue;
       }
-      bad(`a zero length word at byte ${P} is followed by data at byte ${stray} (a zeroed length word or a lost page, not a crash: the records after it would be lost)`);
+      bad(`a zero length word at byte ${pos} is followed by data at byte ${stray} (a zeroed length word or a lost page, not a crash: the records after it would be lost)`);
       break;
     }
-    const n = L < 0 ? -L : L;
-    if (n < MIN_PADDING_LENGTH || n > size - P) {
-      bad(`frame length ${L} at byte ${P} is out of range`);
+    const length = lengthWord < 0 ? -lengthWord : lengthWord;
+    if (length < MIN_PADDING_LENGTH || length > size - pos) {
+      bad(`frame length ${lengthWord} at byte ${pos} is out of range`);
       break;
     }
-    const end = P + alignFrame(n);
+    const end = pos + alignFrame(length);
     if (end > limit) {
-      bad(`the file ends inside the record at byte ${P} (truncated at ${limit}; the header says ${size})`);
+      bad(`the file ends inside the record at byte ${pos} (truncated at ${limit}; the header says ${size})`);
       break;
     }
-    const seqField = readU64(u32, P + RECORD_SEQ_OFFSET);
-    if (seqField !== E) {
-      bad(`the frame at byte ${P} says seq ${seqField}`);
+    const seqField = readU64(u32, pos + RECORD_SEQ_OFFSET);
+    if (seqField !== seq) {
+      bad(`the frame at byte ${pos} says seq ${seqField}`);
       break;
     }
-    const tf = u32[(P + 4) >>> 2]!;
-    const type = tf & 0xffff;
+    const typeAndFlags = u32[(pos + 4) >>> 2]!;
+    const type = typeAndFlags & 0xffff;
     if (end === size) {
       // Only a PADDING frame reaches the segment's end.
-      if (L > 0 && type !== FrameType.PADDING) {
-        bad(`the last frame (at byte ${P}) is not PADDING (type ${type})`);
+      if (lengthWord > 0 && type !== FrameType.PADDING) {
+        bad(`the last frame (at byte ${pos}) is not PADDING (type ${type})`);
         break;
       }
-      if (L < 0) padding = { pos: P, length: n };
+      if (lengthWord < 0) padding = { pos, length };
       sealed = true;
-      P = end;
+      pos = end;
       break;
     }
-    if (n < RECORD_HEADER_LENGTH || end + MIN_PADDING_LENGTH > size) {
-      bad(`frame length ${L} at byte ${P} leaves no room for the segment's final PADDING`);
+    if (length < RECORD_HEADER_LENGTH || end + MIN_PADDING_LENGTH > size) {
+      bad(`frame length ${lengthWord} at byte ${pos} leaves no room for the segment's final PADDING`);
       break;
     }
-    if (L < 0) {
+    if (lengthWord < 0) {
       claimed++;
-      abandoned.push(P);
+      abandoned.push(pos);
     } else if (type === FrameType.DATA) {
-      const flags = tf >>> 16;
+      const flags = typeAndFlags >>> 16;
       if ((flags & ~KNOWN_RECORD_FLAGS) !== 0) {
-        bad(`unknown record flags 0x${flags.toString(16)} at byte ${P}`);
+        bad(`unknown record flags 0x${flags.toString(16)} at byte ${pos}`);
         break;
       }
-      if (options.verifyCrc && (flags & RECORD_FLAG_CRC) !== 0 && recordCrc(seg.buffer, P, n) !== u32[(P + RECORD_CRC_OFFSET) >>> 2]) {
-        bad(`the record's CRC32C does not match (bit flips in record at byte ${P})`);
+      if (options.verifyCrc && (flags & RECORD_FLAG_CRC) !== 0 && recordCrc(seg.buffer, pos, length) !== u32[(pos + RECORD_CRC_OFFSET) >>> 2]) {
+        bad(`the record's CRC32C does not match (bit flips in record at byte ${pos})`);
         break;
       }
       records++;
       lastCommittedEnd = end;
-      lastCommittedSeq = E + 1;
+      lastCommittedSeq = seq + 1;
     } else if (type === FrameType.ABORTED) {
-      const flags = tf >>> 16;
-      if ((flags & ~KNOWN_RECORD_FLAGS) !== 0 || (options.verifyCrc && (flags & RECORD_FLAG_CRC) !== 0 && recordCrc(seg.buffer, P, n) !== u32[(P + RECORD_CRC_OFFSET) >>> 2])) {
-        bad(`the ABORTED frame at byte ${P} fails its checks (bit flips?)`);
+      const flags = typeAndFlags >>> 16;
+      if ((flags & ~KNOWN_RECORD_FLAGS) !== 0 || (options.verifyCrc && (flags & RECORD_FLAG_CRC) !== 0 && recordCrc(seg.buffer, pos, length) !== u32[(pos + RECORD_CRC_OFFSET) >>> 2])) {
+        bad(`the ABORTED frame at byte ${pos} fails its checks (bit flips?)`);
         break;
       }
       aborted++;
       lastCommittedEnd = end;
-      lastCommittedSeq = E + 1;
+      lastCommittedSeq = seq + 1;
     } else {
-      bad(`unknown frame type ${type} at byte ${P}`);
+      bad(`unknown frame type ${type} at byte ${pos}`);
       break;
     }
-    E++;
-    P = end;
+    seq++;
+    pos = end;
   }
 
   if (damage === undefined && limit < size)
-    bad(`the file is ${limit} bytes but its header says ${size} (truncated); the records end at byte ${P}`);
+    bad(`the file is ${limit} bytes but its header says ${size} (truncated); the records end at byte ${pos}`);
 
-  return { end: P, nextSeq: E, sealed, records, aborted, claimed, damage, abandoned, padding, lastCommittedEnd, lastCommittedSeq };
+  return { end: pos, nextSeq: seq, sealed, records, aborted, claimed, damage, abandoned, padding, lastCommittedEnd, lastCommittedSeq };
 }
 
 /**
@@ -284,12 +284,12 @@ export function repairSegment(seg: Segment, scan: SegmentScan, crc: boolean): { 
     if (!scan.sealed && pos >= scan.lastCommittedEnd) rewound++; // trailing: cut off below
     else if (sealAborted(seg, pos, crc)) aborted++;
   }
-  let P = scan.end;
+  let tail = scan.end;
   if (scan.sealed) seg.setNextBaseHint(scan.nextSeq);
   else {
-    // Past P every byte was proved zero but the seq field of the frame at P.
-    const from = rewound > 0 ? scan.lastCommittedEnd : P;
-    const to = P + MIN_PADDING_LENGTH;
+    // Past tail every byte was proved zero but the seq field of the frame at tail.
+    const from = rewound > 0 ? scan.lastCommittedEnd : tail;
+    const to = tail + MIN_PADDING_LENGTH;
     if (rewound > 0) {
       // The cut frames' bytes first, then (once those are on disk) the first
       // one's header: a power failure in between leaves a claimed frame
@@ -299,16 +299,16 @@ export function repairSegment(seg: Segment, scan: SegmentScan, crc: boolean): { 
     }
     seg.u8.fill(0, from, from + RECORD_SEQ_OFFSET);
     writeU64(u32, from + RECORD_SEQ_OFFSET, rewound > 0 ? scan.lastCommittedSeq : scan.nextSeq);
-    P = from;
+    tail = from;
   }
-  if (Atomics.load(i32, SEG_TAIL_OFFSET >>> 2) !== P) Atomics.store(i32, SEG_TAIL_OFFSET >>> 2, P);
+  if (Atomics.load(i32, SEG_TAIL_OFFSET >>> 2) !== tail) Atomics.store(i32, SEG_TAIL_OFFSET >>> 2, tail);
   if (rewound > 0 || aborted > 0 || scan.padding !== undefined) {
     // On disk before anything is appended over it: a later power failure
     // must not bring cut frames back behind new records.
     seg.file.flush(0, HEADER_PAGE_LENGTH);
-    for (const pos of scan.abandoned) if (pos < P) seg.file.flush(pos, RECORD_HEADER_LENGTH);
+    for (const pos of scan.abandoned) if (pos < tail) seg.file.flush(pos, RECORD_HEADER_LENGTH);
     if (scan.padding !== undefined) seg.file.flush(scan.padding.pos, 8);
-    if (!scan.sealed) seg.file.flush(P, MIN_PADDING_LENGTH);
+    if (!scan.sealed) seg.file.flush(tail, MIN_PADDING_LENGTH);
   }
   return { aborted, rewound };
 }
@@ -324,23 +324,23 @@ export function completePadding(seg: Segment, pos: number, length: number): void
  * skip it; its seq stays used. Racing sealers store the same bytes.
  */
 export function sealAborted(seg: Segment, pos: number, crc: boolean): boolean {
-  const L = Atomics.load(seg.i32, pos >>> 2);
-  if (L >= 0) return false;
+  const lengthWord = Atomics.load(seg.i32, pos >>> 2);
+  if (lengthWord >= 0) return false;
   seg.u32[(pos + 4) >>> 2] = FrameType.ABORTED | ((crc ? RECORD_FLAG_CRC : 0) << 16);
-  if (crc) seg.u32[(pos + RECORD_CRC_OFFSET) >>> 2] = recordCrc(seg.buffer, pos, -L);
-  return Atomics.compareExchange(seg.i32, pos >>> 2, L, -L) === L;
+  if (crc) seg.u32[(pos + RECORD_CRC_OFFSET) >>> 2] = recordCrc(seg.buffer, pos, -lengthWord);
+  return Atomics.compareExchange(seg.i32, pos >>> 2, lengthWord, -lengthWord) === lengthWord;
 }
 
 /**
  * The first byte at or after `from` that is not zero, or undefined; a zero
- * length word at P may be followed by its seq field (P + 16, 8 bytes: 0 or
- * `seq`), which a writer stores before anyone claims the frame at P. Read
+ * length word at pos may be followed by its seq field (pos + 16, 8 bytes: 0 or
+ * `seq`), which a writer stores before anyone claims the frame at pos. Read
  * with read(2), so the pages of a sparse segment are not faulted in.
  */
-function firstNonZero(seg: Segment, P: number, seq: number, from: number): number | undefined {
-  for (let i = P; i < P + RECORD_SEQ_OFFSET; i++) if (seg.u8[i] !== 0) return i;
-  const s = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
-  if (s !== 0 && s !== seq) return P + RECORD_SEQ_OFFSET;
+function firstNonZero(seg: Segment, pos: number, seq: number, from: number): number | undefined {
+  for (let i = pos; i < pos + RECORD_SEQ_OFFSET; i++) if (seg.u8[i] !== 0) return i;
+  const storedSeq = readU64(seg.u32, pos + RECORD_SEQ_OFFSET);
+  if (storedSeq !== 0 && storedSeq !== seq) return pos + RECORD_SEQ_OFFSET;
   if (from >= seg.limit) return undefined;
   const CHUNK = 1 << 20;
   const chunk = Buffer.alloc(Math.min(CHUNK, seg.limit - from));
@@ -348,10 +348,10 @@ function firstNonZero(seg: Segment, P: number, seq: number, from: number): numbe
   const fd = openInLog(seg.path, fs.constants.O_RDONLY);
   try {
     for (let off = from; off < seg.limit; off += CHUNK) {
-      const n = Math.min(CHUNK, seg.limit - off);
-      const got = fs.readSync(fd, chunk, 0, n, off);
+      const wanted = Math.min(CHUNK, seg.limit - off);
+      const got = fs.readSync(fd, chunk, 0, wanted, off);
       if (chunk.compare(zeros, 0, got, 0, got) !== 0) for (let i = 0; i < got; i++) if (chunk[i] !== 0) return off + i;
-      if (got < n) return undefined; // the file shrank: the caller's mapping says where it ends
+      if (got < wanted) return undefined; // the file shrank: the caller's mapping says where it ends
     }
   } finally {
     fs.closeSync(fd);
@@ -445,7 +445,7 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
   const files = listSegmentFiles(dir);
   const bases = listSegmentBases(dir);
   const out: LogCheck = { bases, nextSeq: 0, damage: undefined, damageAt: undefined, segments: [], repaired: { aborted: 0, rewound: 0 } };
-  const run: CheckRun = { check: out, plan: [], raiseNewest: undefined, recreated: files.filter((b) => b < (bases[0] ?? 0)) };
+  const run: CheckRun = { check: out, plan: [], raiseNewest: undefined, recreated: files.filter((base) => base < (bases[0] ?? 0)) };
   if (bases.length === 0) {
     if (newest > 0) {
       out.damage = corrupt(newest, segmentPath(dir, newest), "the log has no segment files (the newest should be this one)");

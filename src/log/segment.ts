@@ -55,16 +55,16 @@ export class Segment {
   /** This process has asked for the pages before this offset to be faulted in. */
   #prefaulted = 0;
 
-  private constructor(file: MappedFile, p: string, base: number, size: number, limit: number) {
+  private constructor(file: MappedFile, filePath: string, base: number, size: number, limit: number) {
     this.file = file;
-    this.path = p;
+    this.path = filePath;
     this.base = base;
     this.size = size;
     this.limit = limit;
-    const g = segmentGeometry(size);
-    this.dataStart = g.dataStart;
-    this.indexStart = g.indexStart;
-    this.indexEntries = g.indexEntries;
+    const geometry = segmentGeometry(size);
+    this.dataStart = geometry.dataStart;
+    this.indexStart = geometry.indexStart;
+    this.indexEntries = geometry.indexEntries;
     this.buffer = file.buffer;
     this.i32 = new Int32Array(this.buffer, 0, limit >>> 2);
     this.u32 = new Uint32Array(this.buffer, 0, limit >>> 2);
@@ -98,6 +98,12 @@ export class Segment {
     if (to > this.dirtyHi) this.dirtyHi = to;
   }
 
+  /** Forgets the written range: a flush of it has been made (or started). */
+  markClean(): void {
+    this.dirtyLo = Infinity;
+    this.dirtyHi = 0;
+  }
+
   /**
    * Creates the segment whose first record is `base`: written completely
    * under a temporary name, then linked into place, so nobody ever sees half
@@ -117,24 +123,24 @@ export class Segment {
     }
     let won = false;
     try {
-      const g = segmentGeometry(size);
+      const geometry = segmentGeometry(size);
       const u32 = new Uint32Array(file.buffer, 0, HEADER_PAGE_LENGTH >>> 2);
       file.bytes.set(encoder.encode(SEGMENT_MAGIC), SEG_MAGIC_OFFSET);
       u32[SEG_VERSION_OFFSET >>> 2] = SEGMENT_VERSION;
       u32[SEG_HEADER_LENGTH_OFFSET >>> 2] = HEADER_PAGE_LENGTH;
       writeU64(u32, SEG_BASE_SEQ_OFFSET, base);
       u32[SEG_SIZE_OFFSET >>> 2] = size;
-      u32[SEG_INDEX_START_OFFSET >>> 2] = g.indexStart;
-      u32[SEG_INDEX_ENTRIES_OFFSET >>> 2] = g.indexEntries;
+      u32[SEG_INDEX_START_OFFSET >>> 2] = geometry.indexStart;
+      u32[SEG_INDEX_ENTRIES_OFFSET >>> 2] = geometry.indexEntries;
       u32[SEG_INDEX_INTERVAL_OFFSET >>> 2] = INDEX_INTERVAL;
-      u32[SEG_DATA_START_OFFSET >>> 2] = g.dataStart;
+      u32[SEG_DATA_START_OFFSET >>> 2] = geometry.dataStart;
       u32[SEG_FLAGS_OFFSET >>> 2] = 0;
       new Float64Array(file.buffer, 0, HEADER_PAGE_LENGTH >>> 3)[SEG_CREATED_AT_OFFSET >>> 3] = Date.now();
       u32[SEG_HEADER_CRC_OFFSET >>> 2] = native.crc32c(file.buffer, 0, SEG_HEADER_CRC_LENGTH, 0);
-      u32[TAIL_INDEX] = g.dataStart;
+      u32[TAIL_INDEX] = geometry.dataStart;
       // The first frame's seq field: a writer learns its seq from the frame it claims.
-      writeU64(new Uint32Array(file.buffer, g.dataStart, 8), RECORD_SEQ_OFFSET, base);
-      if (durable) file.flush(0, g.dataStart + HEADER_PAGE_LENGTH);
+      writeU64(new Uint32Array(file.buffer, geometry.dataStart, 8), RECORD_SEQ_OFFSET, base);
+      if (durable) file.flush(0, geometry.dataStart + HEADER_PAGE_LENGTH);
       won = linkIntoPlace(tmp, final);
       if (won && durable) fsyncDir(dir);
     } catch (error) {
@@ -158,25 +164,25 @@ export class Segment {
   static open(file: string, base: number, readOnly = false): Segment {
     // Through the log directory's descriptor, never following a symbolic link.
     const fd = openInLog(file, readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR);
-    let m: MappedFile;
+    let mapped: MappedFile;
     let st: fs.Stats;
     try {
       st = fs.fstatSync(fd);
       if (st.isFile() && st.size < HEADER_PAGE_LENGTH)
         throw corrupt(base, file, `the segment file is ${st.size} bytes, shorter than its ${HEADER_PAGE_LENGTH}-byte header`);
-      m = mapDescriptor(fd, file, { access: readOnly ? "read" : "write" });
+      mapped = mapDescriptor(fd, file, { access: readOnly ? "read" : "write" });
     } finally {
       fs.closeSync(fd);
     }
     try {
-      const u32 = new Uint32Array(m.buffer, 0, HEADER_PAGE_LENGTH >>> 2);
-      const reason = checkHeader(m, u32, base);
+      const u32 = new Uint32Array(mapped.buffer, 0, HEADER_PAGE_LENGTH >>> 2);
+      const reason = checkHeader(mapped, u32, base);
       if (reason !== undefined) throw corrupt(base, file, reason);
       const size = u32[SEG_SIZE_OFFSET >>> 2]!;
       const limit = Math.min(size, st.size) & ~(FRAME_ALIGNMENT - 1);
-      return new Segment(m, file, base, size, limit);
+      return new Segment(mapped, file, base, size, limit);
     } catch (error) {
-      m.close();
+      mapped.close();
       throw error;
     }
   }
@@ -196,12 +202,12 @@ export class Segment {
   }
 }
 
-function checkHeader(m: MappedFile, u32: Uint32Array, base: number): string | undefined {
-  const magic = new TextDecoder().decode(m.bytes.subarray(SEG_MAGIC_OFFSET, SEG_MAGIC_OFFSET + SEG_MAGIC_LENGTH));
+function checkHeader(mapped: MappedFile, u32: Uint32Array, base: number): string | undefined {
+  const magic = new TextDecoder().decode(mapped.bytes.subarray(SEG_MAGIC_OFFSET, SEG_MAGIC_OFFSET + SEG_MAGIC_LENGTH));
   if (magic !== SEGMENT_MAGIC) return `bad header: magic ${JSON.stringify(magic)} (not a log segment)`;
   const version = u32[SEG_VERSION_OFFSET >>> 2]!;
   if (version !== SEGMENT_VERSION) return `bad header: unsupported version ${version} (this memmap reads version ${SEGMENT_VERSION})`;
-  if (native.crc32c(m.buffer, 0, SEG_HEADER_CRC_LENGTH, 0) !== u32[SEG_HEADER_CRC_OFFSET >>> 2])
+  if (native.crc32c(mapped.buffer, 0, SEG_HEADER_CRC_LENGTH, 0) !== u32[SEG_HEADER_CRC_OFFSET >>> 2])
     return "bad header: its checksum does not match";
   if (u32[SEG_HEADER_LENGTH_OFFSET >>> 2] !== HEADER_PAGE_LENGTH) return "bad header: wrong header length";
   const headerBase = readU64(u32, SEG_BASE_SEQ_OFFSET);
@@ -209,24 +215,24 @@ function checkHeader(m: MappedFile, u32: Uint32Array, base: number): string | un
   const size = u32[SEG_SIZE_OFFSET >>> 2]!;
   if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE || size % HEADER_PAGE_LENGTH !== 0)
     return `bad header: segment size ${size} is out of range`;
-  const g = segmentGeometry(size);
+  const geometry = segmentGeometry(size);
   if (
-    u32[SEG_INDEX_START_OFFSET >>> 2] !== g.indexStart ||
-    u32[SEG_INDEX_ENTRIES_OFFSET >>> 2] !== g.indexEntries ||
+    u32[SEG_INDEX_START_OFFSET >>> 2] !== geometry.indexStart ||
+    u32[SEG_INDEX_ENTRIES_OFFSET >>> 2] !== geometry.indexEntries ||
     u32[SEG_INDEX_INTERVAL_OFFSET >>> 2] !== INDEX_INTERVAL ||
-    u32[SEG_DATA_START_OFFSET >>> 2] !== g.dataStart
+    u32[SEG_DATA_START_OFFSET >>> 2] !== geometry.dataStart
   )
     return "bad header: the index geometry does not match the segment size";
   if (u32[SEG_FLAGS_OFFSET >>> 2] !== 0) return "bad header: unknown flags";
   const tail = u32[SEG_TAIL_OFFSET >>> 2]!;
-  if (tail < g.dataStart || tail > size || tail % FRAME_ALIGNMENT !== 0) return `bad header: tail ${tail} is out of range`;
+  if (tail < geometry.dataStart || tail > size || tail % FRAME_ALIGNMENT !== 0) return `bad header: tail ${tail} is out of range`;
   return undefined;
 }
 
 /** The CRC32C a record frame carries (see RECORD_CRC_COVERS_FROM): its type and flags, then [12, length). */
-export function recordCrc(buffer: ArrayBuffer, P: number, L: number): number {
-  const head = native.crc32c(buffer, P + FRAME_TYPE_OFFSET, 4, 0);
-  return native.crc32c(buffer, P + RECORD_CRC_COVERS_FROM, L - RECORD_CRC_COVERS_FROM, head);
+export function recordCrc(buffer: ArrayBuffer, pos: number, length: number): number {
+  const head = native.crc32c(buffer, pos + FRAME_TYPE_OFFSET, 4, 0);
+  return native.crc32c(buffer, pos + RECORD_CRC_COVERS_FROM, length - RECORD_CRC_COVERS_FROM, head);
 }
 
 /** Makes a new directory entry durable (after creating or removing files). */
@@ -238,9 +244,9 @@ export function fsyncDir(dir: string): void {
 export function readHeaderPage(file: string): Buffer {
   const fd = openInLog(file, fs.constants.O_RDONLY);
   try {
-    const b = Buffer.alloc(64);
-    fs.readSync(fd, b, 0, 64, 0);
-    return b;
+    const header = Buffer.alloc(64);
+    fs.readSync(fd, header, 0, 64, 0);
+    return header;
   } finally {
     fs.closeSync(fd);
   }
