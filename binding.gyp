@@ -7,10 +7,12 @@
         "native/common.c",
         "native/guard.c",
         "native/mapping.c",
-        "native/futex.c",
-        "native/extras.c"
+        "native/files.c",
+        "native/crc32c.c",
+        "native/futex.c"
       ],
-      "cflags_c": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
+      "cflags!": ["-Wno-unused-parameter"],
+      "cflags_c": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-fvisibility=hidden"],
       "defines": ["NAPI_VERSION=8"]
     }
   ]

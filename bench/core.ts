@@ -7,7 +7,10 @@
  * 2. a sequential scan: the mapping vs fs.readSync in 1 MiB chunks vs the same
  *    loop over an in-heap Buffer;
  * 3. 1,000,000 random 8-byte reads: DataView over the mapping vs fs.readSync
- *    at a position, and a C program reading through mmap (the machine's limit).
+ *    at a position, and a C program reading through mmap (the machine's limit);
+ * 4. the close path: 20,000 cycles of mapFile(1 MiB), touch a byte, close(),
+ *    with the address space and memory-map entries (VMAs) the process holds
+ *    right after the loop and once the event loop has run.
  *
  * Run: npm run bench:core [-- --quick]
  */
@@ -53,7 +56,45 @@ function sumInt32(a: Int32Array): number {
   return s;
 }
 
-function main(): void {
+/** Address space (VmSize) in bytes and memory-map entries of this process. */
+function addressSpace(): { vmBytes: number; vmas: number } {
+  const status = fs.readFileSync("/proc/self/status", "utf8");
+  const kb = Number(/VmSize:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  const vmas = fs.readFileSync("/proc/self/maps", "utf8").split("\n").length - 1;
+  return { vmBytes: kb * 1024, vmas };
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** 4. 20,000 map/close cycles of 1 MiB; optionally a full GC every 1,000 cycles. */
+async function closeCycles(withGc: boolean): Promise<{ ns: number; grownBytes: number; grownVmas: number; afterTurnBytes: number; afterTurnVmas: number }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const cycles = 20_000;
+  await turn();
+  const before = addressSpace();
+  let sink = 0;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < cycles; i++) {
+    const m = mapFile(smallFile);
+    sink += m.bytes[i & 1023]!; // hands out the ArrayBuffer, as real use does
+    m.close();
+    if (withGc && gc && i % 1000 === 999) gc();
+  }
+  const ns = Number(process.hrtime.bigint() - start);
+  const after = addressSpace();
+  for (let i = 0; i < 3; i++) await turn();
+  const settled = addressSpace();
+  if (sink === -1) console.log("");
+  return {
+    ns,
+    grownBytes: after.vmBytes - before.vmBytes,
+    grownVmas: after.vmas - before.vmas,
+    afterTurnBytes: settled.vmBytes - before.vmBytes,
+    afterTurnVmas: settled.vmas - before.vmas,
+  };
+}
+
+async function main(): Promise<void> {
   prepare();
   const results: Record<string, number> = {};
 
@@ -166,6 +207,16 @@ function main(): void {
   }
   if (sink === 0.5 || acc === 0.5) console.log(""); // keep the loops' results alive
 
+  // 4. The close path.
+  const cyclesNoGc = await closeCycles(false);
+  const cyclesGc = await closeCycles(true);
+  results.cycles20kNs = cyclesNoGc.ns;
+  results.cycles20kGcNs = cyclesGc.ns;
+  results.cyclesGrownBytes = cyclesNoGc.grownBytes;
+  results.cyclesGrownVmas = cyclesNoGc.grownVmas;
+  results.cyclesSettledBytes = cyclesNoGc.afterTurnBytes;
+  results.cyclesSettledVmas = cyclesNoGc.afterTurnVmas;
+
   const sizeLabel = `${size / MiB} MiB`;
   printTable(
     `Making ${sizeLabel} available (page-cached)`,
@@ -203,6 +254,18 @@ function main(): void {
       ["(the old loop) DataView, the sum in a captured variable: a boxed double per read", fmtNs(results.randomBoxedSumNs), ""],
     ],
   );
+  const mib = (b: number): string => `${(b / MiB).toFixed(1)} MiB`;
+  printTable(
+    "20,000 cycles of mapFile(1 MiB) + touch + close()",
+    ["variant", "total", "per cycle", "address space / VMAs grown after the loop", "after the event loop ran"],
+    [cyclesNoGc, cyclesGc].map((r, i) => [
+      i === 0 ? "no GC" : "gc() every 1,000",
+      fmtNs(r.ns),
+      fmtNs(r.ns / 20_000),
+      `${mib(r.grownBytes)} / ${r.grownVmas}`,
+      `${mib(r.afterTurnBytes)} / ${r.afterTurnVmas}`,
+    ]),
+  );
   const targets = {
     "mapFile(1 GiB) median < 1 ms": results.mapMedianNs < 1e6,
     "random reads ≥ 30× faster than fs.readSync": results.randomReadSyncNs / results.randomMappedNs >= 30,
@@ -213,4 +276,4 @@ function main(): void {
   console.log(`raw numbers: ${saveResults("core", { size, reads, results, targets })}`);
 }
 
-main();
+await main();

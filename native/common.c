@@ -11,8 +11,286 @@ static void set_str(napi_env env, napi_value obj, const char *key, const char *v
     napi_set_named_property(env, obj, key, s);
 }
 
+/* errno -> its name ("ENOENT"), as Node's fs errors carry it. A table of our
+ * own: strerrorname_np() is glibc 2.32+ only, and musl (Alpine) lacks it.
+ * Where two names share a number (EWOULDBLOCK = EAGAIN, ENOTSUP = EOPNOTSUPP,
+ * EDEADLOCK = EDEADLK), the first is the one Node and libuv report. */
+static const char *errno_name(int err) {
+  static const char *const names[] = {
+#ifdef EPERM
+    [EPERM] = "EPERM",
+#endif
+#ifdef ENOENT
+    [ENOENT] = "ENOENT",
+#endif
+#ifdef ESRCH
+    [ESRCH] = "ESRCH",
+#endif
+#ifdef EINTR
+    [EINTR] = "EINTR",
+#endif
+#ifdef EIO
+    [EIO] = "EIO",
+#endif
+#ifdef ENXIO
+    [ENXIO] = "ENXIO",
+#endif
+#ifdef E2BIG
+    [E2BIG] = "E2BIG",
+#endif
+#ifdef ENOEXEC
+    [ENOEXEC] = "ENOEXEC",
+#endif
+#ifdef EBADF
+    [EBADF] = "EBADF",
+#endif
+#ifdef ECHILD
+    [ECHILD] = "ECHILD",
+#endif
+#ifdef EAGAIN
+    [EAGAIN] = "EAGAIN",
+#endif
+#ifdef ENOMEM
+    [ENOMEM] = "ENOMEM",
+#endif
+#ifdef EACCES
+    [EACCES] = "EACCES",
+#endif
+#ifdef EFAULT
+    [EFAULT] = "EFAULT",
+#endif
+#ifdef ENOTBLK
+    [ENOTBLK] = "ENOTBLK",
+#endif
+#ifdef EBUSY
+    [EBUSY] = "EBUSY",
+#endif
+#ifdef EEXIST
+    [EEXIST] = "EEXIST",
+#endif
+#ifdef EXDEV
+    [EXDEV] = "EXDEV",
+#endif
+#ifdef ENODEV
+    [ENODEV] = "ENODEV",
+#endif
+#ifdef ENOTDIR
+    [ENOTDIR] = "ENOTDIR",
+#endif
+#ifdef EISDIR
+    [EISDIR] = "EISDIR",
+#endif
+#ifdef EINVAL
+    [EINVAL] = "EINVAL",
+#endif
+#ifdef ENFILE
+    [ENFILE] = "ENFILE",
+#endif
+#ifdef EMFILE
+    [EMFILE] = "EMFILE",
+#endif
+#ifdef ENOTTY
+    [ENOTTY] = "ENOTTY",
+#endif
+#ifdef ETXTBSY
+    [ETXTBSY] = "ETXTBSY",
+#endif
+#ifdef EFBIG
+    [EFBIG] = "EFBIG",
+#endif
+#ifdef ENOSPC
+    [ENOSPC] = "ENOSPC",
+#endif
+#ifdef ESPIPE
+    [ESPIPE] = "ESPIPE",
+#endif
+#ifdef EROFS
+    [EROFS] = "EROFS",
+#endif
+#ifdef EMLINK
+    [EMLINK] = "EMLINK",
+#endif
+#ifdef EPIPE
+    [EPIPE] = "EPIPE",
+#endif
+#ifdef EDOM
+    [EDOM] = "EDOM",
+#endif
+#ifdef ERANGE
+    [ERANGE] = "ERANGE",
+#endif
+#ifdef EDEADLK
+    [EDEADLK] = "EDEADLK",
+#endif
+#ifdef ENAMETOOLONG
+    [ENAMETOOLONG] = "ENAMETOOLONG",
+#endif
+#ifdef ENOLCK
+    [ENOLCK] = "ENOLCK",
+#endif
+#ifdef ENOSYS
+    [ENOSYS] = "ENOSYS",
+#endif
+#ifdef ENOTEMPTY
+    [ENOTEMPTY] = "ENOTEMPTY",
+#endif
+#ifdef ELOOP
+    [ELOOP] = "ELOOP",
+#endif
+#ifdef ENOMSG
+    [ENOMSG] = "ENOMSG",
+#endif
+#ifdef EIDRM
+    [EIDRM] = "EIDRM",
+#endif
+#ifdef ENOSTR
+    [ENOSTR] = "ENOSTR",
+#endif
+#ifdef ENODATA
+    [ENODATA] = "ENODATA",
+#endif
+#ifdef ETIME
+    [ETIME] = "ETIME",
+#endif
+#ifdef ENOSR
+    [ENOSR] = "ENOSR",
+#endif
+#ifdef EREMOTE
+    [EREMOTE] = "EREMOTE",
+#endif
+#ifdef ENOLINK
+    [ENOLINK] = "ENOLINK",
+#endif
+#ifdef EPROTO
+    [EPROTO] = "EPROTO",
+#endif
+#ifdef EMULTIHOP
+    [EMULTIHOP] = "EMULTIHOP",
+#endif
+#ifdef EBADMSG
+    [EBADMSG] = "EBADMSG",
+#endif
+#ifdef EOVERFLOW
+    [EOVERFLOW] = "EOVERFLOW",
+#endif
+#ifdef EILSEQ
+    [EILSEQ] = "EILSEQ",
+#endif
+#ifdef EUSERS
+    [EUSERS] = "EUSERS",
+#endif
+#ifdef ENOTSOCK
+    [ENOTSOCK] = "ENOTSOCK",
+#endif
+#ifdef EDESTADDRREQ
+    [EDESTADDRREQ] = "EDESTADDRREQ",
+#endif
+#ifdef EMSGSIZE
+    [EMSGSIZE] = "EMSGSIZE",
+#endif
+#ifdef EPROTOTYPE
+    [EPROTOTYPE] = "EPROTOTYPE",
+#endif
+#ifdef ENOPROTOOPT
+    [ENOPROTOOPT] = "ENOPROTOOPT",
+#endif
+#ifdef EPROTONOSUPPORT
+    [EPROTONOSUPPORT] = "EPROTONOSUPPORT",
+#endif
+#ifdef ESOCKTNOSUPPORT
+    [ESOCKTNOSUPPORT] = "ESOCKTNOSUPPORT",
+#endif
+#ifdef EOPNOTSUPP
+    [EOPNOTSUPP] = "EOPNOTSUPP",
+#endif
+#ifdef EPFNOSUPPORT
+    [EPFNOSUPPORT] = "EPFNOSUPPORT",
+#endif
+#ifdef EAFNOSUPPORT
+    [EAFNOSUPPORT] = "EAFNOSUPPORT",
+#endif
+#ifdef EADDRINUSE
+    [EADDRINUSE] = "EADDRINUSE",
+#endif
+#ifdef EADDRNOTAVAIL
+    [EADDRNOTAVAIL] = "EADDRNOTAVAIL",
+#endif
+#ifdef ENETDOWN
+    [ENETDOWN] = "ENETDOWN",
+#endif
+#ifdef ENETUNREACH
+    [ENETUNREACH] = "ENETUNREACH",
+#endif
+#ifdef ENETRESET
+    [ENETRESET] = "ENETRESET",
+#endif
+#ifdef ECONNABORTED
+    [ECONNABORTED] = "ECONNABORTED",
+#endif
+#ifdef ECONNRESET
+    [ECONNRESET] = "ECONNRESET",
+#endif
+#ifdef ENOBUFS
+    [ENOBUFS] = "ENOBUFS",
+#endif
+#ifdef EISCONN
+    [EISCONN] = "EISCONN",
+#endif
+#ifdef ENOTCONN
+    [ENOTCONN] = "ENOTCONN",
+#endif
+#ifdef ESHUTDOWN
+    [ESHUTDOWN] = "ESHUTDOWN",
+#endif
+#ifdef ETOOMANYREFS
+    [ETOOMANYREFS] = "ETOOMANYREFS",
+#endif
+#ifdef ETIMEDOUT
+    [ETIMEDOUT] = "ETIMEDOUT",
+#endif
+#ifdef ECONNREFUSED
+    [ECONNREFUSED] = "ECONNREFUSED",
+#endif
+#ifdef EHOSTDOWN
+    [EHOSTDOWN] = "EHOSTDOWN",
+#endif
+#ifdef EHOSTUNREACH
+    [EHOSTUNREACH] = "EHOSTUNREACH",
+#endif
+#ifdef EALREADY
+    [EALREADY] = "EALREADY",
+#endif
+#ifdef EINPROGRESS
+    [EINPROGRESS] = "EINPROGRESS",
+#endif
+#ifdef ESTALE
+    [ESTALE] = "ESTALE",
+#endif
+#ifdef EDQUOT
+    [EDQUOT] = "EDQUOT",
+#endif
+#ifdef ECANCELED
+    [ECANCELED] = "ECANCELED",
+#endif
+#ifdef EOWNERDEAD
+    [EOWNERDEAD] = "EOWNERDEAD",
+#endif
+#ifdef ENOTRECOVERABLE
+    [ENOTRECOVERABLE] = "ENOTRECOVERABLE",
+#endif
+#ifdef ERFKILL
+    [ERFKILL] = "ERFKILL",
+#endif
+#ifdef EHWPOISON
+    [EHWPOISON] = "EHWPOISON",
+#endif
+  };
+  if (err > 0 && (size_t)err < sizeof names / sizeof names[0] && names[err]) return names[err];
+  return NULL;
+}
+
 napi_value throw_errno(napi_env env, int err, const char *syscall) {
-  const char *name = strerrorname_np(err);
+  const char *name = errno_name(err);
   char message[256];
   snprintf(message, sizeof message, "%s: %s", syscall, strerror(err));
   napi_value msg, error, num;

@@ -36,9 +36,34 @@ bool get_args(napi_env env, napi_callback_info info, size_t argc, napi_value *ar
     if (napi_set_named_property(env, exports, name, f_) != napi_ok) return NULL;     \
   } while (0)
 
-/* Each part of the addon adds its functions to the exports object. */
-napi_value init_mapping(napi_env env, napi_value exports);
-napi_value init_futex(napi_env env, napi_value exports);
-napi_value init_extras(napi_env env, napi_value exports);
+/* A parameter a callback's signature imposes and this callback does not need. */
+#define UNUSED __attribute__((unused))
+
+/* Per-environment state: the main thread and each worker have their own,
+ * created by addon.c as the environment's instance data and ended by its one
+ * cleanup hook. Process-wide state stays in statics, each saying why. */
+typedef struct Waiters Waiters; /* futex.c: async waits' threads */
+typedef struct {
+  int *fds;
+  int count, cap;
+} OwnedFds; /* files.c: the descriptors this environment adopted */
+
+typedef struct {
+  Waiters *waiters; /* NULL until init_futex made it */
+  OwnedFds owned;
+} Addon;
+
+/* This environment's Addon, or NULL with an exception pending. */
+Addon *get_addon(napi_env env);
+
+void waiters_stop(Waiters *w); /* joins its threads; NULL is a no-op */
+void waiters_free(Waiters *w); /* after waiters_stop; NULL is a no-op */
+void owned_fds_close(OwnedFds *o);
+
+/* Each part of the addon adds its functions to the exports object, by resource. */
+napi_value init_mapping(napi_env env, napi_value exports); /* mapping.c: mmap & co. */
+napi_value init_files(napi_env env, napi_value exports);   /* files.c: descriptors, locks */
+napi_value init_crc32c(napi_env env, napi_value exports);  /* crc32c.c */
+napi_value init_futex(napi_env env, napi_value exports, Addon *addon); /* futex.c: waits */
 
 #endif

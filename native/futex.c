@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "guard.h"
 
 #define SLICE_MS 1000
 #define GROUP_MAX 127 /* futex_waitv takes at most 128 words; one is the control word */
@@ -137,8 +138,10 @@ static napi_value js_wake(napi_env env, napi_callback_info info) {
   return make_int32(env, (int32_t)r);
 }
 
-/* yield(): sched_yield, for the spin-then-yield wait strategy */
-static napi_value js_yield(napi_env env, napi_callback_info info) {
+/* yield(): sched_yield, for the spin-then-yield wait strategy. It lives here,
+ * not in files.c: it is one of the three ways src/wait.ts waits for a word
+ * (spin, yield, futex), and has nothing to do with a file. */
+static napi_value js_yield(napi_env env, napi_callback_info info UNUSED) {
   sched_yield();
   return make_undefined(env);
 }
@@ -153,6 +156,8 @@ typedef struct Request {
   uint32_t expected;
   int64_t deadline; /* on the now_ms() clock; -1: none */
   int result;
+  int slot;            /* the guard slot of the mapping holding addr, -1 if none */
+  unsigned slot_seq;   /* its sequence number when the wait began */
   bool cancelled;      /* written under Waiters.lock, by the JS thread */
   Thread *thread;      /* the thread serving it, under the lock; NULL once done */
   int refs;            /* the JS handle + the pending delivery; JS thread only */
@@ -184,6 +189,8 @@ struct Waiters {
 /* Tags a wait request's External, so that cancelWait() refuses any other value. */
 static const napi_type_tag REQUEST_TAG = {0x6d656d6d61702e77ULL, 0x6169742e72657131ULL};
 
+/* Process-wide, not in the Addon: what the kernel offers is the same for every
+ * environment; probed once, each environment's Waiters copies it. */
 static int waitv_group = 1;
 static pthread_once_t waitv_once = PTHREAD_ONCE_INIT;
 
@@ -281,6 +288,12 @@ static void *waiter_main(void *arg) {
         for (int i = 0; i < n; i++) results[i] = r;
     }
 
+    /* A word whose mapping was closed or resized meanwhile: its range is now a
+     * reservation (native/mapping.c) whose zeros would keep the wait asleep.
+     * Report a wake; the caller re-checks and finds its buffer detached. */
+    for (int i = 0; i < n; i++)
+      if (results[i] == STILL_WAITING && !guard_unchanged(reqs[i]->slot, reqs[i]->slot_seq)) results[i] = WAIT_OK;
+
     int64_t now = now_ms();
     pthread_mutex_lock(&w->lock);
     int ndone = 0;
@@ -333,10 +346,11 @@ static void request_release(Request *req) {
   if (--req->refs == 0) free(req);
 }
 
-static void finalize_request(napi_env env, void *data, void *hint) { request_release(data); }
+static void finalize_request(napi_env env UNUSED, void *data, void *hint UNUSED) { request_release(data); }
 
 /* On the JS thread; without env the thread-safe function is being torn down. */
-static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
+/* js_cb is NULL: the thread-safe function was made without one; each request carries its own. */
+static void deliver(napi_env env, napi_value js_cb UNUSED, void *context, void *data) {
   Request *req = data;
   Waiters *w = context;
   if (!env) {
@@ -364,8 +378,10 @@ static void abandon(Waiters *w, Request *req) {
   request_release(req);
 }
 
-static void waiters_cleanup(void *arg) {
-  Waiters *w = arg;
+/* The environment ends (addon.c's cleanup hook): stops and joins the waiter
+ * threads; requests not delivered are dropped. */
+void waiters_stop(Waiters *w) {
+  if (!w) return;
   pthread_mutex_lock(&w->lock);
   w->shutdown = true;
   for (Thread *t = w->threads; t; t = t->next) {
@@ -393,18 +409,17 @@ static void waiters_cleanup(void *arg) {
   }
 }
 
-/* The instance data's finalizer: runs after waiters_cleanup (Node-API's own
- * cleanup hook, registered before this module's, runs after it). */
-static void free_waiters(napi_env env, void *data, void *hint) {
-  Waiters *w = data;
+/* Frees w after waiters_stop (from the instance data's finalizer, addon.c). */
+void waiters_free(Waiters *w) {
+  if (!w) return;
   pthread_mutex_destroy(&w->lock);
   free(w);
 }
 
 static Waiters *get_waiters(napi_env env) {
-  Waiters *w = NULL;
-  if (napi_get_instance_data(env, (void **)&w) != napi_ok) return NULL;
-  return w;
+  Addon *addon = get_addon(env);
+  if (addon && !addon->waiters) throw_code(env, "ERR_INTERNAL", "native: waiters not initialised");
+  return addon ? addon->waiters : NULL;
 }
 
 /* waitAsync(ab, byteOffset, expected, timeoutMs, callback) -> request External;
@@ -426,11 +441,12 @@ static napi_value js_wait_async(napi_env env, napi_callback_info info) {
   if (napi_typeof(env, argv[4], &type) != napi_ok || type != napi_function)
     return throw_code(env, "ERR_INVALID_ARG", "native: expected a callback");
   Waiters *w = get_waiters(env);
-  if (!w) return throw_code(env, "ERR_INTERNAL", "native: waiters not initialised");
+  if (!w) return NULL;
 
   Request *req = calloc(1, sizeof *req);
   if (!req) return throw_errno(env, ENOMEM, "malloc");
   req->addr = addr;
+  req->slot = guard_find(addr, &req->slot_seq);
   req->expected = expected;
   req->deadline = timeout < 0 ? -1 : now_ms() + timeout;
   req->refs = 2;
@@ -485,7 +501,7 @@ static napi_value js_cancel_wait(napi_env env, napi_callback_info info) {
       napi_get_value_external(env, argv[0], (void **)&req) != napi_ok || !req)
     return throw_code(env, "ERR_INVALID_ARG", "native: expected a wait request");
   Waiters *w = get_waiters(env);
-  if (!w) return throw_code(env, "ERR_INTERNAL", "native: waiters not initialised");
+  if (!w) return NULL;
   pthread_mutex_lock(&w->lock);
   if (!req->cancelled) {
     req->cancelled = true;
@@ -495,7 +511,7 @@ static napi_value js_cancel_wait(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-napi_value init_futex(napi_env env, napi_value exports) {
+napi_value init_futex(napi_env env, napi_value exports, Addon *addon) {
   EXPORT_FN(env, exports, "futexWait", js_wait);
   EXPORT_FN(env, exports, "futexWake", js_wake);
   EXPORT_FN(env, exports, "waitAsync", js_wait_async);
@@ -511,13 +527,11 @@ napi_value init_futex(napi_env env, napi_value exports) {
   napi_value name;
   if (napi_create_string_utf8(env, "memmap.wait", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, w, deliver, &w->tsfn) != napi_ok) {
-    free_waiters(env, w, NULL);
+    waiters_free(w);
     return NULL;
   }
-  /* From here on the cleanup hook and the instance data's finalizer own w. */
-  if (napi_unref_threadsafe_function(env, w->tsfn) != napi_ok ||
-      napi_add_env_cleanup_hook(env, waiters_cleanup, w) != napi_ok ||
-      napi_set_instance_data(env, w, free_waiters, NULL) != napi_ok)
+  addon->waiters = w; /* from here on addon.c's cleanup hook and finalizer own w */
+  if (napi_unref_threadsafe_function(env, w->tsfn) != napi_ok)
     return throw_code(env, "ERR_INTERNAL", "native: cannot set up waits");
   return exports;
 }

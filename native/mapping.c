@@ -1,13 +1,23 @@
-/* Mappings: mmap/munmap/mremap/msync/madvise/mlock/mincore, fallocate, memfd,
- * and the external ArrayBuffers that expose a mapping to JavaScript.
+/* Mappings: mmap/munmap/mremap/msync/madvise/mlock/mincore, the external
+ * ArrayBuffers that expose a mapping to JavaScript, msync and pre-faulting on
+ * the thread pool, and the reservations described below. What is done to
+ * files and descriptors (fallocate, memfd, locks...) is in files.c.
  *
- * Lifetime: a Mapping is reference counted. The JS handle (an External) holds
- * one reference and each ArrayBuffer handed out holds one. The memory is
- * unmapped by close() (JS detaches the buffers first) or, for a mapping the
- * program forgot, when the last reference is garbage-collected. */
+ * Lifetime. close() detaches the ArrayBuffers JavaScript holds, but Node's own
+ * asynchronous work (crypto.randomFill and zlib on the thread pool, fs reads,
+ * socket writes) keeps raw pointers into them, and ArrayBuffer.prototype.transfer()
+ * moves the memory to a buffer close() never saw. So an address range that
+ * leaves the mapping (close(), the tail cut by a shrinking resize(), the old
+ * range of a resize() that moved) is never left as a hole: it is replaced at
+ * once, atomically (MAP_FIXED), by private anonymous memory (a "reservation"),
+ * which releases the file's pages now and where late reads see zeros and late
+ * writes reach no file. A reservation is unmapped once every buffer handed out
+ * before it was made is gone: both the ArrayBuffer object (Node's async work
+ * keeps it alive while it uses the memory) and its backing store (a transfer()ed
+ * buffer keeps that) have been released by V8. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,12 +28,26 @@
 
 enum { ACCESS_READ = 0, ACCESS_WRITE = 1, ACCESS_COPY = 2 };
 
+/* An address range taken out of a mapping and held as a reservation until the
+ * buffers that may point into it are gone. */
+typedef struct Retired {
+  struct Retired *next;
+  uint8_t *start;
+  size_t len;
+  unsigned epoch; /* buffers made in this epoch or before may point into it */
+  int pending;    /* how many of those are still alive */
+} Retired;
+
 typedef struct {
   uint8_t *base;   /* page-aligned address from mmap; NULL for an empty mapping */
   size_t map_len;  /* bytes mapped at base */
   size_t delta;    /* the user's byte 0 is base + delta (offset alignment) */
+  off_t file_off;  /* file offset of base */
   int access;
-  int refs;        /* handle + live ArrayBuffers */
+  bool handle_alive; /* the JS handle (an External) has not been collected */
+  int buffers;     /* ArrayBuffers handed out and not yet fully released */
+  unsigned epoch;  /* bumped each time a range is retired */
+  Retired *retired;
   int pins;        /* async operations using the memory */
   int slot;        /* SIGBUS guard slot, -1 if none */
   bool unmapped;
@@ -31,29 +55,62 @@ typedef struct {
   bool stale;      /* copied from the guard when unmapping */
 } Mapping;
 
+/* Process-wide, not in the Addon: the same for every environment. Each
+ * environment (each worker) runs init_mapping while others may be mapping,
+ * so it is read once, under pthread_once. */
 static size_t page_size;
+static pthread_once_t page_size_once = PTHREAD_ONCE_INIT;
 
-static void do_unmap(Mapping *m) {
-  if (m->unmapped) return;
-  if (m->slot >= 0) {
-    m->stale = guard_stale(m->slot);
-    guard_remove(m->slot);
-    m->slot = -1;
-  }
-  /* SAFETY: base/map_len are exactly what mmap/mremap returned; every JS view
-   * of this memory has been detached (close) or collected (GC). */
-  if (m->base) munmap(m->base, m->map_len);
-  m->base = NULL;
-  m->unmapped = true;
+static void read_page_size(void) { page_size = (size_t)sysconf(_SC_PAGESIZE); }
+
+static size_t round_pages(size_t n) { return (n + page_size - 1) & ~(page_size - 1); }
+
+/* Replaces [start, start+len) by a reservation when buffers may still point
+ * into it and returns true; returns false (nothing done) when none can, and
+ * the caller unmaps the range after taking it out of the guard. */
+static bool reserve(Mapping *m, uint8_t *start, size_t len) {
+  if (len == 0 || m->buffers == 0) return false;
+  Retired *r = calloc(1, sizeof *r);
+  /* SAFETY: MAP_FIXED replaces our own range in one step: no thread ever
+   * finds a hole there, nor another mapping. */
+  void *p = mmap(start, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+                 -1, 0);
+  if (!r) return true; /* cannot track it: it stays reserved for the process's life, which is safe */
+  (void)p; /* if mmap failed the range keeps the file's pages until released: still never a hole */
+  r->start = start;
+  r->len = len;
+  r->epoch = m->epoch++;
+  r->pending = m->buffers;
+  r->next = m->retired;
+  m->retired = r;
+  return true;
 }
 
-static void release(Mapping *m) {
-  if (--m->refs > 0) return;
-  do_unmap(m);
+/* Takes the whole live range out of the mapping (close(), or a collected handle). */
+static void do_unmap(Mapping *m) {
+  if (m->unmapped) return;
+  m->unmapped = true;
+  if (m->slot >= 0) m->stale = guard_stale(m->slot);
+  bool reserved = m->base && reserve(m, m->base, round_pages(m->map_len));
+  guard_remove(m->slot);
+  m->slot = -1;
+  /* SAFETY: no buffer of this mapping is alive, so nothing points into it. */
+  if (m->base && !reserved) munmap(m->base, round_pages(m->map_len));
+  m->base = NULL;
+}
+
+static void maybe_free(Mapping *m) {
+  if (m->handle_alive || m->buffers > 0) return;
+  do_unmap(m); /* buffers == 0: a plain munmap, and no reservation is left */
   free(m);
 }
 
-static void finalize_handle(napi_env env, void *data, void *hint) { release((Mapping *)data); }
+static void finalize_handle(napi_env env UNUSED, void *data, void *hint UNUSED) {
+  Mapping *m = data;
+  m->handle_alive = false;
+  maybe_free(m);
+}
+
 /* V8 counts an external ArrayBuffer's length as "external memory" and starts
  * garbage collections when that grows, which would make mapping 1 GiB cost
  * milliseconds. Mapped pages are not heap memory, so each buffer's length is
@@ -63,21 +120,59 @@ static void account(napi_env env, int64_t bytes) {
   napi_adjust_external_memory(env, bytes, &total);
 }
 
+/* One ArrayBuffer handed out. Two holds: its backing store (released by
+ * Node's deleter, also for a buffer moved out by transfer()) and the
+ * ArrayBuffer object (a finalizer). */
 typedef struct {
   Mapping *m;
   size_t len;
+  unsigned epoch;
+  int holds;
 } BufferRef;
 
-static void finalize_buffer(napi_env env, void *data, void *hint) {
+static void drop_hold(BufferRef *ref) {
+  if (--ref->holds > 0) return;
+  Mapping *m = ref->m;
+  m->buffers--;
+  for (Retired **pp = &m->retired; *pp;) {
+    Retired *r = *pp;
+    if (r->epoch >= ref->epoch && --r->pending == 0) {
+      /* SAFETY: every buffer that could point into the reservation is gone. */
+      munmap(r->start, r->len);
+      *pp = r->next;
+      free(r);
+    } else {
+      pp = &r->next;
+    }
+  }
+  free(ref);
+  maybe_free(m);
+}
+
+/* data is the buffer's memory; the hint says whose it is. */
+static void finalize_store(napi_env env, void *data UNUSED, void *hint) {
   BufferRef *ref = hint;
   account(env, (int64_t)ref->len);
-  release(ref->m);
-  free(ref);
+  drop_hold(ref);
 }
+
+static void finalize_object(napi_env env UNUSED, void *data, void *hint UNUSED) { drop_hold(data); }
+
+/* Handles carry this tag, so that another External (a wait request) passed
+ * where a mapping is expected is refused instead of used as one. */
+static const napi_type_tag mapping_tag = {0x6d656d6d61702d6dULL, 0x617070696e67aa01ULL};
 
 static Mapping *get_mapping(napi_env env, napi_value v) {
   Mapping *m = NULL;
-  if (napi_get_value_external(env, v, (void **)&m) != napi_ok || !m) {
+  bool tagged = false;
+  if (napi_check_object_type_tag(env, v, &mapping_tag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, v, (void **)&m) != napi_ok || !m) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
     throw_code(env, "ERR_INVALID_ARG", "native: expected a mapping handle");
     return NULL;
   }
@@ -109,8 +204,9 @@ static void page_range(Mapping *m, size_t off, size_t len, uint8_t **start, size
   *bytes = (first - aligned) + len;
 }
 
-/* Pre-faults [p, p+len) for reading (MADV_POPULATE_READ, Linux 5.14+; older
- * kernels: one read per page). Best effort: it is only a hint. */
+/* Pre-faults [p, p+len) for reading with MADV_POPULATE_READ (Linux 5.14+);
+ * where the kernel lacks it, asks for read-ahead (MADV_WILLNEED) instead.
+ * Best effort: it is only a hint. */
 static void populate_read(uint8_t *p, size_t len) {
 #ifdef MADV_POPULATE_READ
   if (madvise(p, len, MADV_POPULATE_READ) == 0) return;
@@ -119,7 +215,11 @@ static void populate_read(uint8_t *p, size_t len) {
   madvise(p, len, MADV_WILLNEED);
 }
 
-static int prot_for(int access) { return PROT_READ | PROT_WRITE; }
+/* Every mapping is readable and writable, whatever its access: JavaScript has
+ * no read-only typed arrays, so a store into a "read" mapping's view must not
+ * be a SIGSEGV that kills the process. flags_for() makes "read" private, so
+ * such a store lands in a private page (docs/pitfalls.md, stray writes). */
+static const int MAPPING_PROT = PROT_READ | PROT_WRITE;
 /* "read" and "copy" are private: a stray write lands in a private page and
  * never reaches the file. NORESERVE keeps huge read mappings out of the commit charge. */
 static int flags_for(int access) {
@@ -144,7 +244,6 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
   if (!m) return throw_errno(env, ENOMEM, "malloc");
   m->access = access;
   m->slot = -1;
-  m->refs = 1;
   if (length > 0) {
     size_t delta = offset % page_size;
     size_t map_len = length + delta;
@@ -152,27 +251,33 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
      * copying the file into anonymous memory: private mappings are populated
      * with read faults instead, so their pages stay the page cache's. */
     int flags = flags_for(access) | (populate && access == ACCESS_WRITE ? MAP_POPULATE : 0);
-    void *p = mmap(NULL, map_len, prot_for(access), flags, fd, (off_t)(offset - delta));
+    void *p = mmap(NULL, map_len, MAPPING_PROT, flags, fd, (off_t)(offset - delta));
     if (p == MAP_FAILED) {
       int err = errno;
       free(m);
       return throw_errno(env, err, "mmap");
     }
-    if (populate && access != ACCESS_WRITE) populate_read(p, map_len);
     m->base = p;
     m->map_len = map_len;
     m->delta = delta;
+    m->file_off = (off_t)(offset - delta);
     m->slot = guard_add(p, map_len);
     if (m->slot < 0) {
       munmap(p, map_len);
       free(m);
       return throw_code(env, "ERR_TOO_MANY_MAPPINGS", "too many live mappings (65536)");
     }
+    if (populate && access != ACCESS_WRITE) populate_read(p, map_len);
   }
   napi_value handle;
   if (napi_create_external(env, m, finalize_handle, NULL, &handle) != napi_ok) {
     do_unmap(m);
     free(m);
+    return NULL;
+  }
+  m->handle_alive = true;
+  if (napi_type_tag_object(env, handle, &mapping_tag) != napi_ok) {
+    do_unmap(m); /* the finalizer frees m when the External is collected */
     return NULL;
   }
   return handle;
@@ -195,25 +300,35 @@ static napi_value js_buffer(napi_env env, napi_callback_info info) {
   if (!ref) return throw_errno(env, ENOMEM, "malloc");
   ref->m = m;
   ref->len = len;
+  ref->epoch = m->epoch;
+  ref->holds = 2;
   account(env, -(int64_t)len);
-  if (napi_create_external_arraybuffer(env, m->base + m->delta + off, len, finalize_buffer, ref,
-                                       &ab) != napi_ok) {
+  if (napi_create_external_arraybuffer(env, m->base + m->delta + off, len, finalize_store, ref, &ab) !=
+      napi_ok) {
     account(env, (int64_t)len);
     free(ref);
     return NULL;
   }
-  m->refs++;
+  m->buffers++;
+  if (napi_add_finalizer(env, ab, ref, finalize_object, NULL, NULL) != napi_ok) {
+    /* Without the object's finalizer the buffer is counted as gone with its
+     * backing store only: detach it now, so that no view can outlive that. */
+    ref->holds = 1;
+    napi_detach_arraybuffer(env, ab);
+    return throw_code(env, "ERR_INTERNAL", "native: cannot track the buffer");
+  }
   return ab;
 }
 
-/* detach(arrayBuffer): afterwards every view over it has length 0. */
+/* detach(arrayBuffer) -> false when V8 refused: afterwards every view over it has length 0. */
 static napi_value js_detach(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
-  bool detached = true;
-  napi_is_detached_arraybuffer(env, argv[0], &detached);
-  if (!detached) napi_detach_arraybuffer(env, argv[0]);
-  return make_undefined(env);
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, argv[0], &detached) != napi_ok)
+    return throw_code(env, "ERR_INVALID_ARG", "native: expected an ArrayBuffer");
+  if (!detached && napi_detach_arraybuffer(env, argv[0]) != napi_ok) return make_bool(env, false);
+  return make_bool(env, true);
 }
 
 /* unmap(handle): idempotent; deferred while async work holds the memory. */
@@ -227,23 +342,94 @@ static napi_value js_unmap(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-/* remap(handle, newLength): grows or shrinks in place or by moving. */
+/* Moves a mapping that cannot grow in place to new_pages bytes elsewhere,
+ * never leaving its old range a hole: the pages are moved to a reserved
+ * target with the old range kept mapped (MREMAP_DONTUNMAP, Linux 5.13+), the
+ * rest of the target is mapped from the file, and the old range becomes a
+ * reservation. Returns the new base, or NULL with errno set and nothing changed. */
+static uint8_t *move_grow(Mapping *m, int fd, size_t old_pages, size_t new_pages) {
+  uint8_t *target = mmap(NULL, new_pages, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (target == MAP_FAILED) return NULL;
+  int temp = guard_add(target, new_pages); /* a fault in the moved pages is ours from the start */
+  int err = 0;
+  bool hole = false; /* the old range was left unmapped (the fallback for "copy" below) */
+  if (mremap(m->base, old_pages, old_pages, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, target) ==
+      MAP_FAILED) {
+    err = errno;
+    if (err == EINVAL && m->access != ACCESS_COPY) {
+      /* Kernels before 5.13 move only anonymous memory that way. A "write" or
+       * "read" mapping holds nothing the file lacks (a "read" mapping's stray
+       * writes are dropped): map the file afresh over the target instead. */
+      err = mmap(target, new_pages, MAPPING_PROT, flags_for(m->access) | MAP_FIXED, fd, m->file_off) ==
+                    MAP_FAILED ? errno : 0;
+    } else if (err == EINVAL) {
+      /* "copy" keeps private pages that only mremap can move: the old range is
+       * a hole from here to the reservation made just below (two system calls). */
+      err = mremap(m->base, old_pages, new_pages, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED ? errno : 0;
+      hole = err == 0;
+    }
+  } else if (mmap(target + old_pages, new_pages - old_pages, MAPPING_PROT, flags_for(m->access) | MAP_FIXED,
+                  fd, m->file_off + (off_t)old_pages) == MAP_FAILED) {
+    err = errno;
+    /* Put the pages back where they were (replacing what DONTUNMAP left). */
+    mremap(target, old_pages, old_pages, MREMAP_MAYMOVE | MREMAP_FIXED, m->base);
+  }
+  if (err) {
+    guard_remove(temp);
+    munmap(target, new_pages);
+    errno = err;
+    return NULL;
+  }
+  bool reserved = false;
+  if (hole && m->buffers > 0) {
+    /* NOREPLACE: if another thread mapped something there meanwhile, it is not ours to replace. */
+    uint8_t *p = mmap(m->base, old_pages, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+    if (p == m->base) reserve(m, m->base, old_pages);
+    else if (p != MAP_FAILED) munmap(p, old_pages); /* a kernel before 4.17 took it as a hint */
+    reserved = true;
+  } else if (!hole) {
+    reserved = reserve(m, m->base, old_pages);
+  }
+  guard_move(m->slot, target, new_pages); /* the caller sets the exact length */
+  guard_remove(temp);
+  if (!reserved && !hole) munmap(m->base, old_pages);
+  return target;
+}
+
+/* remap(handle, fd, newLength): grows in place or by moving, or shrinks.
+ * On failure nothing has changed. */
 static napi_value js_remap(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!get_args(env, info, 2, argv)) return NULL;
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
   Mapping *m = get_mapping(env, argv[0]);
+  int32_t fd;
   size_t length;
-  if (!m || !arg_size(env, argv[1], &length)) return NULL;
+  if (!m || !arg_int32(env, argv[1], &fd) || !arg_size(env, argv[2], &length)) return NULL;
   if (m->unmapped || m->unmap_pending) return throw_code(env, "ERR_CLOSED", "the mapping is closed");
   if (m->pins > 0) return throw_code(env, "ERR_BUSY", "an asynchronous flush or populate is still running");
   if (!m->base) return throw_code(env, "ERR_INVALID_ARG", "native: cannot remap an empty mapping");
   if (length == 0) return throw_code(env, "ERR_INVALID_ARG", "native: remap to zero");
   size_t map_len = length + m->delta;
-  void *p = mremap(m->base, m->map_len, map_len, MREMAP_MAYMOVE);
-  if (p == MAP_FAILED) return throw_errno(env, errno, "mremap");
-  m->base = p;
+  size_t old_pages = round_pages(m->map_len), new_pages = round_pages(map_len);
+  if (new_pages < old_pages) {
+    /* The cut tail becomes a reservation (or is unmapped when no buffer can reach it). */
+    uint8_t *tail = m->base + new_pages;
+    bool reserved = reserve(m, tail, old_pages - new_pages);
+    guard_move(m->slot, m->base, map_len);
+    if (!reserved) munmap(tail, old_pages - new_pages);
+  } else if (new_pages > old_pages) {
+    if (mremap(m->base, old_pages, new_pages, 0) == MAP_FAILED) {
+      if (errno != ENOMEM) return throw_errno(env, errno, "mremap"); /* e.g. EAGAIN: over RLIMIT_MEMLOCK */
+      uint8_t *p = move_grow(m, fd, old_pages, new_pages);
+      if (!p) return throw_errno(env, errno, "mremap");
+      m->base = p;
+    }
+    guard_move(m->slot, m->base, map_len);
+  } else {
+    guard_move(m->slot, m->base, map_len);
+  }
   m->map_len = map_len;
-  guard_move(m->slot, p, map_len);
   return make_undefined(env);
 }
 
@@ -298,7 +484,7 @@ static int populate_write(uint8_t *p, size_t len) {
   return 0;
 }
 
-static void job_execute(napi_env env, void *data) {
+static void job_execute(napi_env env UNUSED, void *data) {
   MemoryJob *job = data;
   if (!job->bytes) return;
   if (job->op == JOB_SYNC) job->err = msync(job->start, job->bytes, MS_SYNC) == 0 ? 0 : errno;
@@ -306,7 +492,8 @@ static void job_execute(napi_env env, void *data) {
   else populate_read(job->start, job->bytes); /* a private map: write-faulting would copy every page */
 }
 
-static void job_complete(napi_env env, napi_status status, void *data) {
+/* status is napi_cancelled only after napi_cancel_async_work, which memmap never calls. */
+static void job_complete(napi_env env, napi_status status UNUSED, void *data) {
   MemoryJob *job = data;
   Mapping *m = job->m;
   if (--m->pins == 0 && m->unmap_pending) do_unmap(m);
@@ -335,13 +522,29 @@ static napi_value queue_job(napi_env env, napi_callback_info info, int op, const
   job->op = op;
   if (len > 0 && m->base) page_range(m, off, len, &job->start, &job->bytes);
   napi_value promise, name;
-  napi_create_promise(env, &job->deferred, &promise);
-  napi_create_reference(env, argv[0], 1, &job->handle_ref); /* keeps m alive */
-  napi_create_string_utf8(env, label, NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work);
+  /* Each step is checked: a job that was never queued must neither pin the
+   * mapping nor leave a promise that never settles. */
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) goto fail;
+  if (napi_create_reference(env, argv[0], 1, &job->handle_ref) != napi_ok) goto fail; /* keeps m alive */
+  if (napi_create_string_utf8(env, label, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work) != napi_ok)
+    goto fail;
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    goto fail;
+  }
   m->pins++;
-  napi_queue_async_work(env, job->work);
   return promise;
+fail:
+  if (job->handle_ref) napi_delete_reference(env, job->handle_ref);
+  if (job->deferred) {
+    napi_value error;
+    throw_code(env, "ERR_INTERNAL", "native: cannot queue the job");
+    napi_get_and_clear_last_exception(env, &error);
+    napi_reject_deferred(env, job->deferred, error);
+  }
+  free(job);
+  return throw_code(env, "ERR_INTERNAL", "native: cannot queue the job");
 }
 
 /* syncAsync(handle, off, len) -> Promise: msync on the thread pool. */
@@ -400,6 +603,8 @@ static napi_value js_lock(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
+#define MAX_RESIDENCY_PAGES (((size_t)1 << 32) - 1)
+
 /* residency(handle, off, len) -> Uint8Array, one byte per page (1 = resident) */
 static napi_value js_residency(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -414,77 +619,31 @@ static napi_value js_residency(napi_env env, napi_callback_info info) {
     page_range(m, off, len, &start, &bytes);
     pages = (bytes + page_size - 1) / page_size;
   }
+  /* One byte per page in one ArrayBuffer: more than 2^32 pages (16 TiB of 4 KiB
+   * pages) is more than one typed array holds. The TS layer refuses first. */
+  if (pages > MAX_RESIDENCY_PAGES)
+    return throw_code(env, "ERR_TOO_LARGE", "native: residency() covers fewer than 2^32 pages at a time");
   napi_value ab, arr;
   void *vec;
   if (napi_create_arraybuffer(env, pages, &vec, &ab) != napi_ok) return NULL;
   if (pages > 0 && mincore(start, bytes, vec) != 0) return throw_errno(env, errno, "mincore");
   uint8_t *v = vec;
   for (size_t i = 0; i < pages; i++) v[i] &= 1;
-  napi_create_typedarray(env, napi_uint8_array, pages, ab, 0, &arr);
+  if (napi_create_typedarray(env, napi_uint8_array, pages, ab, 0, &arr) != napi_ok) return NULL;
   return arr;
 }
 
-/* fallocate(fd, offset, length): reserve blocks so later writes cannot hit ENOSPC. */
-static napi_value js_fallocate(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
-  int32_t fd;
-  size_t off, len;
-  if (!arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &off) || !arg_size(env, argv[2], &len))
-    return NULL;
-  if (len == 0) return make_undefined(env);
-  int err = posix_fallocate(fd, (off_t)off, (off_t)len);
-  if (err != 0) return throw_errno(env, err, "fallocate");
+static napi_value js_guard_reassert(napi_env env, napi_callback_info info UNUSED) {
+  guard_reassert();
   return make_undefined(env);
 }
 
-/* memfd(name) -> fd of a new anonymous file (close-on-exec) */
-static napi_value js_memfd(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  char name[200];
-  size_t n;
-  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok)
-    return throw_code(env, "ERR_INVALID_ARG", "native: expected a name");
-  int fd = memfd_create(name, MFD_CLOEXEC);
-  if (fd < 0) return throw_errno(env, errno, "memfd_create");
-  return make_int32(env, fd);
-}
-
-static napi_value js_page_size(napi_env env, napi_callback_info info) {
+static napi_value js_page_size(napi_env env, napi_callback_info info UNUSED) {
   return make_double(env, (double)page_size);
 }
 
-/* dup(fd) -> a close-on-exec duplicate, so a mapping keeps its file when the caller closes theirs */
-static napi_value js_dup(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  int32_t fd;
-  if (!get_args(env, info, 1, argv) || !arg_int32(env, argv[0], &fd)) return NULL;
-  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (r < 0) return throw_errno(env, errno, "fcntl");
-  return make_int32(env, r);
-}
-
-static const int fadvice_values[] = {POSIX_FADV_NORMAL, POSIX_FADV_SEQUENTIAL, POSIX_FADV_RANDOM,
-                                     POSIX_FADV_WILLNEED, POSIX_FADV_DONTNEED};
-
-/* fadvise(fd, offset, length, adviceIndex): page-cache advice on a file (evict = dontneed) */
-static napi_value js_fadvise(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  int32_t fd, advice;
-  size_t off, len;
-  if (!get_args(env, info, 4, argv) || !arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &off) ||
-      !arg_size(env, argv[2], &len) || !arg_int32(env, argv[3], &advice))
-    return NULL;
-  if (advice < 0 || advice >= (int)(sizeof fadvice_values / sizeof fadvice_values[0]))
-    return throw_code(env, "ERR_INVALID_ARG", "native: bad advice");
-  int err = posix_fadvise(fd, (off_t)off, (off_t)len, fadvice_values[advice]);
-  if (err != 0) return throw_errno(env, err, "posix_fadvise");
-  return make_undefined(env);
-}
-
 napi_value init_mapping(napi_env env, napi_value exports) {
-  page_size = (size_t)sysconf(_SC_PAGESIZE);
+  pthread_once(&page_size_once, read_page_size);
   guard_install();
   EXPORT_FN(env, exports, "map", js_map);
   EXPORT_FN(env, exports, "buffer", js_buffer);
@@ -492,16 +651,13 @@ napi_value init_mapping(napi_env env, napi_value exports) {
   EXPORT_FN(env, exports, "unmap", js_unmap);
   EXPORT_FN(env, exports, "remap", js_remap);
   EXPORT_FN(env, exports, "stale", js_stale);
+  EXPORT_FN(env, exports, "guardReassert", js_guard_reassert);
   EXPORT_FN(env, exports, "sync", js_sync);
   EXPORT_FN(env, exports, "syncAsync", js_sync_async);
   EXPORT_FN(env, exports, "populateAsync", js_populate_async);
   EXPORT_FN(env, exports, "advise", js_advise);
   EXPORT_FN(env, exports, "lock", js_lock);
   EXPORT_FN(env, exports, "residency", js_residency);
-  EXPORT_FN(env, exports, "fallocate", js_fallocate);
-  EXPORT_FN(env, exports, "memfd", js_memfd);
   EXPORT_FN(env, exports, "pageSize", js_page_size);
-  EXPORT_FN(env, exports, "dup", js_dup);
-  EXPORT_FN(env, exports, "fadvise", js_fadvise);
   return exports;
 }

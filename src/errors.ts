@@ -26,6 +26,7 @@ export type MmapErrorCode =
   | "ERR_SUBJECT_MISMATCH" // a JetStream subject that holds another log's records, or a stream that does not take the subject
   | "ERR_INSECURE" // a file or directory another user could use to redirect a write (a hard link, a writable directory)
   | "ERR_UNSUPPORTED" // valid data memmap cannot map faithfully or view in place (a /proc file that reports size 0, a big-endian .npy)
+  | "ERR_NO_ADDON" // neither a local build nor a prebuilt native addon loads on this platform
   | (string & {}); // errno names
 
 /** Details of an {@link MmapError}: the failed system call, the path, the errno number, the cause. */

@@ -25,10 +25,10 @@ export type { Durability, LogOptions, LogRecovery, RetentionOptions } from "./lo
 export { LogReader } from "./log/reader.ts";
 export type { LogRecord, LogReaderOptions } from "./log/reader.ts";
 export { inspectLog } from "./log/inspect.ts";
-export type { LogInspection, LogSegmentInfo } from "./log/inspect.ts";
+export type { InspectLogOptions, LogInspection, LogSegmentInfo } from "./log/inspect.ts";
 export type { LogDamage, LogCorruptError } from "./log/damage.ts";
 export { openNpy, createNpy, NpyArray, layoutDescr } from "./views/npy.ts";
-export type { NpyData, NpyTypedArray, NpyElement, NpyDescr, NpyField, OpenNpyOptions, CreateNpyOptions } from "./views/npy.ts";
+export type { NpyData, NpyTypedArray, NpyTypedArrayConstructor, NpyElement, NpyDescr, NpyField, OpenNpyOptions, CreateNpyOptions } from "./views/npy.ts";
 export { openArrowFile } from "./views/arrow.ts";
 export { evictFile } from "./page-cache.ts";
 export type { EvictOptions } from "./page-cache.ts";

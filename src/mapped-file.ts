@@ -4,15 +4,20 @@
  *
  * Safety rules kept here:
  * - close() detaches every ArrayBuffer handed out (the whole buffer, windows,
- *   buffers of earlier sizes), so stale views have length 0 and can never
- *   reach unmapped memory;
+ *   buffers of earlier sizes), so stale views have length 0; what Node itself
+ *   still holds (thread-pool jobs, queued socket writes, a transfer()ed
+ *   buffer) finds private zero memory there, never a hole or another file
+ *   (the native layer's reservations, native/mapping.c);
+ * - a resize() that fails changes nothing (the file shrinks back, no view is
+ *   detached);
  * - "read" mappings are private and writable underneath, so a stray write
  *   (JavaScript has no read-only typed arrays) lands in a private page, never
  *   in the file, and never faults;
  * - a mapping never extends past the end of its file, and space for growth is
  *   allocated up front, so a full disk is an ENOSPC now rather than a SIGBUS
  *   later; a file truncated by someone else is caught by the native SIGBUS
- *   guard, which makes the mapping `stale`.
+ *   guard, which replaces the pages from the faulting one to the end with
+ *   zeros and makes the mapping `stale`; the pages before it keep the file.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -74,6 +79,21 @@ export interface Residency {
 
 /** Bytes in one page of memory on this machine. */
 export const pageSize: number = native.pageSize();
+
+/** residency() answers with one byte per page in one Uint8Array: fewer than 2^32 pages. */
+const MAX_RESIDENCY_PAGES = 2 ** 32 - 1;
+
+// libuv installs its own SIGBUS handler while the program listens for the
+// signal (process.on("SIGBUS")) and resets SIGBUS to its default action when
+// the last listener goes: either would disable the guard. Node starts and stops
+// its signal watcher in its own newListener/removeListener hooks, registered at
+// startup, so they have run when these do; the guard goes back on top and passes
+// the signals that are not about a mapping on to libuv's handler (the listener).
+function reassertGuard(event: string | symbol): void {
+  if (event === "SIGBUS") native.guardReassert();
+}
+process.on("newListener", reassertGuard);
+process.on("removeListener", reassertGuard);
 
 /** The most bytes one ArrayBuffer or typed array can cover here (2^32 on Node 20). */
 export const MAX_BUFFER_LENGTH: number = Math.min(2 ** 32, 2 ** 53 - 1);
@@ -249,7 +269,8 @@ const fdReaper = new FinalizationRegistry<readonly [number, string | undefined]>
  * ```
  *
  * Safety: the mapping reflects the file. If another process truncates the
- * file, pages past the new end are replaced by zeros and `stale` becomes true.
+ * file, a touched page past the new end and the pages after it are replaced
+ * by zeros and `stale` becomes true; the pages before it still reflect the file.
  */
 export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapOptions): MappedFile {
   const o = checkOptions(options);
@@ -619,6 +640,9 @@ export class MappedFile {
   residency(byteOffset = 0, byteLength?: number): Residency {
     this.#check();
     const [off, len] = this.#range(byteOffset, byteLength);
+    const pageCount = Math.ceil((((this.offset + off) % pageSize) + len) / pageSize);
+    if (pageCount > MAX_RESIDENCY_PAGES)
+      throw new MmapError("ERR_TOO_LARGE", `residency() of ${pageCount} pages: at most ${MAX_RESIDENCY_PAGES} at a time; pass a byteOffset and byteLength`, { path: this.path });
     const pages = sys(this.path, () => native.residency(this.#handle, off, len));
     let resident = 0;
     for (let i = 0; i < pages.length; i++) resident += pages[i]!;
@@ -652,14 +676,27 @@ export class MappedFile {
       } else if (end > fileSize) {
         throw new MmapError("ERR_OUT_OF_RANGE", `cannot map ${newLength} bytes from offset ${this.offset}: the file has ${fileSize} bytes`, { path: this.path });
       }
-      this.#detachAll();
-      if (this.#length > 0 && newLength > 0) {
-        sys(this.path, () => native.remap(this.#handle, newLength));
-      } else {
-        const handle = sys(this.path, () => native.map(fd, this.offset, newLength, ACCESS_CODES[this.access], false));
-        native.unmap(this.#handle);
-        this.#handle = handle;
+      try {
+        if (this.#length > 0 && newLength > 0) {
+          sys(this.path, () => native.remap(this.#handle, fd, newLength));
+        } else {
+          const handle = sys(this.path, () => native.map(fd, this.offset, newLength, ACCESS_CODES[this.access], false));
+          native.unmap(this.#handle);
+          this.#handle = handle;
+        }
+      } catch (error) {
+        // A failed resize changes nothing: the file shrinks back and no view was detached.
+        if (this.access === "write" && end > fileSize) {
+          try {
+            fs.ftruncateSync(fd, fileSize);
+          } catch {
+            /* report the original error */
+          }
+        }
+        throw error;
       }
+      // Old views may cover released or moved memory (a reservation now): detach them.
+      this.#detachAll();
       const shrinkFile = this.access === "write" && end < fileSize && this.offset + this.#length >= fileSize;
       this.#length = newLength;
       if (shrinkFile) sys(this.path, () => fs.ftruncateSync(fd, end));
@@ -715,6 +752,8 @@ export class MappedFile {
   #detachAll(): void {
     for (const ref of this.#handedOut) {
       const ab = ref.deref();
+      // A buffer V8 will not detach keeps pointing at memory that is never unmapped
+      // under it (a reservation after close): safe, and nothing more can be done.
       if (ab !== undefined) native.detach(ab);
     }
     this.#handedOut = [];

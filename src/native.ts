@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { MmapError } from "./errors.ts";
 
 /** An opaque handle to one mmap'd region (an External). */
 export type MappingHandle = { readonly __mapping: unique symbol };
@@ -16,9 +17,13 @@ export interface NativeBinding {
   /** access: 0 read (private), 1 write (shared), 2 copy (private). */
   map(fd: number, offset: number, length: number, access: number, populate: boolean): MappingHandle;
   buffer(handle: MappingHandle, byteOffset: number, byteLength: number): ArrayBuffer;
-  detach(buffer: ArrayBuffer): void;
+  /** False when V8 refused to detach it (the memory stays safe: see native/mapping.c). */
+  detach(buffer: ArrayBuffer): boolean;
   unmap(handle: MappingHandle): void;
-  remap(handle: MappingHandle, newLength: number): void;
+  /** fd: the mapped file, used when the mapping must move to grow. On failure nothing has changed. */
+  remap(handle: MappingHandle, fd: number, newLength: number): void;
+  /** Puts the SIGBUS guard back on top of a handler installed after it (libuv's, for process.on("SIGBUS")). */
+  guardReassert(): void;
   stale(handle: MappingHandle): boolean;
   sync(handle: MappingHandle, byteOffset: number, byteLength: number): void;
   syncAsync(handle: MappingHandle, byteOffset: number, byteLength: number): Promise<void>;
@@ -26,6 +31,7 @@ export interface NativeBinding {
   /** advice: index into [normal, sequential, random, willneed, dontneed]. */
   advise(handle: MappingHandle, byteOffset: number, byteLength: number, advice: number): void;
   lock(handle: MappingHandle, byteOffset: number, byteLength: number, on: boolean): void;
+  /** Refuses (ERR_TOO_LARGE) a range of 2^32 pages or more. */
   residency(handle: MappingHandle, byteOffset: number, byteLength: number): Uint8Array;
   fallocate(fd: number, offset: number, length: number): void;
   memfd(name: string): number;
@@ -67,21 +73,42 @@ export interface NativeBinding {
   yield(): void;
 }
 
+/** The prebuilt addon's directory name: `<platform>-<arch>`, `-musl` for musl libc (glibc builds do not load there). */
+export function prebuildTag(): string {
+  let tag = `${process.platform}-${process.arch}`;
+  if (process.platform === "linux") {
+    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+    if (!report?.header?.glibcVersionRuntime) tag += "-musl";
+  }
+  return tag;
+}
+
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
   // src/native.ts and dist/native.js both sit one level below the package root.
   const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-  const candidates = [
-    join(root, "build", "Release", "memmap.node"),
-    join(root, "build", "Debug", "memmap.node"),
-  ];
+  // A local build (a source checkout, or an install that compiled) wins over the prebuilt one shipped in the package.
+  const local = join(root, "build", "Release", "memmap.node");
+  const candidates = [local, join(root, "build", "Debug", "memmap.node")];
+  const prebuilt = join(root, "prebuilds", prebuildTag(), "memmap.node");
+  candidates.push(prebuilt);
+  const failures: string[] = [];
   for (const file of candidates) {
-    if (existsSync(file)) return require(file) as NativeBinding;
+    if (!existsSync(file)) continue;
+    try {
+      return require(file) as NativeBinding;
+    } catch (error) {
+      failures.push(`${file}: ${(error as Error).message}`);
+    }
   }
-  throw new Error(
-    `memmap: the native addon is not built (looked for ${candidates[0]}). ` +
-      `Run \`npm rebuild memmap\`; with npm 11 or newer, allow its install script first ` +
-      `(\`npm install-scripts approve memmap\`, or "allowScripts": { "memmap": true } in package.json).`,
+  throw new MmapError(
+    "ERR_NO_ADDON",
+    `memmap: no native addon loads here (looked for ${local} and ${prebuilt}` +
+      (failures.length > 0 ? `; ${failures.join("; ")}` : "") +
+      `). ${failures.length > 0 ? "Rebuild it" : `This package has no prebuilt addon for ${prebuildTag()}; build one`} ` +
+      `with \`npm rebuild memmap\` (needs a C compiler and Python for node-gyp; with npm 11 or newer, allow ` +
+      `its install script first: \`npm install-scripts approve memmap\`, or "allowScripts": { "memmap": true } in package.json).`,
+    { path: local },
   );
 }
 

@@ -214,8 +214,8 @@ describe("claims left by dead processes (constructed)", () => {
       fakeClaim(file, 7, await deadPid(), 256, header);
       producer.send("after");
       const t0 = performance.now();
-      assert.equal(new TextDecoder().decode(ch.receive({ timeout: 2000 })), "after");
-      assert.ok(performance.now() - t0 < 1000, "sealed within a bounded time");
+      assert.equal(new TextDecoder().decode(ch.receive({ timeout: 20_000 })), "after");
+      assert.ok(performance.now() - t0 < 10_000, "sealed within a bounded time (a hang guard: busy machines are slow)");
       assert.equal(ch.abortedFrames, 1);
       producer.close();
       ch.close();

@@ -82,6 +82,49 @@ test("log dump: text, hex and JSON from a sequence number", async () => {
   assert.equal(past.stdout, "");
 });
 
+test("log dump --last n prints the last n records, like tail -n; --from end says how to get them", async () => {
+  const [last, lastOne, tooMany, end, both] = await Promise.all([
+    runCli(["log", "dump", logDir, "--last", "2"]),
+    runCli(["log", "dump", logDir, "--last", "3", "--count", "1", "--json"]),
+    runCli(["log", "dump", logDir, "-n", "100000", "--count", "1", "--json"]),
+    runCli(["log", "dump", logDir, "--from", "end", "--count", "2"]),
+    runCli(["log", "dump", logDir, "--from", "5", "--last", "2"]),
+  ]);
+  assert.equal(last.code, 0, last.stderr);
+  assert.deepEqual(last.stdout.trimEnd().split("\n").map((l) => l.split("  ")[0]), ["#2000", "#2001"]);
+  assert.equal(oneLine(last.stderr), "(2 records; the log's next seq is 2,002)");
+  assert.equal((JSON.parse(lastOne.stdout) as { seq: number }).seq, 1999);
+  assert.equal((JSON.parse(tooMany.stdout) as { seq: number }).seq, 0, "more than the log holds: from the first record");
+  assert.equal(end.code, 0);
+  assert.equal(end.stdout, "");
+  assert.equal(oneLine(end.stderr), "(0 records; the log's next seq is 2,002; --last n prints the last n records)");
+  assert.equal(both.code, 2);
+  assert.equal(oneLine(both.stderr), "memmap: --from and --last cannot be combined: --last n starts at the last n records");
+});
+
+test("log stat on a log damaged in a middle segment: the damage said once, later segments not called unreadable", async () => {
+  const damaged = path.join(dir, "damaged");
+  {
+    using log = openLog(damaged, { create: true, segmentSize: 64 * 1024 });
+    for (let i = 0; i < 3000; i++) log.append(`record number ${i}`);
+  }
+  const segments = fs.readdirSync(damaged).filter((f) => f.endsWith(".seg")).sort();
+  assert.ok(segments.length >= 3, segments.join());
+  const fd = fs.openSync(path.join(damaged, segments[1]!), "r+");
+  fs.writeSync(fd, new Uint8Array([0xee]), 0, 1, 20); // a header byte: its checksum no longer matches
+  fs.closeSync(fd);
+
+  const r = await runCli(["log", "stat", damaged]);
+  assert.equal(r.code, 1);
+  const damageLine = r.stdout.split("\n").find((l) => l.startsWith("  damage"))!;
+  assert.match(damageLine, new RegExp(`^ {2}damage {4}at seq [\\d,]+ in \\S+${segments[1]}: .+$`));
+  assert.equal(damageLine.split("at seq").length, 2, `the place is said once: ${damageLine}`);
+  assert.doesNotMatch(r.stdout, /unreadable/);
+  assert.match(r.stdout, new RegExp(`^ +${segments[1]} .* damaged$`, "m"));
+  for (const later of segments.slice(2)) assert.match(r.stdout, new RegExp(`^ +${later} .* not checked \\(after the damage\\)$`, "m"));
+  assert.equal(oneLine(r.stderr).split("at seq").length, 2, r.stderr);
+});
+
 test("log dump on a log a writer crashed in prints the records before its claimed frame and changes no byte", async () => {
   const crashed = path.join(dir, "crashed");
   const stuck = await makeCrashedLog(crashed, 5, 2);
@@ -130,18 +173,51 @@ test("log tail follows records appended by another process, and stops on SIGINT"
   }
 });
 
-test("log: a missing directory or a directory without a log is exit 1 with one line", async () => {
+test("log: a missing directory, a directory without a log or a file is exit 1 with one whole sentence", async () => {
   const empty = path.join(dir, "not-a-log");
   fs.mkdirSync(empty);
-  const [missing, notLog, dump] = await Promise.all([
-    runCli(["log", "stat", path.join(dir, "nope")]),
+  const file = path.join(dir, "a-file");
+  fs.writeFileSync(file, "x");
+  const nope = path.join(dir, "nope");
+  const [missing, notLog, dump, dumpEmpty, dumpFile, tailFile] = await Promise.all([
+    runCli(["log", "stat", nope]),
     runCli(["log", "stat", empty]),
-    runCli(["log", "dump", path.join(dir, "nope")]),
+    runCli(["log", "dump", nope]),
+    runCli(["log", "dump", empty]),
+    runCli(["log", "dump", file]),
+    runCli(["log", "tail", file]),
   ]);
-  for (const r of [missing, notLog, dump]) {
+  for (const r of [missing, notLog, dump, dumpEmpty, dumpFile, tailFile]) {
     assert.equal(r.code, 1, r.stderr);
     assert.match(oneLine(r.stderr), /^memmap: /);
+    assert.doesNotMatch(r.stderr, /pass create: true/, "advice the CLI cannot follow");
     assert.equal(r.stdout, "");
   }
-  assert.match(notLog.stderr, /no log in/);
+  const noLog = `not a log directory: it has no log.meta (a program makes a log with openLog(dir, { create: true })) (ENOENT)`;
+  assert.equal(oneLine(missing.stderr), `memmap: ${nope}: no such directory (ENOENT)`);
+  assert.equal(oneLine(dump.stderr), `memmap: ${nope}: no such directory (ENOENT)`);
+  assert.equal(oneLine(notLog.stderr), `memmap: ${empty}: ${noLog}`);
+  assert.equal(oneLine(dumpEmpty.stderr), `memmap: ${empty}: ${noLog}`);
+  assert.match(oneLine(dumpFile.stderr), new RegExp(`^memmap: ${file}: not a log directory: it is a file \\(a log is a directory holding log\\.meta\\) \\(E[A-Z]+\\)$`));
+  assert.equal(oneLine(tailFile.stderr), oneLine(dumpFile.stderr));
+});
+
+test("log dump and tail say where a crashed writer left a gap; log stat does not count it as a record", async () => {
+  const crashed = path.join(dir, "gap");
+  const stuck = await makeCrashedLog(crashed, 3, 2);
+  openLog(crashed).close(); // the repair seals the dead writer's frame ABORTED: seq `stuck` has no record
+  const [dump, json, stat, tail] = await Promise.all([
+    runCli(["log", "dump", crashed]),
+    runCli(["log", "dump", "--json", crashed]),
+    runCli(["log", "stat", crashed]),
+    runCli(["log", "tail", crashed, "--from", "0", "--count", "5"]),
+  ]);
+  assert.equal(dump.code, 0, dump.stderr);
+  const lines = dump.stdout.trimEnd().split("\n").map((l) => l.replace(/^#(\d+) {2}\S+Z {2}/, "$1 "));
+  assert.deepEqual(lines, ["0 before 0", "1 before 1", "2 before 2", `#${stuck}  aborted: no record (its writer crashed before committing it, or called abort())`, "4 after 0", "5 after 1"]);
+  assert.deepEqual(json.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { seq: number; aborted?: boolean })[3], { seq: stuck, aborted: true });
+  assert.equal(stat.code, 0, stat.stderr);
+  assert.match(stat.stdout, /^ {2}records +5: seq 0 to 5 \(1 aborted: no record\); the next append gets 6$/m);
+  assert.equal(tail.code, 0, tail.stderr);
+  assert.match(tail.stdout, /^#3 {2}aborted: no record/m);
 });

@@ -1,13 +1,18 @@
 /**
  * `memmap stat`, `warm` and `evict`, run as child processes on real files,
  * checked against util-linux fincore.
+ *
+ * On a busy machine the kernel may reclaim any cached page at any moment, so
+ * no test assumes a page stays resident unless it is mlock'ed (holdResident),
+ * and a snapshot taken between two fincore snapshots is checked to lie between
+ * them (nothing reads these files, so residency only falls).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { evictFile, mapFile, pageSize } from "../src/index.ts";
+import { evictFile, mapFile, pageSize, type MappedFile } from "../src/index.ts";
 import { cliArgs, fincorePages, oneLine, root, runCli, tempDir } from "./fixtures/cli-run.ts";
 
 interface StatJson {
@@ -31,12 +36,21 @@ const tree = path.join(dir, "tree");
 const SMALL_FILES = 3000;
 let treeFiles: string[] = [];
 
-/** Makes every third page of `file` (every `step`th) resident, and no other (MADV_RANDOM: no readahead). */
-function touchEveryThirdPage(file: string, step = 3): number {
-  using m = mapFile(file, { advice: "random" });
-  let sum = 0;
-  for (let page = 0; page * pageSize < m.byteLength; page += step) sum += m.bytes[page * pageSize]!;
-  return sum;
+/**
+ * Makes every third page of `file` (every `step`th) resident, and no other
+ * (MADV_RANDOM: no readahead), and keeps them so (mlock) until the mapping is closed.
+ */
+function holdResident(file: string, step = 3): MappedFile {
+  const m = mapFile(file, { advice: "random" });
+  for (let page = 0; page * pageSize < m.byteLength; page += step) m.lock(page * pageSize, pageSize);
+  return m;
+}
+
+/** Asserts fincore's `after` <= `seen` <= fincore's `before` for every file: residency only fell in between. */
+function assertBetween(seen: Map<string, number>, before: Map<string, number>, after: Map<string, number>): void {
+  let outside = 0;
+  for (const [file, pages] of seen) if (pages > before.get(file)! || pages < after.get(file)!) outside++;
+  assert.equal(outside, 0, "every file's resident pages lie between fincore's before and after");
 }
 
 before(() => {
@@ -59,10 +73,14 @@ before(() => {
 after(remove);
 
 describe("memmap stat", () => {
+  const held: MappedFile[] = [];
+  after(() => {
+    for (const m of held) m.close(); // unlocks: evict must be able to drop them below
+  });
+
   test("agrees with fincore on a partly resident file, a whole one and an empty one", async () => {
     evictFile(patchy); // warm and evict have their own tests below
-    touchEveryThirdPage(patchy);
-    touchEveryThirdPage(big, 1);
+    held.push(holdResident(patchy), holdResident(big, 1));
     const r = await runCli(["stat", "--json", big, patchy, empty]);
     assert.equal(r.code, 0, r.stderr);
     const fincore = fincorePages([big, patchy, empty]);
@@ -96,16 +114,15 @@ describe("memmap stat", () => {
   });
 
   test("walks a directory of thousands of small files", async () => {
+    const before = fincorePages(treeFiles);
     const [r, summary] = await Promise.all([runCli(["stat", "--json", tree]), runCli(["stat", "--summary", tree])]);
+    const after = fincorePages(treeFiles);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as StatJson;
     assert.equal(out.total.files, SMALL_FILES);
     assert.equal(out.total.directories, 1 + 10 + 70);
     assert.deepEqual(out.files!.map((f) => f.path).sort(), treeFiles);
-    const fincore = fincorePages(treeFiles);
-    let mismatches = 0;
-    for (const f of out.files!) if (fincore.get(f.path) !== f.resident) mismatches++;
-    assert.equal(mismatches, 0, "fincore agrees on every file");
+    assertBetween(new Map(out.files!.map((f) => [f.path, f.resident])), before, after);
     assert.equal(summary.code, 0);
     assert.match(summary.stdout, /^Total: 3,000 files in 81 directories: /);
     assert.equal(summary.stdout.trim().split("\n").length, 1);
@@ -158,25 +175,32 @@ describe("memmap evict and warm", () => {
     const w = JSON.parse(warmed.stdout) as ChangeJson & { elapsedMs: number; bytesPerSecond: number };
     assert.equal(w.total.files, SMALL_FILES);
     assert.equal(w.total.residentBefore, 0);
-    assert.equal(w.total.resident, w.total.pages);
+    // Every page was read in; a busy kernel may already have reclaimed some of them.
+    assert.ok(w.total.resident > 0 && w.total.resident <= w.total.pages, `${w.total.resident} of ${w.total.pages}`);
     assert.ok(w.elapsedMs > 0 && w.bytesPerSecond > 0);
     let cached = 0;
     for (const pages of fincorePages(treeFiles).values()) cached += pages;
-    assert.equal(cached, w.total.pages, "fincore sees every page resident");
+    assert.ok(cached <= w.total.resident, "fincore sees no more than warm reported");
   });
 
   test("text output: counts, sizes and throughput", async () => {
+    // However much of big.bin is still cached (a busy kernel reclaims pages), evict reports what it dropped.
+    const before = fincorePages([big]).get(big)!;
     const evicted = await runCli(["evict", big]);
     assert.equal(evicted.code, 0, evicted.stderr);
-    assert.match(evicted.stdout, /^Evicted 2,048 pages \(8\.0 MiB\) in [\d.]+ m?s\nNow: 1 file: 0 B of 8\.0 MiB resident \(0 of 2,048 pages, 0%\)\n$/);
+    const m = /^Evicted ([\d,]+) pages \(([\d.]+ (?:[KMG]i)?B)\) in [\d.]+ m?s\nNow: 1 file: 0 B of 8\.0 MiB resident \(0 of 2,048 pages, 0%\)\n$/.exec(evicted.stdout);
+    assert.ok(m, evicted.stdout);
+    const dropped = Number(m[1]!.replaceAll(",", ""));
+    assert.ok(dropped <= before, `evicted ${dropped} pages, no more than the ${before} fincore saw before`);
     assert.equal(fincorePages([big]).get(big), 0);
 
+    // Nothing else reads big.bin, so warm reads all of it from disk.
     const warmed = await runCli(["warm", big, empty]);
     assert.equal(warmed.code, 0, warmed.stderr);
-    assert.match(warmed.stdout, /^Warmed 2 files: 8\.0 MiB of 8\.0 MiB resident \(2,048 of 2,048 pages, 100%\)\n/);
+    assert.match(warmed.stdout, /^Warmed 2 files: [\d.]+ (?:[KMG]i)?B of 8\.0 MiB resident \([\d,]+ of 2,048 pages, \d+%\)\n/);
     assert.match(warmed.stdout, /\nRead 8\.0 MiB from disk in [\d.]+ m?s \([\d.]+ [KMG]iB\/s\); 0 B was already in the page cache\n$/);
-    assert.equal(warmed.stderr, "", "no progress lines when not on a terminal and done within a second");
-    assert.equal(fincorePages([big]).get(big), 2048);
+    // Not a terminal: at most plain progress lines (one a second, if warm took that long), no control characters.
+    for (const line of warmed.stderr.split("\n").filter(Boolean)) assert.match(line, /^warm: \d+% \(/);
   });
 
   const haveScript = spawnSync("script", ["--version"]).status === 0;
@@ -187,6 +211,6 @@ describe("memmap evict and warm", () => {
     assert.equal(r.status, 0, r.stderr);
     const screen = r.stdout.replaceAll("\r", "\n");
     assert.match(screen, /warm \[[^\]]{30}\] 100% \| 8\.0 MiB of 8\.0 MiB \| [\d.]+ [KMG]iB\/s \| /);
-    assert.match(screen, /Warmed 1 file: 8\.0 MiB of 8\.0 MiB resident/);
+    assert.match(screen, /Warmed 1 file: [\d.]+ (?:[KMG]i)?B of 8\.0 MiB resident/); // a busy kernel may reclaim some at once
   });
 });

@@ -64,6 +64,42 @@ test("u32 (JSON), u8 and f64: little-endian numbers", async () => {
   assert.match(f64.stdout, /^00000020\s+1\.5\s+-2\.25\n$/);
 });
 
+test("--as takes every scalar type of struct(): i8 … u64, f32, bool, as JSON and text", async () => {
+  // A Float32 model file, and one of each other type, written with the layout struct() gives them.
+  const typed = path.join(dir, "typed.bin");
+  const b = Buffer.alloc(64);
+  b.writeFloatLE(0.5, 0);
+  b.writeFloatLE(-1.25, 4);
+  b.writeInt8(-5, 8);
+  b.writeUInt8(1, 9);
+  b.writeInt16LE(-300, 10);
+  b.writeUInt16LE(65535, 12);
+  b.writeInt32LE(-70000, 16);
+  b.writeBigInt64LE(-(2n ** 60n), 24);
+  b.writeBigUInt64LE(2n ** 64n - 1n, 32);
+  b.writeBigUInt64LE(42n, 40);
+  fs.writeFileSync(typed, b);
+  const peek = (args: string[]) => runCli(["peek", typed, ...args, "--json"]);
+  const cases: [string[], unknown[]][] = [
+    [["--as", "f32", "-n", "8"], [0.5, -1.25]],
+    [["--as", "i8", "-o", "8", "-n", "1"], [-5]],
+    [["--as", "bool", "-o", "19", "-n", "2"], [true, false]],
+    [["--as", "i16", "-o", "10", "-n", "2"], [-300]],
+    [["--as", "u16", "-o", "12", "-n", "2"], [65535]],
+    [["--as", "i32", "-o", "16", "-n", "4"], [-70000]],
+    [["--as", "i64", "-o", "24", "-n", "8"], [String(-(2n ** 60n))]], // beyond 2^53: a string, as struct-json does
+    [["--as", "u64", "-o", "32", "-n", "16"], ["18446744073709551615", 42]],
+  ];
+  const results = await Promise.all(cases.map(([args]) => peek(args)));
+  results.forEach((r, i) => {
+    assert.equal(r.code, 0, `${cases[i]![0].join(" ")}: ${r.stderr}`);
+    assert.deepEqual((JSON.parse(r.stdout) as { values: unknown[] }).values, cases[i]![1], cases[i]![0].join(" "));
+  });
+  const text = await runCli(["peek", typed, "--as", "f32", "-n", "8"]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^00000000\s+0\.5\s+-1\.25\n$/);
+});
+
 test("utf8 text", async () => {
   const r = await runCli(["peek", file, "--as", "utf8", "-o", "7", "-n", "8"]);
   assert.equal(r.code, 0, r.stderr);
@@ -135,7 +171,7 @@ test("failures: missing file, offset past the end, a directory (with --debug: th
 test("bad arguments exit 2 with one line", async () => {
   const cases = [
     ["peek"],
-    ["peek", file, "--as", "u64"],
+    ["peek", file, "--as", "u128"],
     ["peek", file, "--offset", "-5"],
     ["peek", file, "--as", "struct-json", "--struct", "id:u33"],
   ];

@@ -32,7 +32,7 @@ describe("a file truncated while mapped", () => {
       await child.exitsCleanly();
       assert.deepEqual(r, {
         lost: { read: 0, write: 0, copy: 0 }, // the lost pages read as zeros
-        firstByteAfter: { read: 0, write: 0 }, // the whole mapping was replaced by zero pages
+        firstByteAfter: { read: 0x5a, write: 0x5a }, // only the lost pages were replaced: the first still reads the file
         stale: { read: true, write: true, copy: true, head: false },
         head: { byte: 0x5a, length: pageSize, window: "ok" }, // a mapping of the surviving page is untouched
         methods: {
@@ -61,6 +61,9 @@ describe("a file truncated while mapped", () => {
     assert.equal(bytes[5 * pageSize], 0, "a lost page reads as zero");
     assert.equal(m.stale, true);
     throwsCode(() => m.flush(), "ERR_STALE", /shrank/);
+    assert.equal(bytes[pageSize], 1, "after the fault, the surviving prefix still reads the file");
+    bytes[pageSize + 7] = 42;
+    assert.equal(fs.readFileSync(file)[pageSize + 7], 42, "and writes to it still reach the file");
     bytes[6 * pageSize] = 9;
     assert.equal(bytes[6 * pageSize], 9, "the replacement pages are ordinary memory");
     m.close();
@@ -103,11 +106,30 @@ describe("a process.on(\"SIGBUS\") listener", () => {
     {},
     async () => {
       const file = path.join(dir, "listener.bin");
-      const { code, signal, messages } = await runChild("core-sigbus-child.ts", ["listener", file], { timeoutMs: 3000 });
+      const { code, signal, messages } = await runChild("core-sigbus-child.ts", ["listener", file], { timeoutMs: 20_000 });
       assert.deepEqual({ code, signal }, { code: 0, signal: null }, "the process hung in a SIGBUS loop and was killed");
       assert.deepEqual(messages[0], { lost: 0, stale: true });
     },
   );
+});
+
+describe("SIGBUS listeners added and removed around mappings", () => {
+  // Each run: the steps in order; every touch must turn the mapping stale with the
+  // surviving page intact, every kill must reach the listener, and the child exits normally.
+  const cases: [string, unknown[]][] = [
+    ["map,add,touch,kill", [{ first: 1, lost: 0, stale: true }, { heard: 1 }]],
+    ["add,map,remove,touch", [{ first: 1, lost: 0, stale: true }]],
+    ["map,add,remove,touch", [{ first: 1, lost: 0, stale: true }]],
+    ["add,map,kill,remove,add,touch,kill", [{ heard: 1 }, { first: 1, lost: 0, stale: true }, { heard: 1 }]],
+  ];
+  for (const [steps, expected] of cases) {
+    test(`${steps}: the guard keeps working and the listener hears signals that are not about a mapping`, async () => {
+      const file = path.join(dir, `steps-${steps.replaceAll(",", "-")}.bin`);
+      const { code, signal, messages, stderr } = await runChild("core-sigbus-child.ts", ["listener-steps", file, steps], { timeoutMs: 20_000 });
+      assert.deepEqual({ code, signal }, { code: 0, signal: null }, `the child died or hung in a SIGBUS loop:\n${stderr}`);
+      assert.deepEqual(messages[0], expected);
+    });
+  }
 });
 
 describe("a SIGBUS that is not about memmap's mappings", () => {
@@ -121,7 +143,7 @@ describe("a SIGBUS that is not about memmap's mappings", () => {
 
   const hasSqlite = (() => {
     try {
-      createRequire(import.meta.url)("better-sqlite3");
+      createRequire(path.join(import.meta.dirname, "..", "bench", "package.json"))("better-sqlite3"); // bench/'s own dependency (npm run bench:setup)
       return true;
     } catch {
       return false;
@@ -130,7 +152,7 @@ describe("a SIGBUS that is not about memmap's mappings", () => {
 
   test(
     "a real fault in another library's mapping (SQLite's mmap) still kills the process by SIGBUS",
-    { skip: hasSqlite ? false : "better-sqlite3 is not installed" },
+    { skip: hasSqlite ? false : "better-sqlite3 is not installed (npm run bench:setup)" },
     async () => {
       const file = path.join(dir, "foreign.db");
       const { signal, code, messages, stderr } = await runChild("core-sigbus-child.ts", ["foreign-sigbus", file]);

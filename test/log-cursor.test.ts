@@ -6,7 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { MmapError, openLog, inspectLog } from "../src/index.ts";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { MmapError, openLog, inspectLog, type LogCorruptError } from "../src/index.ts";
+import { CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_OFFSET, CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET } from "../src/log/layout.ts";
 import { delay, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } from "./fixtures/log-helpers.ts";
 
 after(() => removeBundles());
@@ -70,7 +73,8 @@ test("cursor API: resume, from ignored once named, explicit commit(seq), delete,
     assert.equal(log.reader({ name: "alpha" }).position, 90);
     const beyond = log.reader({ name: "beta", from: "end" });
     assert.equal(beyond.position, 100);
-    beyond.commit(500); // committing past the end is allowed; resuming clamps to the end
+    assert.throws(() => beyond.commit(500), { code: "ERR_OUT_OF_RANGE", message: /cannot commit seq 500/ }); // past the end: nothing to have processed
+    beyond.commit(100);
     assert.equal(log.reader({ name: "beta" }).position, 100);
     assert.equal(log.deleteCursor("beta"), true);
     assert.equal(log.deleteCursor("beta"), false);
@@ -100,6 +104,66 @@ test("the cursor table holds 128 names, then says it is full", () => {
     log.deleteCursor("reader-5");
     log.reader({ name: "one-too-many" }).close();
     log.close();
+  } finally {
+    removeTmpDir(dir);
+  }
+});
+
+test("a durable cursor past the end of the log, or a malformed one, is ERR_CORRUPT naming it (never clamped, never ignored)", () => {
+  const dir = makeTmpDir();
+  try {
+    const log = openLog(dir, { create: true, segmentSize: 64 * 1024 });
+    for (let i = 0; i < 1000; i++) log.append(`r${i} ${"x".repeat(200)}`); // a few segments, for retain()
+    for (const name of ["alpha", "beta", "gamma"]) log.reader({ name, from: 100 }).close();
+    log.close();
+    const meta = path.join(dir, "log.meta");
+    const pristine = fs.readFileSync(meta);
+    const slot = (i: number): number => CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH;
+    const cases: [string, (b: Buffer) => void, string | undefined, RegExp][] = [
+      ["past the end", (b) => b.writeBigUInt64LE(1800n, slot(1) + CURSOR_SEQ_OFFSET), "beta", /"beta" is at seq 1800, past the end of the log \(100\d\)/],
+      ["a bad state", (b) => b.writeUInt32LE(7, slot(1) + CURSOR_STATE_OFFSET), undefined, /cursor slot 1\) is malformed: state 7/],
+      ["a zero name length", (b) => b.writeUInt32LE(0, slot(2) + CURSOR_NAME_LENGTH_OFFSET), undefined, /cursor slot 2\) is malformed: name length 0/],
+      ["a name length past the slot", (b) => b.writeUInt32LE(99, slot(0) + CURSOR_NAME_LENGTH_OFFSET), undefined, /cursor slot 0\) is malformed: name length 99/],
+      ["a name that is not UTF-8", (b) => b.writeUInt8(0xff, slot(0) + CURSOR_NAME_OFFSET + 1), undefined, /cursor slot 0\) is malformed: its name is not UTF-8/],
+      ["a seq past 2^53", (b) => b.writeBigUInt64LE(1n << 60n, slot(2) + CURSOR_SEQ_OFFSET), "gamma", /"gamma" \(cursor slot 2\) is malformed: seq \d+ is out of range/],
+    ];
+    for (const [what, damage, name, message] of cases) {
+      const b = Buffer.from(pristine);
+      damage(b);
+      fs.writeFileSync(meta, b);
+      const again = openLog(dir); // appending does not need the cursors
+      try {
+        again.append("more");
+        for (const n of name === undefined ? ["alpha", "beta", "gamma"] : [name]) {
+          assert.throws(() => again.reader({ name: n }), (e: MmapError) => {
+            assert.equal(e.code, "ERR_CORRUPT", `${what}: ${e.message}`);
+            assert.equal(e.path, meta);
+            assert.match(e.message, message, what);
+            return true;
+          }, `${what}: reader({ name: "${n}" })`);
+        }
+        if (name === undefined) assert.throws(() => again.cursors(), { code: "ERR_CORRUPT" }, what);
+        assert.throws(() => again.retain({ maxSegments: 1 }), { code: "ERR_CORRUPT" }, `${what}: retention refuses to guess`);
+        const s = inspectLog(dir);
+        assert.equal(s.damage?.file, meta, what);
+        assert.match(s.damage!.reason, message, what);
+      } finally {
+        again.close();
+      }
+    }
+    // A damaged seq under a readable name: deleting the reader clears it.
+    const b = Buffer.from(pristine);
+    b.writeBigUInt64LE(1n << 60n, slot(2) + CURSOR_SEQ_OFFSET);
+    fs.writeFileSync(meta, b);
+    const fix = openLog(dir);
+    assert.equal(fix.deleteCursor("gamma"), true);
+    assert.deepEqual(fix.cursors().map((c) => c.name), ["alpha", "beta"]);
+    fix.close();
+    fs.writeFileSync(meta, pristine);
+    const ok = openLog(dir);
+    assert.equal(ok.reader({ name: "beta" }).position, 100);
+    ok.close();
+    void (undefined as unknown as LogCorruptError);
   } finally {
     removeTmpDir(dir);
   }

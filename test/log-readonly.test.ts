@@ -183,7 +183,7 @@ test("a read-only tailing reader sees records another process appends; its signa
     const t0 = performance.now();
     log.close();
     await done;
-    assert.ok(performance.now() - t0 < 1000, `the iteration ended ${performance.now() - t0} ms after close`);
+    assert.ok(performance.now() - t0 < 10_000, `the iteration ended ${performance.now() - t0} ms after close`); // a hang guard
     assert.equal(seen.length, COUNT);
   } finally {
     removeTmpDir(dir);

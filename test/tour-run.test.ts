@@ -1,6 +1,7 @@
 /**
- * The tour (`npm start`) runs to completion within its minute, shows real
- * figures for each part, and leaves no files or processes behind.
+ * The tour (`npm start`) runs to completion, shows real figures for each
+ * part, and leaves no files or processes behind. How long it takes is not
+ * asserted (a busy machine stretches it); the kill timer is a hang guard.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -9,8 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { root, tourArgs } from "./fixtures/cli-run.ts";
 
-test("the tour runs to completion in under a minute and cleans up", { timeout: 90_000 }, async () => {
-  const started = Date.now();
+test("the tour runs to completion and cleans up", { timeout: 300_000 }, async () => {
   const child = spawn(process.execPath, tourArgs, {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
@@ -19,13 +19,11 @@ test("the tour runs to completion in under a minute and cleans up", { timeout: 9
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
   child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 240_000);
   const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
   clearTimeout(timer);
-  const seconds = (Date.now() - started) / 1000;
   assert.equal(code, 0, `tour failed:\n${stdout}\n${stderr}`);
   assert.equal(stderr, "");
-  assert.ok(seconds < 60, `took ${seconds} s`);
 
   // Part 1: four processes, each with the whole 64 MiB file resident but a quarter of it as its share.
   assert.match(stdout, /^1\/4 {2}One copy in memory, shared by many processes$/m);
@@ -40,14 +38,17 @@ test("the tour runs to completion in under a minute and cleans up", { timeout: 9
   // Part 2: random access into a file of records.
   assert.match(stdout, /^2\/4 {2}A file of records is an array you index$/m);
   assert.match(stdout, /Order #654,321, read from the mapped page: \{"id":654321,"quantity":22,"price":680\.98\}/);
-  assert.match(stdout, /random lookups: the mapping is \d+× faster/);
+  assert.match(stdout, /random lookups: (the mapping is \d+× faster|on this machine right now the two were about as fast)/);
 
-  // Part 3: a ping-pong over a channel with each wait strategy, next to process.send.
+  // Part 3: a ping-pong over a channel with the default options and with "yield", next to process.send, taking turns.
   assert.match(stdout, /^3\/4 {2}Fast IPC: a ping-pong between two processes$/m);
   const time = "[\\d.]+ (?:ns|µs|ms)";
-  assert.match(stdout, new RegExp(`^ +channel, waiting with "futex" +${time} +${time}$`, "m"));
-  assert.match(stdout, new RegExp(`^ +channel, waiting with "yield" +${time} +${time}$`, "m"));
+  assert.match(stdout, new RegExp(`^ +channel, default options +${time} +${time}$`, "m"));
+  assert.match(stdout, new RegExp(`^ +channel, strategy "yield" +${time} +${time}$`, "m"));
   assert.match(stdout, new RegExp(`^ +process\\.send \\(pipe \\+ JSON\\) +${time} +${time}$`, "m"));
+  // Whichever won on this machine, the tour says so, and says what the strategies do.
+  assert.match(stdout, /With the default options, process\.send takes [\d.]+× as long as the channel\.|process\.send was [\d.]+× faster than the channel with default options\./);
+  assert.match(stdout, /Wait strategies: the default, "futex", polls/);
 
   // Part 4: the producer and consumer are killed; a new consumer resumes at the durable cursor and reads the rest.
   assert.match(stdout, /^4\/4 {2}Persistent IPC: a log that survives a crash$/m);

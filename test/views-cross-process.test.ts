@@ -48,13 +48,33 @@ test("a reader process sees rows as another process appends them, never a partia
     const want = 20_000;
     using out = createRecordFile(file, Tick, { capacity: 4 }); // small: the file grows many times while the reader follows
     const reader = child("views-reader.ts", [file, String(want), "45000"]);
-    await line(reader, (l) => l === "ready");
-    const result = line(reader, (l) => l.startsWith("{"));
-    for (let i = 0; i < want; i++) {
-      out.append(tick(i));
-      if (i % 250 === 0) await new Promise((resolve) => setTimeout(resolve, 1)); // let the reader catch up mid-stream
+    // One listener for the whole run, so that no line is lost between waits.
+    let started = false;
+    let seenSoFar = 0;
+    let result: string | undefined;
+    let wake: () => void = () => {};
+    const ready = line(reader, (l) => {
+      if (l === "ready") started = true;
+      else if (l.startsWith("seen ")) seenSoFar = Number(l.slice(5));
+      else if (l.startsWith("{")) result = l;
+      wake();
+      return result !== undefined;
+    });
+    const until = (ok: () => boolean): Promise<void> =>
+      new Promise((resolve) => {
+        const check = (): void => (ok() ? resolve() : void (wake = check));
+        check();
+      });
+    // Ten steps of 2,000 rows; each waits until the reader has seen it, so the reader sees the
+    // count grow in steps and the file grow under it however the machine schedules the two processes.
+    const steps = 10;
+    await Promise.race([until(() => started), ready]);
+    for (let step = 1; step <= steps; step++) {
+      for (let i = ((step - 1) * want) / steps; i < (step * want) / steps; i++) out.append(tick(i));
+      if (step < steps) await Promise.race([until(() => seenSoFar >= (step * want) / steps), ready]);
     }
-    const seen = JSON.parse(await result) as { seen: number; lengths: number; capacities: number; problems: string[] };
+    await ready;
+    const seen = JSON.parse(result!) as { seen: number; lengths: number; capacities: number; problems: string[] };
     assert.deepEqual(seen.problems, []);
     assert.equal(seen.seen, want);
     assert.ok(seen.lengths > 5, `the reader saw the count grow in steps (${seen.lengths} distinct lengths)`);

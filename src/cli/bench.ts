@@ -3,8 +3,9 @@
  * scripts — one after the other, each printing its own table and saving its
  * raw numbers under bench/results/.
  *
- * The suite lives in the source repository (it needs the dev dependencies
- * and a C compiler for its references), not in the installed package.
+ * The suite lives in a clone of the source repository (bench/ with its own
+ * package.json of reference libraries, and a C compiler for its C references),
+ * not in the installed package: there, `memmap bench` says so.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -20,7 +21,7 @@ export interface BenchOptions {
 /** src/cli/bench.ts and dist/cli/bench.js both sit two levels below the package root. */
 export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-/** The `bench:*` scripts of package.json, by name without the prefix. */
+/** The `bench:*` scripts of package.json, by name without the prefix (but `bench:setup`, which installs bench/'s dependencies). */
 export function benchScripts(root = packageRoot): Map<string, string> {
   let scripts: Record<string, unknown> = {};
   try {
@@ -31,7 +32,7 @@ export function benchScripts(root = packageRoot): Map<string, string> {
   }
   const out = new Map<string, string>();
   for (const [name, command] of Object.entries(scripts)) {
-    if (name.startsWith("bench:") && typeof command === "string") out.set(name.slice("bench:".length), command);
+    if (name.startsWith("bench:") && name !== "bench:setup" && typeof command === "string") out.set(name.slice("bench:".length), command);
   }
   return out;
 }
@@ -54,7 +55,7 @@ export async function runBench(names: string[], options: BenchOptions): Promise<
   const scripts = benchScripts();
   if (scripts.size === 0 || !fs.existsSync(path.join(packageRoot, "bench")))
     throw new CliError(
-      "no benchmark suite here: memmap bench runs the bench/ directory of a source checkout (clone the repository, npm install, then npx memmap bench)",
+      `no benchmark suite here: memmap bench runs the bench/ directory of a clone of the source repository, which the installed package does not include (git clone the repository, npm install, then npx memmap bench)`,
     );
   if (options.list) {
     for (const [name, command] of scripts) process.stdout.write(`${name.padEnd(12)} ${command}\n`);

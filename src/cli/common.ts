@@ -90,9 +90,9 @@ export function formatBytes(bytes: number): string {
   return `${value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${unit}`;
 }
 
-/** Part of a whole as a percentage with one decimal; an empty whole is 0%. */
+/** Part of a whole as a percentage with one decimal, rounded down (only a whole is 100%); an empty whole is 0%. */
 export function percent(part: number, whole: number): number {
-  return whole === 0 ? 0 : Math.round((part / whole) * 1000) / 10;
+  return whole === 0 ? 0 : Math.floor((part * 1000) / whole) / 10;
 }
 
 /** A percentage for people: one decimal, and "<0.1%" rather than "0%" when some but very little. */

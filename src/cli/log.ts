@@ -4,6 +4,7 @@
  * stat reads the files without opening the log (inspectLog: no lock, no
  * repair). dump and tail open it read-only: they change nothing either.
  */
+import * as fs from "node:fs";
 import { MmapError, inspectLog, openLog, type Log, type LogInspection, type LogRecord } from "../index.ts";
 import { CliError, EXIT_FAILURE, EXIT_OK, formatBytes, formatCount, printJson, table } from "./common.ts";
 import { fileProblem } from "./files.ts";
@@ -12,17 +13,51 @@ export type LogDumpFormat = "text" | "hex";
 
 function fail(dir: string, error: unknown): CliError {
   if (error instanceof CliError) return error;
-  return new CliError(fileProblem(dir, error).message, EXIT_FAILURE, { cause: error });
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "ENOENT" || code === "ENOTDIR") {
+    // The library's wording suits a program ("pass create: true"); the CLI only reads logs, so say what is there instead.
+    let what: string;
+    try {
+      what = fs.statSync(dir).isDirectory()
+        ? `not a log directory: it has no ${META_FILE} (a program makes a log with openLog(dir, { create: true }))`
+        : `not a log directory: it is a file (a log is a directory holding ${META_FILE})`;
+    } catch {
+      what = "no such directory";
+    }
+    return new CliError(`${dir}: ${what} (${String(code)})`, EXIT_FAILURE, { cause: error });
+  }
+  // Drop advice meant for callers of openLog, and never leave a sentence with its path cut out.
+  const message = fileProblem(dir, error).message.replace(/;? ?\(?pass create: true[^)]*\)?/g, "");
+  return new CliError(message, EXIT_FAILURE, { cause: error });
+}
+
+/** The file that makes a directory a log (src/log/meta.ts). */
+const META_FILE = "log.meta";
+
+/** The damage in one sentence: where, then why (the library's message may already say where; say it once). */
+function damageText(d: NonNullable<LogInspection["damage"]>): string {
+  const reason = d.reason.replace(/^log damaged at seq \d+ in [^:]*: /, "");
+  return `at seq ${formatCount(d.seq)} in ${d.file}: ${reason}`;
+}
+
+/** A segment's state; past the damage nothing is read, so those segments are "not checked", not "unreadable". */
+function segmentState(seg: LogInspection["segments"][number], s: LogInspection): string {
+  if (seg.sealed !== undefined) return seg.sealed ? "sealed" : "active";
+  if (s.damage === undefined) return "unreadable";
+  if (s.damage.file.endsWith(seg.file)) return "damaged";
+  return seg.baseSeq > s.damage.seq ? "not checked (after the damage)" : "unreadable";
 }
 
 function describeInspection(s: LogInspection): string {
-  const records = s.nextSeq - s.firstSeq;
+  const seqs = s.nextSeq - s.firstSeq;
+  const aborted = s.segments.reduce((n, seg) => n + (seg.aborted ?? 0), 0); // gaps: sequence numbers with no record
+  const records = seqs - aborted;
   const onDisk = s.segments.reduce((n, seg) => n + seg.bytes, 0);
   const out: string[] = [];
   out.push(`Log ${s.dir} (segments of ${formatBytes(s.segmentSize)})`);
   out.push(
-    records > 0
-      ? `  records   ${formatCount(records)}: seq ${formatCount(s.firstSeq)} to ${formatCount(s.nextSeq - 1)}; the next append gets ${formatCount(s.nextSeq)}`
+    seqs > 0
+      ? `  records   ${formatCount(records)}: seq ${formatCount(s.firstSeq)} to ${formatCount(s.nextSeq - 1)}${aborted > 0 ? ` (${formatCount(aborted)} aborted: no record)` : ""}; the next append gets ${formatCount(s.nextSeq)}`
       : `  records   none; the next append gets seq ${formatCount(s.nextSeq)}`,
   );
   out.push(`  segments  ${s.segments.length} (${formatBytes(onDisk)} on disk)`);
@@ -34,7 +69,7 @@ function describeInspection(s: LogInspection): string {
         formatCount(seg.baseSeq),
         seg.records === undefined ? "?" : formatCount(seg.records),
         formatBytes(seg.bytes),
-        seg.sealed === undefined ? "unreadable" : seg.sealed ? "sealed" : "active",
+        segmentState(seg, s),
       ]);
     out.push(...table(rows, new Set([0, 4])).split("\n").map((l) => `    ${l}`));
   }
@@ -48,7 +83,7 @@ function describeInspection(s: LogInspection): string {
   }
   const writers = s.writers.filter((w) => w.alive);
   out.push(`  writers   ${writers.length > 0 ? writers.map((w) => `pid ${w.pid}`).join(", ") : "none now"}`);
-  out.push(s.damage === undefined ? "  damage    none" : `  damage    at seq ${formatCount(s.damage.seq)} in ${s.damage.file}: ${s.damage.reason}`);
+  out.push(s.damage === undefined ? "  damage    none" : `  damage    ${damageText(s.damage)}`);
   return `${out.join("\n")}\n`;
 }
 
@@ -62,7 +97,7 @@ export async function runLogStat(dir: string, options: { json?: boolean }): Prom
   if (options.json) printJson(s);
   else process.stdout.write(describeInspection(s));
   if (s.damage !== undefined) {
-    process.stderr.write(`memmap: the log is damaged at seq ${s.damage.seq} in ${s.damage.file}: ${s.damage.reason}\n`);
+    process.stderr.write(`memmap: the log is damaged ${damageText(s.damage)}\n`);
     return EXIT_FAILURE;
   }
   return EXIT_OK;
@@ -109,6 +144,12 @@ function printRecord(r: LogRecord, as: LogDumpFormat, json: boolean | undefined)
   }
 }
 
+/** A sequence number with no record (an ABORTED frame): said, not skipped silently. */
+function printGap(seq: number, json: boolean | undefined): void {
+  if (json) process.stdout.write(`${JSON.stringify({ seq, aborted: true })}\n`);
+  else process.stdout.write(`#${seq}  aborted: no record (its writer crashed before committing it, or called abort())\n`);
+}
+
 function open(dir: string): Log {
   try {
     return openLog(dir, { readOnly: true });
@@ -119,20 +160,29 @@ function open(dir: string): Log {
 
 export interface LogDumpOptions {
   from: number | "start" | "end";
+  /** Start at the last `last` records instead of at `from` (like tail -n). */
+  last?: number;
   count?: number;
   as: LogDumpFormat;
   json?: boolean;
 }
 
+/** Where to start: `from`, or `last` records before the end (never before the first record kept). */
+function startOf(log: Log, options: LogDumpOptions): number | "start" | "end" {
+  return options.last === undefined ? options.from : Math.max(log.firstSeq, log.nextSeq - options.last);
+}
+
 export async function runLogDump(dir: string, options: LogDumpOptions): Promise<number> {
   const log = open(dir);
   try {
-    const reader = log.reader({ from: options.from });
+    const reader = log.reader({ from: startOf(log, options) });
     let n = 0;
     try {
       while (options.count === undefined || n < options.count) {
+        const at = reader.position;
         const r = reader.next();
         if (r === null) break;
+        for (let seq = at; seq < r.seq; seq++) printGap(seq, options.json); // ABORTED frames: gaps in the sequence
         printRecord(r, options.as, options.json);
         n++;
       }
@@ -141,7 +191,10 @@ export async function runLogDump(dir: string, options: LogDumpOptions): Promise<
     } finally {
       reader.close();
     }
-    if (!options.json) process.stderr.write(`(${formatCount(n)} record${n === 1 ? "" : "s"}; the log's next seq is ${formatCount(log.nextSeq)})\n`);
+    if (!options.json) {
+      const hint = n === 0 && options.from === "end" && options.last === undefined ? "; --last n prints the last n records" : "";
+      process.stderr.write(`(${formatCount(n)} record${n === 1 ? "" : "s"}; the log's next seq is ${formatCount(log.nextSeq)}${hint})\n`);
+    }
   } finally {
     log.close();
   }
@@ -157,11 +210,14 @@ export async function runLogTail(dir: string, options: LogTailOptions): Promise<
   const onSignal = (): void => stop.abort();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  const reader = log.reader({ from: options.from });
+  const reader = log.reader({ from: startOf(log, options) });
   let n = 0;
   try {
     if (!options.json) process.stderr.write(`following ${dir} from seq ${formatCount(reader.position)}; Ctrl-C to stop\n`);
+    let at = reader.position;
     for await (const r of reader.tail({ signal: stop.signal })) {
+      for (let seq = at; seq < r.seq; seq++) printGap(seq, options.json);
+      at = r.seq + 1;
       printRecord(r, options.as, options.json);
       if (options.count !== undefined && ++n >= options.count) break;
     }

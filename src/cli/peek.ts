@@ -3,12 +3,15 @@
  * just that range, as hex, integers, floats, text or struct records.
  */
 import * as fs from "node:fs";
-import { MmapError, mapFile, openRecordFile, type Layout, type MappedFile } from "../index.ts";
+import { MmapError, mapFile, openRecordFile, type Layout, type MappedFile, type ScalarTypeName } from "../index.ts";
 import { CliError, EXIT_OK, printJson, usageError } from "./common.ts";
 import { fileProblem } from "./files.ts";
 import { jsonSafe, parseStructLayout } from "./struct-layout.ts";
 
-export type PeekFormat = "hex" | "u8" | "u32" | "f64" | "utf8" | "struct-json";
+/** Every scalar type of struct(), read little-endian. */
+export type NumberFormat = ScalarTypeName;
+
+export type PeekFormat = "hex" | NumberFormat | "utf8" | "struct-json";
 
 /** Bytes shown when --length is not given. */
 export const DEFAULT_PEEK_LENGTH = 256;
@@ -73,24 +76,36 @@ function* hexLines(bytes: Uint8Array, base: number): Generator<string> {
   }
 }
 
-type NumberFormat = "u8" | "u32" | "f64";
-const ELEMENT_SIZE: Record<NumberFormat, number> = { u8: 1, u32: 4, f64: 8 };
-const PER_LINE: Record<NumberFormat, number> = { u8: 16, u32: 8, f64: 4 };
-const CELL_WIDTH: Record<NumberFormat, number> = { u8: 3, u32: 10, f64: 22 };
+type Scalar = number | bigint | boolean;
+
+/** Per type: bytes per value, values per text line, text cell width, and the little-endian read. */
+const NUMBER_TYPES: Record<NumberFormat, { size: number; perLine: number; width: number; read: (v: DataView, i: number) => Scalar }> = {
+  u8: { size: 1, perLine: 16, width: 3, read: (v, i) => v.getUint8(i) },
+  i8: { size: 1, perLine: 16, width: 4, read: (v, i) => v.getInt8(i) },
+  u16: { size: 2, perLine: 8, width: 5, read: (v, i) => v.getUint16(i, true) },
+  i16: { size: 2, perLine: 8, width: 6, read: (v, i) => v.getInt16(i, true) },
+  u32: { size: 4, perLine: 8, width: 10, read: (v, i) => v.getUint32(i, true) },
+  i32: { size: 4, perLine: 8, width: 11, read: (v, i) => v.getInt32(i, true) },
+  f32: { size: 4, perLine: 4, width: 22, read: (v, i) => v.getFloat32(i, true) },
+  f64: { size: 8, perLine: 4, width: 22, read: (v, i) => v.getFloat64(i, true) },
+  u64: { size: 8, perLine: 4, width: 20, read: (v, i) => v.getBigUint64(i, true) },
+  i64: { size: 8, perLine: 4, width: 20, read: (v, i) => v.getBigInt64(i, true) },
+  bool: { size: 1, perLine: 16, width: 5, read: (v, i) => v.getUint8(i) !== 0 },
+};
 
 /** Little-endian values, read with a DataView so any offset works. */
-function numbers(bytes: Uint8Array, as: NumberFormat): number[] {
+function numbers(bytes: Uint8Array, as: NumberFormat): Scalar[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const size = ELEMENT_SIZE[as];
-  const out: number[] = [];
-  for (let i = 0; i + size <= bytes.length; i += size) {
-    out.push(as === "u8" ? view.getUint8(i) : as === "u32" ? view.getUint32(i, true) : view.getFloat64(i, true));
-  }
+  const { size, read } = NUMBER_TYPES[as];
+  const out: Scalar[] = [];
+  for (let i = 0; i + size <= bytes.length; i += size) out.push(read(view, i));
   return out;
 }
 
-/** JSON has no NaN or Infinity: those become strings. */
-function jsonNumber(n: number): number | string {
+/** JSON has no NaN, Infinity or 64-bit integers: those become strings (integers only beyond 2⁵³, as struct-json does). */
+function jsonNumber(n: Scalar): number | string | boolean {
+  if (typeof n === "bigint") return n >= -BigInt(Number.MAX_SAFE_INTEGER) && n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : String(n);
+  if (typeof n === "boolean") return n;
   return Number.isFinite(n) ? n : String(n);
 }
 
@@ -144,12 +159,17 @@ export function runPeek(file: string, options: PeekOptions): number {
         else writeLines(hexLines(bytes, offset));
         break;
       }
-      case "u8":
-      case "u32":
-      case "f64": {
+      case "utf8": {
+        const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+        if (options.json) printJson({ ...head, text });
+        else process.stdout.write(text.endsWith("\n") || text.length === 0 ? text : `${text}\n`);
+        break;
+      }
+      default: {
         const as = options.as;
+        const { size: elementSize, perLine, width: cellWidth } = NUMBER_TYPES[as];
         const values = numbers(bytes, as);
-        const trailing = length - values.length * ELEMENT_SIZE[as];
+        const trailing = length - values.length * elementSize;
         if (options.json) {
           printJson({ ...head, values: values.map(jsonNumber), trailingBytes: trailing });
           break;
@@ -157,19 +177,13 @@ export function runPeek(file: string, options: PeekOptions): number {
         const width = offsetWidth(offset + length);
         writeLines(
           (function* () {
-            for (let i = 0; i < values.length; i += PER_LINE[as]) {
-              const cells = values.slice(i, i + PER_LINE[as]).map((v) => String(v).padStart(CELL_WIDTH[as]));
-              yield `${(offset + i * ELEMENT_SIZE[as]).toString(16).padStart(width, "0")}  ${cells.join(" ")}`;
+            for (let i = 0; i < values.length; i += perLine) {
+              const cells = values.slice(i, i + perLine).map((v) => String(v).padStart(cellWidth));
+              yield `${(offset + i * elementSize).toString(16).padStart(width, "0")}  ${cells.join(" ")}`;
             }
             if (trailing > 0) yield `(${trailing} trailing byte${trailing === 1 ? "" : "s"} not shown)`;
           })(),
         );
-        break;
-      }
-      case "utf8": {
-        const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
-        if (options.json) printJson({ ...head, text });
-        else process.stdout.write(text.endsWith("\n") || text.length === 0 ? text : `${text}\n`);
         break;
       }
     }

@@ -17,7 +17,8 @@ import type { PeekFormat } from "./peek.ts";
 import { registerBridge } from "./bridge-command.ts";
 
 /** Formats of `peek --as`. */
-const PEEK_FORMATS: readonly PeekFormat[] = ["hex", "u8", "u32", "f64", "utf8", "struct-json"];
+// Every scalar type of struct() (peek.ts reads them); listed here so that parsing the command line loads no addon.
+const PEEK_FORMATS: readonly PeekFormat[] = ["hex", "u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64", "u64", "i64", "bool", "utf8", "struct-json"];
 /** Formats of `log dump --as` and `log tail --as`. */
 const LOG_DUMP_FORMATS: readonly LogDumpFormat[] = ["text", "hex"];
 /** src/cli/program.ts and dist/cli/program.js both sit two levels below the package root. */
@@ -40,6 +41,12 @@ function parseFrom(text: string): number | "start" | "end" {
 }
 
 /** Builds the command tree; `setCode` receives each action's exit code. */
+/** --last replaces --from: giving both is a usage error. */
+function checkFromOrLast(opts: { last?: number }, cmd: Command): void {
+  if (opts.last !== undefined && cmd.getOptionValueSource("from") === "cli")
+    throw new CliError("--from and --last cannot be combined: --last n starts at the last n records", EXIT_USAGE);
+}
+
 export function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("memmap");
   program
@@ -137,10 +144,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .description("print records from a sequence number")
     .argument("<dir>", "the log directory")
     .option("-f, --from <seq>", 'first record: a sequence number, "start" or "end"', parseFrom, "start")
+    .option("-n, --last <n>", "start at the last n records, like tail -n (instead of --from)", parsePositiveInteger)
     .option("-c, --count <n>", "records to print (default: all)", parsePositiveInteger)
     .addOption(new Option("-a, --as <format>", "how to show each payload").choices(LOG_DUMP_FORMATS).default("text"))
     .option("--json", "print one JSON object per record")
-    .action(async (dir: string, opts: { from: number | "start" | "end"; count?: number; as: LogDumpFormat; json?: boolean }) => {
+    .action(async (dir: string, opts: { from: number | "start" | "end"; last?: number; count?: number; as: LogDumpFormat; json?: boolean }, cmd: Command) => {
+      checkFromOrLast(opts, cmd);
       const { runLogDump } = await import("./log.ts");
       setCode(await runLogDump(dir, opts));
     });
@@ -149,10 +158,12 @@ export function buildProgram(setCode: (code: number) => void): Command {
     .description("follow new records as they are appended (Ctrl-C to stop)")
     .argument("<dir>", "the log directory")
     .option("-f, --from <seq>", 'first record: a sequence number, "start" or "end"', parseFrom, "end")
+    .option("-n, --last <n>", "first print the last n records, like tail -n (instead of --from)", parsePositiveInteger)
     .option("-c, --count <n>", "stop after this many records (default: follow until interrupted)", parsePositiveInteger)
     .addOption(new Option("-a, --as <format>", "how to show each payload").choices(LOG_DUMP_FORMATS).default("text"))
     .option("--json", "print one JSON object per record")
-    .action(async (dir: string, opts: { from: number | "start" | "end"; count?: number; as: LogDumpFormat; json?: boolean }) => {
+    .action(async (dir: string, opts: { from: number | "start" | "end"; last?: number; count?: number; as: LogDumpFormat; json?: boolean }, cmd: Command) => {
+      checkFromOrLast(opts, cmd);
       const { runLogTail } = await import("./log.ts");
       setCode(await runLogTail(dir, opts));
     });

@@ -181,14 +181,14 @@ export class LogCore {
       const newest = Math.max(this.meta.newestBase, bases.length === 0 ? 0 : bases[bases.length - 1]!);
       const seg = this.acquire(newest) ?? (bases.length > 0 ? this.acquire(bases[bases.length - 1]!) : undefined);
       if (seg === undefined) {
-        if (attempt < 5) continue;
+        if (attempt < 50) continue; // dropped by retention while we looked
         throw new MmapError("ENOENT", `the log has no segment files '${this.dir}'`, { path: this.dir });
       }
       if (seg.tail === seg.size) {
         const next = seg.nextBaseHint;
         this.release(seg);
         if (next <= seg.base) throw corrupt(undefined, seg.path, "the segment is sealed but names no next segment");
-        if (next <= newest && attempt < 5) continue; // its successor exists: look there
+        if (next <= newest && attempt < 50) continue; // its successor exists: look there
         return { seg: undefined, pos: 0, seq: next };
       }
       const found = walkToEnd(seg, includeClaimed);
@@ -199,6 +199,8 @@ export class LogCore {
 
   /** The seq the next append gets, from a segment the caller holds when it is still the newest (no directory listing). */
   nextSeqFrom(seg: Segment | undefined): number {
+    // A damaged log ends where the damage starts, for every reader of it (and inspectLog) alike.
+    if (this.damage !== undefined) return this.damageSeq;
     if (seg !== undefined && !seg.sealed && this.meta.newestBase <= seg.base) {
       const found = walkToEnd(seg, true);
       if (!found.sealed) return found.seq;
@@ -214,6 +216,8 @@ export class LogCore {
    * O(log n) in the records of the segment.
    */
   locate(seq: number): Position {
+    // At or past the damage (onDamage "readPrefix"): nothing there can be read; the reader throws the damage.
+    if (seq >= this.damageSeq) return { seg: undefined, pos: 0, seq };
     for (let attempt = 0; ; attempt++) {
       // The directory listing is cached; any miss looks again before giving up.
       const bases = attempt === 0 && this.#listing !== undefined ? this.#listing : (this.#listing = this.bases());
@@ -298,6 +302,7 @@ function walkToEnd(seg: Segment, includeClaimed: boolean): { pos: number; seq: n
   checkPosition(seg, P);
   let E = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
   for (;;) {
+    if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(E, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
     const L = Atomics.load(seg.i32, P >>> 2);
     if (L === 0 || (L < 0 && !includeClaimed)) return { pos: P, seq: E, sealed: false };
     const end = frameEnd(seg, P, L, E);
@@ -325,7 +330,9 @@ export function frameEnd(seg: Segment, P: number, L: number, seq: number): numbe
 
 /** Index entry k → frame position, or 0 when absent or implausible (the index is untrusted). */
 function indexEntry(seg: Segment, k: number): number {
-  const P = seg.u32[(seg.indexStart >>> 2) + k]!;
+  const i = (seg.indexStart >>> 2) + k;
+  if (i >= seg.u32.length) return 0; // a truncated file
+  const P = seg.u32[i]!;
   const boundary = seg.dataStart + k * INDEX_INTERVAL;
   if (P < seg.dataStart || P > boundary || (P & 7) !== 0 || P + MIN_PADDING_LENGTH > seg.limit) return 0;
   if (Atomics.load(seg.i32, P >>> 2) === 0) return 0;
@@ -360,6 +367,7 @@ export function seekInSegment(seg: Segment, seq: number): { pos: number; seq: nu
   let P = bestPos;
   let E = bestSeq;
   while (E < seq) {
+    if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(E, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
     const L = Atomics.load(seg.i32, P >>> 2);
     if (L === 0) return { pos: P, seq: E, sealed: false };
     const end = frameEnd(seg, P, L, E);

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import { MmapError } from "../errors.ts";
-import { type LogDamage } from "./damage.ts";
+import { isCorrupt, type LogDamage } from "./damage.ts";
 import { WRITER_SLOT_COUNT, segmentFileName } from "./layout.ts";
 import { inDir, openLogDir } from "./dir.ts";
 import { isWriterSlotAlive, lockDir } from "./locks.ts";
@@ -21,6 +21,8 @@ export interface LogSegmentInfo {
   bytes: number;
   /** Sequence numbers the segment holds (records, including ABORTED ones); absent past damage. */
   records?: number;
+  /** How many of them are ABORTED frames (gaps: no record); known when the segment was walked (always with verify "full"). */
+  aborted?: number;
   /** True once the segment is full and the next one takes the appends; absent past damage. */
   sealed?: boolean;
 }
@@ -43,8 +45,14 @@ export interface LogInspection {
   damage?: LogDamage;
 }
 
+/** Options of {@link inspectLog}. */
+export interface InspectLogOptions {
+  /** Walk every frame of every segment ("full", the default: a hole or bit flip anywhere is found) or only of the newest ("tail"). */
+  verify?: "tail" | "full";
+}
+
 /** Describes the log in `dir` (segments, sequence range, durable readers' lag, damage) without changing it. */
-export function inspectLog(dir: string): LogInspection {
+export function inspectLog(dir: string, options: InspectLogOptions = {}): LogInspection {
   if (typeof dir !== "string" || dir.length === 0) throw new MmapError("ERR_INVALID_ARG", "dir must be a non-empty path");
   // Read permission is all it needs: the directory is opened read-only (no ownership check),
   // files through its descriptor, following no symbolic link; lock files opened for reading.
@@ -58,7 +66,16 @@ export function inspectLog(dir: string): LogInspection {
     throw error;
   }
   try {
-    const check = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: false });
+    // The cursors first: each is then at or before the end the check finds, even while readers commit.
+    let cursorError: LogDamage["reason"] | undefined;
+    let rawCursors: ReturnType<Meta["cursors"]> = [];
+    try {
+      rawCursors = meta.cursors();
+    } catch (error) {
+      if (!isCorrupt(error)) throw error;
+      cursorError = error.message;
+    }
+    const check = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: options.verify !== "tail" });
     const known = new Map(check.segments.map((s) => [s.base, s]));
     const segments: LogSegmentInfo[] = check.bases.map((base) => {
       const file = segmentFileName(base);
@@ -69,10 +86,19 @@ export function inspectLog(dir: string): LogInspection {
       } catch {
         /* dropped meanwhile */
       }
-      return s === undefined ? { file, baseSeq: base, bytes } : { file, baseSeq: base, bytes, records: s.seqs, sealed: s.sealed };
+      if (s === undefined) return { file, baseSeq: base, bytes };
+      const info: LogSegmentInfo = { file, baseSeq: base, bytes, records: s.seqs, sealed: s.sealed };
+      if (s.aborted !== undefined) info.aborted = s.aborted;
+      return info;
     });
     const nextSeq = check.nextSeq;
-    const cursors = meta.cursors().map((c) => ({ ...c, lag: Math.max(0, nextSeq - c.seq) }));
+    // A malformed cursor, or one past the end of the log, is damage too (reported when the log's files are not).
+    const cursors = rawCursors.map((c) => ({ ...c, lag: Math.max(0, nextSeq - c.seq) }));
+    let cursorDamage: LogDamage | undefined;
+    const ahead = cursors.find((c) => c.seq > nextSeq);
+    if (cursorError !== undefined) cursorDamage = { seq: nextSeq, file: meta.path, reason: cursorError };
+    else if (ahead !== undefined)
+      cursorDamage = { seq: nextSeq, file: meta.path, reason: `durable reader "${ahead.name}" is at seq ${ahead.seq}, past the end of the log (${nextSeq}): its cursor is damaged` };
     const writers: LogInspection["writers"] = [];
     for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) {
       const pid = meta.slotPid(slot);
@@ -95,6 +121,7 @@ export function inspectLog(dir: string): LogInspection {
       writers,
     };
     if (check.damage !== undefined) out.damage = { seq: check.damage.seq ?? 0, file: check.damage.path ?? "", reason: check.damage.message };
+    else if (cursorDamage !== undefined) out.damage = cursorDamage;
     return out;
   } finally {
     meta.close();

@@ -14,7 +14,8 @@
  *    doorbell if anyone waits.
  *
  * Frames are claimed only at the tail, in order, so sequence numbers are
- * contiguous and follow positions: a total order. A record that does not fit
+ * contiguous (but for ABORTED frames: a seq with no record) and follow
+ * positions: a total order. A record that does not fit
  * claims a PADDING frame to the segment's end instead, which seals it; its
  * seq field is the next segment's base. Every step is idempotent or decided
  * by one compare-and-swap, so a writer killed between any two steps leaves
@@ -28,7 +29,7 @@ import { FrameType, alignFrame } from "../framing.ts";
 import { checkInteger } from "../mapped-file.ts";
 import { native } from "../native.ts";
 import { LogCore } from "./core.ts";
-import { corrupt, type LogCorruptError, type LogDamage } from "./damage.ts";
+import { corrupt, isCorrupt, type LogCorruptError, type LogDamage } from "./damage.ts";
 import {
   CURSOR_COUNT, CURSOR_LENGTH, CURSOR_TABLE_OFFSET, DEFAULT_SEGMENT_SIZE, INDEX_INTERVAL, MAX_SEGMENT_SIZE,
   META_FILE_NAME, META_FLAG_CRC, MIN_PADDING_LENGTH, MIN_SEGMENT_SIZE, OPEN_LOCK_FILE,
@@ -102,6 +103,8 @@ export interface LogOptions {
    * and then throw it, appends throw it; "truncate": cut the log where the
    * damage starts (damaged segments are moved to `damaged-<time>/`), then
    * append from there — needs no other process to have the log open.
+   * Except with "truncate", an open that finds damage changes nothing (not
+   * even what a crash left): see docs/log.md, Recovery.
    */
   onDamage?: "throw" | "readPrefix" | "truncate";
   /** How long a reader waits on a claimed frame before checking whether its writer died. Default 250 ms. */
@@ -145,6 +148,8 @@ const OPTION_KEYS = new Set([
 const RETENTION_KEYS = new Set(["maxSegments", "maxBytes", "maxAgeMs", "ignoreCursors"]);
 const TAIL_INDEX = SEG_TAIL_OFFSET >>> 2;
 const LOCK_TIMEOUT_MS = 10_000;
+/** How often a step racing with other processes' roll-overs and retention is retried before giving up. */
+const RACE_ATTEMPTS = 50;
 const INDEX_SHIFT = Math.log2(INDEX_INTERVAL);
 /** How often a read-only log's tailing readers look for new records when its meta file is not writable. */
 const READ_ONLY_POLL_MS = 50;
@@ -265,10 +270,7 @@ export function openLog(dir: string, options?: LogOptions): Log {
     if (o.readOnly) ({ meta, pollMs } = openMetaForReading(dir));
     else meta = Meta.open(dir);
     dirs.setFileMode(o.mode ?? (meta.mode | 0o600)); // segments this writer adds: as the log was made (and writable by their owner)
-    if (exclusive) {
-      meta.resetDoorbellWaiters();
-      removeTempFiles(dir);
-    }
+    if (exclusive) removeTempFiles(dir);
     const crc = o.crc ?? (meta.flags & META_FLAG_CRC) !== 0;
     let check = checkLog(dir, meta, { repair: exclusive, readOnly: o.readOnly, verifyCrc: true, full: o.verify === "full", crc });
     const recovery: LogRecovery = { exclusive, abortedFrames: check.repaired.aborted, rewoundFrames: check.repaired.rewound };
@@ -291,6 +293,8 @@ export function openLog(dir: string, options?: LogOptions): Log {
       meta.raiseNewestBase(base);
     }
     if (exclusive) {
+      // A sleeper count a killed reader left; only now: an open that throws, or finds damage, changes nothing.
+      if (check.damage === undefined) meta.resetDoorbellWaiters();
       meta.file.flush();
       downgradeOpenLock(lock!, LOCK_TIMEOUT_MS); // exclusive: not read-only, so there is a lock
     }
@@ -390,10 +394,22 @@ function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable
     meta.setNewestBase(at.base);
   } else {
     const left = listSegmentBases(dir);
-    meta.setNewestBase(left.length > 0 ? left[left.length - 1]! : seq);
+    if (left.length === 0) {
+      // Nothing before the damage is readable: the log goes on, empty, from the damaged seq (so it opens again).
+      Segment.create(dir, seq, meta.segmentSize, true).close();
+      meta.setNewestBase(seq);
+    } else meta.setNewestBase(left[left.length - 1]!);
   }
   // A durable reader past the cut would skip the records appended there next.
-  for (const c of meta.cursors()) if (c.seq > seq) meta.setCursorSeq(meta.findCursor(c.name), seq);
+  for (let i = 0; i < CURSOR_COUNT; i++) {
+    let c;
+    try {
+      c = meta.cursorAt(i);
+    } catch {
+      continue; // a malformed entry stays as it is, reported wherever it is used
+    }
+    if (c !== undefined && c.seq > seq) meta.setCursorSeq(i, seq);
+  }
   meta.file.flush();
   fsyncDir(dir);
   return { seq, movedTo, movedFiles };
@@ -592,10 +608,14 @@ export class Log {
     this.#core.checkWritable("deleteCursor()");
     Meta.cursorName(name);
     return withLock(path.join(lockDir(this.dir), "meta.lock"), LOCK_TIMEOUT_MS, () => {
-      const i = this.#meta.findCursor(name);
-      if (i < 0) return false;
-      this.#meta.removeCursor(i);
-      return true;
+      // Slot by slot: a malformed slot elsewhere does not keep a good one from
+      // being deleted, and one with a readable name but a damaged seq can be.
+      for (let i = 0; i < CURSOR_COUNT; i++) {
+        if (this.#meta.cursorNameAt(i) !== name) continue;
+        this.#meta.removeCursor(i);
+        return true;
+      }
+      return false;
     });
   }
 
@@ -613,7 +633,19 @@ export class Log {
     const bases = listSegmentBases(this.dir);
     if (bases.length <= 1) return [];
     this.#meta.raiseNewestBase(bases[bases.length - 1]!); // so no writer re-creates a dropped segment
-    const minCursor = p.ignoreCursors === true ? Infinity : Math.min(Infinity, ...this.#meta.cursors().map((c) => c.seq));
+    let minCursor = Infinity;
+    if (p.ignoreCursors !== true) {
+      const cursors = this.#meta.cursors(); // ERR_CORRUPT for a malformed one: it could need any record
+      minCursor = Math.min(Infinity, ...cursors.map((c) => c.seq));
+      const ahead = cursors.find((c) => c.seq > bases[bases.length - 1]!);
+      if (ahead !== undefined) {
+        // Past the newest segment's base: it must not be past the end either (a damaged cursor would let everything go).
+        const end = this.#core.end();
+        this.#core.release(end.seg);
+        const bad = cursors.find((c) => c.seq > end.seq);
+        if (bad !== undefined) throw corrupt(undefined, this.#meta.path, `durable reader "${bad.name}" is at seq ${bad.seq}, past the end of the log (${end.seq}): its cursor is damaged`);
+      }
+    }
     const sizes = bases.map((b) => fileSize(segmentPath(this.dir, b)));
     let count = bases.length;
     let bytes = sizes.reduce((a, b) => a + b, 0);
@@ -768,13 +800,41 @@ export class Log {
 
   #activeSegment(): Segment {
     if (this.#slot < 0) this.#ensureSlot();
-    const end = this.#core.end();
-    let seg = end.seg;
-    if (seg === undefined) seg = this.#core.enter(end.seq) ?? this.#core.adopt(Segment.create(this.dir, end.seq, this.#meta.segmentSize, this.#core.durable));
+    let seg: Segment | undefined;
+    for (let attempt = 1; seg === undefined; attempt++) {
+      const end = this.#core.end();
+      seg = end.seg ?? this.#core.acquire(end.seq) ?? this.#createSegment(end.seq);
+      // Undefined: the log moved past end.seq meanwhile (other processes rolled over and dropped it): look again.
+      if (seg === undefined && attempt >= RACE_ATTEMPTS) throw new MmapError("ENOENT", `the log's newest segment keeps disappearing '${this.dir}'`, { path: this.dir });
+    }
     this.#meta.raiseNewestBase(seg.base);
     this.#meta.setIntentBase(this.#slot, seg.base);
     this.#active = seg;
     return seg;
+  }
+
+  /**
+   * Creates (or, if another process won, opens) the segment starting at
+   * `base`; undefined if the log has moved past it: the winner's file was
+   * already dropped by retention, or the file just linked re-created a
+   * segment that was sealed and dropped while this process looked (a newer
+   * segment exists, so `base` was sealed, yet the file is empty): it is
+   * removed again, before anyone can have claimed a frame in it.
+   */
+  #createSegment(base: number): Segment | undefined {
+    let seg: Segment;
+    try {
+      seg = Segment.create(this.dir, base, this.#meta.segmentSize, this.#core.durable);
+    } catch (error) {
+      if ((error as MmapError).code === "ENOENT") return undefined;
+      throw error;
+    }
+    if (this.#meta.newestBase > base && seg.tail === seg.dataStart && Atomics.load(seg.i32, seg.dataStart >>> 2) === 0) {
+      seg.close();
+      removeInLog(segmentPath(this.dir, base));
+      return undefined;
+    }
+    return this.#core.adopt(seg);
   }
 
   /** Claims a frame of length L at the tail; sets #cSeg/#cPos/#cSeq/#cLen. */
@@ -853,26 +913,30 @@ export class Log {
   #advance(seg: Segment): Segment {
     const next = seg.nextBaseHint;
     if (next <= seg.base) throw corrupt(undefined, seg.path, "the segment is sealed but names no next segment");
-    const newest = this.#meta.newestBase;
     let target: Segment | undefined;
     let created = false;
-    if (newest > next) {
-      // The log moved on while this writer was idle; never re-create a segment retention dropped.
-      target = this.#core.acquire(newest);
-      if (target === undefined) {
-        const bases = listSegmentBases(this.dir);
-        target = bases.length > 0 ? this.#core.acquire(bases[bases.length - 1]!) : undefined;
+    for (let attempt = 1; target === undefined; attempt++) {
+      const newest = this.#meta.newestBase;
+      if (newest > next) {
+        // The log moved on while this writer was idle; never re-create a segment retention dropped.
+        target = this.#core.acquire(newest);
+        if (target === undefined) {
+          const bases = listSegmentBases(this.dir);
+          target = bases.length > 0 ? this.#core.acquire(bases[bases.length - 1]!) : undefined;
+        }
+      } else {
+        target = this.#core.acquire(next);
+        if (target === undefined) {
+          target = this.#createSegment(next);
+          created = target !== undefined;
+        }
+        if (target !== undefined) {
+          this.#meta.raiseNewestBase(next);
+          this.#meta.doorbell.ring();
+        }
       }
-    } else {
-      target = this.#core.acquire(next);
-      if (target === undefined) {
-        target = this.#core.adopt(Segment.create(this.dir, next, this.#meta.segmentSize, this.#core.durable));
-        created = true;
-      }
-      this.#meta.raiseNewestBase(next);
-      this.#meta.doorbell.ring();
+      if (target === undefined && attempt >= RACE_ATTEMPTS) throw new MmapError("ENOENT", `the log's newest segment is missing '${this.dir}'`, { path: this.dir });
     }
-    if (target === undefined) throw new MmapError("ENOENT", `the log's newest segment is missing '${this.dir}'`, { path: this.dir });
     if (target.base <= seg.base) {
       this.#core.release(target);
       throw corrupt(next, segmentPath(this.dir, next), `the segment after ${segmentFileName(seg.base)} is missing`);
@@ -880,7 +944,14 @@ export class Log {
     this.#core.release(seg);
     this.#active = target;
     this.#meta.setIntentBase(this.#slot, target.base);
-    if (created && this.#options.retention !== undefined) this.retain();
+    if (created && this.#options.retention !== undefined) {
+      try {
+        this.retain();
+      } catch (error) {
+        // A malformed cursor: nothing is dropped (it could need any record); log.retain() and readers report it.
+        if (!isCorrupt(error)) throw error;
+      }
+    }
     return target;
   }
 

@@ -231,11 +231,41 @@ export class Meta {
     return bytes;
   }
 
-  #cursorName(index: number): string | undefined {
+  /**
+   * The cursor in slot `index`: undefined when the slot is free; an
+   * ERR_CORRUPT naming the slot (and the name, when it can be read) when the
+   * entry cannot have been written by a reader (the file is untrusted): a
+   * state that is neither free nor in use, a name of 0 or more than 40 bytes
+   * or not UTF-8, a seq that is not a safe integer.
+   */
+  cursorAt(index: number): CursorEntry | undefined {
+    const o = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
+    const state = Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2);
+    if (state === CURSOR_FREE) return undefined;
+    const bad = (what: string, name?: string): never => {
+      throw corrupt(undefined, this.path, `durable reader ${name === undefined ? "" : `"${name}" `}(cursor slot ${index}) is malformed: ${what}`);
+    };
+    if (state !== CURSOR_IN_USE) bad(`state ${state}`);
+    const n = this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
+    if (n === 0 || n > CURSOR_NAME_MAX_LENGTH) bad(`name length ${n}`);
+    let name: string;
+    try {
+      name = decoder.decode(this.u8.subarray(o + CURSOR_NAME_OFFSET, o + CURSOR_NAME_OFFSET + n));
+    } catch {
+      return bad("its name is not UTF-8");
+    }
+    const v = Atomics.load(this.big, (o + CURSOR_SEQ_OFFSET) >>> 3);
+    if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) bad(`seq ${v} is out of range`, name);
+    const updatedAt = this.f64[(o + CURSOR_UPDATED_AT_OFFSET) >>> 3]!;
+    return { name, seq: Number(v), updatedAt };
+  }
+
+  /** The name in slot `index` if it is in use and its name readable, whatever its seq (to delete a damaged one). */
+  cursorNameAt(index: number): string | undefined {
     const o = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
     if (Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_IN_USE) return undefined;
     const n = this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
-    if (n === 0 || n > CURSOR_NAME_MAX_LENGTH) return undefined; // untrusted: an entry that cannot be valid
+    if (n === 0 || n > CURSOR_NAME_MAX_LENGTH) return undefined;
     try {
       return decoder.decode(this.u8.subarray(o + CURSOR_NAME_OFFSET, o + CURSOR_NAME_OFFSET + n));
     } catch {
@@ -243,14 +273,15 @@ export class Meta {
     }
   }
 
+  /** The slot of the cursor named `name`, or -1; ERR_CORRUPT if any slot is malformed (it could be this name's). */
   findCursor(name: string): number {
-    for (let i = 0; i < CURSOR_COUNT; i++) if (this.#cursorName(i) === name) return i;
-    return -1;
+    let found = -1;
+    for (let i = 0; i < CURSOR_COUNT; i++) if (this.cursorAt(i)?.name === name && found < 0) found = i;
+    return found;
   }
 
   cursorSeq(index: number): number {
-    const v = Atomics.load(this.big, (CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH + CURSOR_SEQ_OFFSET) >>> 3);
-    return v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER) ? 0 : Number(v);
+    return this.cursorAt(index)?.seq ?? 0;
   }
 
   setCursorSeq(index: number, seq: number): void {
@@ -259,11 +290,11 @@ export class Meta {
     Atomics.store(this.big, (o + CURSOR_SEQ_OFFSET) >>> 3, BigInt(seq));
   }
 
-  /** Adds a cursor; the caller holds the meta lock and has checked the name is new. */
+  /** Adds a cursor in a free slot; the caller holds the meta lock and has checked the name is new. */
   addCursor(name: Uint8Array, seq: number): number {
     for (let i = 0; i < CURSOR_COUNT; i++) {
       const o = CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH;
-      if (Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2) === CURSOR_IN_USE && this.#cursorName(i) !== undefined) continue;
+      if (Atomics.load(this.u32, (o + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_FREE) continue;
       this.u8.fill(0, o, o + CURSOR_LENGTH);
       this.u8.set(name, o + CURSOR_NAME_OFFSET);
       this.u32[(o + CURSOR_NAME_LENGTH_OFFSET) >>> 2] = name.length;
@@ -278,13 +309,12 @@ export class Meta {
     Atomics.store(this.u32, (CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH + CURSOR_STATE_OFFSET) >>> 2, CURSOR_FREE);
   }
 
+  /** Every cursor; ERR_CORRUPT naming the first malformed slot. */
   cursors(): CursorEntry[] {
     const out: CursorEntry[] = [];
     for (let i = 0; i < CURSOR_COUNT; i++) {
-      const name = this.#cursorName(i);
-      if (name === undefined) continue;
-      const updatedAt = this.f64[(CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH + CURSOR_UPDATED_AT_OFFSET) >>> 3]!;
-      out.push({ name, seq: this.cursorSeq(i), updatedAt });
+      const c = this.cursorAt(i);
+      if (c !== undefined) out.push(c);
     }
     return out;
   }

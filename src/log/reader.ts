@@ -61,6 +61,7 @@ export class LogReader {
   #seq = 0;
   #cursor = -1;
   #closed = false;
+  #skipped = 0;
 
   /** @internal use log.reader() */
   constructor(core: LogCore, options: LogReaderOptions, onClose: () => void) {
@@ -107,6 +108,16 @@ export class LogReader {
     return this.#seq;
   }
 
+  /**
+   * Sequence numbers this reader has passed without a record: ABORTED frames
+   * (a writer called `abort()`, or was killed between claiming a record and
+   * committing it; see "Gaps" in docs/log.md for exactly when). A gap shows
+   * as a jump in `seq` from one record to the next.
+   */
+  get skipped(): number {
+    return this.#skipped;
+  }
+
   /** True once the reader (or its log) is closed. */
   get closed(): boolean {
     return this.#closed || this.#core.closed;
@@ -130,8 +141,18 @@ export class LogReader {
         this.#pos = seg.dataStart;
       }
       const P = this.#pos;
+      if (P + MIN_PADDING_LENGTH > seg.limit) throw corrupt(this.#seq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
       const L = Atomics.load(seg.i32, P >>> 2);
-      if (L <= 0) return null;
+      if (L < 0) return null;
+      if (L === 0) {
+        if (isHole(core, seg, P)) {
+          if (P === seg.dataStart && seg.tail === P)
+            // Never written to, and the log moved on: a segment retention dropped, re-created by a slow appender (see isRecreated).
+            throw new MmapError("ERR_OUT_OF_RANGE", `records from seq ${seg.base} are no longer in the log (dropped by retention); seek to log.firstSeq or later`, { path: core.dir });
+          throw corrupt(this.#seq, seg.path, `a zero length word at byte ${P}, behind the segment's tail (records are missing)`);
+        }
+        return null;
+      }
       const E = this.#seq;
       if (L < MIN_PADDING_LENGTH || L > seg.size - P) throw corrupt(E, seg.path, `frame length ${L} at byte ${P} is out of range`);
       const end = P + ((L + 7) & ~7);
@@ -162,6 +183,7 @@ export class LogReader {
           throw corrupt(E, seg.path, `the ABORTED frame at byte ${P} fails its checks (bit flips?)`);
         this.#pos = end;
         this.#seq = E + 1;
+        this.#skipped++;
         continue;
       }
       if (type === FrameType.PADDING) {
@@ -193,6 +215,13 @@ export class LogReader {
     this.#core.checkWritable("reader.commit()");
     if (this.#cursor < 0) throw new MmapError("ERR_INVALID_ARG", "commit() needs a named reader: log.reader({ name })");
     checkInteger("seq", seq);
+    if (seq > this.#seq) {
+      // Past what this reader has reached: only up to the end of the committed records.
+      const end = this.#core.end();
+      this.#core.release(end.seg);
+      if (seq > end.seq)
+        throw new MmapError("ERR_OUT_OF_RANGE", `cannot commit seq ${seq}: the log's committed records end at ${end.seq}`, { path: this.#core.dir });
+    }
     this.#core.meta.setCursorSeq(this.#cursor, seq);
     this.#core.onCursorCommit(this.#cursor);
   }
@@ -248,15 +277,25 @@ export class LogReader {
     this.#seq = p.seq;
   }
 
-  /** Resumes at a committed cursor; a cursor behind the first record kept (forced retention) resumes there. */
+  /**
+   * Resumes at a committed cursor. One behind the first record kept resumes
+   * there (retention with ignoreCursors dropped its records). One past the
+   * end of the log cannot have been committed (commit() refuses it): the
+   * file is damaged, and resuming anywhere would skip records or replay
+   * others, so it is ERR_CORRUPT naming the cursor.
+   */
   #resume(seq: number): void {
     const core = this.#core;
     const first = core.firstSeq();
     if (seq < first) seq = first;
     const end = core.end();
-    if (seq >= end.seq) {
+    const last = Math.min(end.seq, core.damageSeq);
+    if (seq > last) {
+      core.release(end.seg);
+      throw corrupt(undefined, core.meta.path, `durable reader "${this.name}" is at seq ${seq}, past the end of the log (${last}): its cursor is damaged`);
+    }
+    if (seq === end.seq) {
       this.#set(end);
-      if (seq > end.seq) this.#seq = end.seq; // a cursor past the end (never committed that far): the end
       return;
     }
     core.release(end.seg);
@@ -301,6 +340,19 @@ export class LogReader {
       await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) !== 0, { signal });
     }
   }
+}
+
+/**
+ * A zero length word is the end of the committed records only at the tail:
+ * appenders claim frames in order, and move the tail (or seal the segment, or
+ * start a newer one) only past a claimed frame. A zero word the tail has
+ * passed is a hole (damage). The word is read again after the tail, so an
+ * append racing with this check is not mistaken for one.
+ */
+function isHole(core: LogCore, seg: Segment, P: number): boolean {
+  const tail = seg.tail;
+  if (tail <= P && core.meta.newestBase <= seg.base) return false;
+  return Atomics.load(seg.i32, P >>> 2) === 0;
 }
 
 /** Sleeps `ms` milliseconds; ERR_ABORTED if the signal fires first. */

@@ -24,8 +24,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { FrameType, alignFrame } from "../framing.ts";
 import { corrupt, isCorrupt, type LogCorruptError } from "./damage.ts";
-import { inDir, openInLog } from "./dir.ts";
+import { inDir, openInLog, removeInLog } from "./dir.ts";
 import {
+  HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEG_SIZE_OFFSET, segmentGeometry,
   KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
   RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, SEG_TAIL_OFFSET, parseSegmentFileName, readU64, segmentFileName,
   writeU64,
@@ -33,8 +34,18 @@ import {
 import type { Meta } from "./meta.ts";
 import { Segment, recordCrc } from "./segment.ts";
 
-/** Sorted base sequence numbers of the segment files in `dir`. */
+/**
+ * Sorted base sequence numbers of the segment files in `dir`, leaving out
+ * re-created segments at the head (see isRecreated).
+ */
 export function listSegmentBases(dir: string): number[] {
+  const bases = listSegmentFiles(dir);
+  while (bases.length > 1 && isRecreated(dir, bases[0]!)) bases.shift();
+  return bases;
+}
+
+/** Sorted base sequence numbers of every segment file in `dir`. */
+export function listSegmentFiles(dir: string): number[] {
   const names = inDir(dir, (r) => fs.readdirSync(r)); // through the directory's descriptor (./dir.ts)
   const bases: number[] = [];
   for (const name of names) {
@@ -44,12 +55,51 @@ export function listSegmentBases(dir: string): number[] {
   return bases.sort((a, b) => a - b);
 }
 
+/**
+ * True when the oldest segment file is one a slow appender re-created after
+ * retention had dropped it (it looked for the segment after its sealed one,
+ * found none, and linked a new one into place after the log had moved on):
+ * no frame was ever claimed in it (tail and first length word as created),
+ * yet a newer segment follows it — which a healthy log never has, since a
+ * segment is sealed (its frames all claimed) before the next one is created.
+ * Its creator removes it again as soon as it notices (Log #createSegment), an
+ * exclusive open removes one a crashed creator left, and nobody reads it
+ * meanwhile. It holds no record, so it is no damage; were it a damaged
+ * segment whose every frame was lost, nothing in it could be read either.
+ */
+export function isRecreated(dir: string, base: number): boolean {
+  const head = readPrefixOf(segmentPath(dir, base), HEADER_PAGE_LENGTH);
+  if (head === undefined || head.length < HEADER_PAGE_LENGTH) return false;
+  const size = head.readUInt32LE(SEG_SIZE_OFFSET);
+  if (size < MIN_SEGMENT_SIZE || size > MAX_SEGMENT_SIZE || size % HEADER_PAGE_LENGTH !== 0) return false;
+  const { dataStart } = segmentGeometry(size);
+  if (head.readUInt32LE(SEG_TAIL_OFFSET) !== dataStart) return false;
+  const first = readPrefixOf(segmentPath(dir, base), 4, dataStart);
+  return first !== undefined && first.length === 4 && first.readInt32LE(0) === 0;
+}
+
+/** `length` bytes of a file from `position` (fewer at its end), or undefined if it is gone. */
+function readPrefixOf(file: string, length: number, position = 0): Buffer | undefined {
+  let fd: number;
+  try {
+    fd = openInLog(file, fs.constants.O_RDONLY); // through the directory's descriptor, no symbolic links
+  } catch {
+    return undefined;
+  }
+  try {
+    const b = Buffer.alloc(length);
+    return b.subarray(0, fs.readSync(fd, b, 0, length, position));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function segmentPath(dir: string, base: number): string {
   return path.join(dir, segmentFileName(base));
 }
 
 export interface ScanOptions {
-  /** Write repairs (only with the open lock held exclusively). */
+  /** Write repairs (only with the open lock held exclusively), once the whole log is checked and found free of damage. */
   repair: boolean;
   /** Map files read-only (inspection). */
   readOnly?: boolean;
@@ -67,22 +117,43 @@ export interface SegmentScan {
   sealed: boolean;
   /** DATA records seen. */
   records: number;
-  /** ABORTED frames seen, and claimed frames sealed as ABORTED by this scan. */
+  /** ABORTED frames seen (not counting the claimed frames a repair would seal). */
   aborted: number;
-  /** Claimed, uncommitted frames seen (before repair). */
+  /** Claimed, uncommitted frames seen. */
   claimed: number;
-  /** Trailing claimed frames cut off by the repair. */
-  rewound: number;
   /** The first damaged frame: `end`/`nextSeq` are where it starts. */
   damage: LogCorruptError | undefined;
+  // What a repair would do (see repairSegment): nothing is written by the scan.
+  /** Positions of the claimed record frames. */
+  abandoned: number[];
+  /** A claimed PADDING frame (its sealer died before completing it). */
+  padding: { pos: number; length: number } | undefined;
+  /** The end and next seq of the last committed (DATA or ABORTED) frame: claimed frames after it are trailing. */
+  lastCommittedEnd: number;
+  lastCommittedSeq: number;
 }
 
 /**
  * Walks every frame of a segment from its start, validating each one
  * (untrusted data: every length, type, flag, sequence number and, on
- * request, CRC) and, with `repair`, fixing what a crash left.
+ * request, CRC). It writes nothing: what a repair would change is in the
+ * result, for repairSegment once the whole log is known to be free of damage.
+ *
+ * `newest`: the segment may be the log's active one, so its frames may end
+ * before its last byte. The end (a zero length word) is then proved to be
+ * one: every byte after it must be zero but the seq field a writer stores
+ * there before anyone claims the frame (frames are claimed only at the
+ * tail, in order, so a crash leaves nothing past the last claimed frame).
+ * Anything else there (a zeroed length word in front of records, a page
+ * lost by a power failure) is damage. `live`: other processes may be
+ * appending meanwhile: bytes found past the end are damage only if the
+ * zero length word is still zero after they were seen (an appender claims
+ * a frame before it writes past it).
+ *
+ * In any other segment (a newer one follows it, so it was sealed) a zero
+ * length word is damage.
  */
-export function scanSegment(seg: Segment, options: ScanOptions): SegmentScan {
+export function scanSegment(seg: Segment, options: ScanOptions & { newest: boolean; live: boolean }): SegmentScan {
   const { i32, u32, size, limit } = seg;
   let P = seg.dataStart;
   let E = seg.base;
@@ -93,6 +164,8 @@ export function scanSegment(seg: Segment, options: ScanOptions): SegmentScan {
   let damage: LogCorruptError | undefined;
   let lastCommittedEnd = P;
   let lastCommittedSeq = E;
+  let padding: SegmentScan["padding"];
+  let zeroFrom = 0; // live: bytes before this were seen zero past an earlier end
   const abandoned: number[] = [];
   const bad = (reason: string): void => {
     damage = corrupt(E, seg.path, reason);
@@ -104,7 +177,26 @@ export function scanSegment(seg: Segment, options: ScanOptions): SegmentScan {
       break;
     }
     const L = Atomics.load(i32, P >>> 2);
-    if (L === 0) break;
+    if (L === 0) {
+      if (!options.newest) {
+        bad(`a zero length word at byte ${P} inside a sealed segment (a newer segment follows it): records are missing`);
+        break;
+      }
+      // The tail only ever moves past claimed frames: a tail hint past this word means frames were here.
+      const tail = seg.tail;
+      if (tail > P && (!options.live || Atomics.load(i32, P >>> 2) === 0)) {
+        bad(`a zero length word at byte ${P}, but the segment's tail is at byte ${tail}: records are missing`);
+        break;
+      }
+      const stray = firstNonZero(seg, P, E, Math.max(zeroFrom, P + MIN_PADDING_LENGTH));
+      if (stray === undefined) break;
+      if (options.live && Atomics.load(i32, P >>> 2) !== 0) {
+        zeroFrom = stray; // an appender claimed it meanwhile: walk on
+        continue;
+      }
+      bad(`a zero length word at byte ${P} is followed by data at byte ${stray} (a zeroed length word or a lost page, not a crash: the records after it would be lost)`);
+      break;
+    }
     const n = L < 0 ? -L : L;
     if (n < MIN_PADDING_LENGTH || n > size - P) {
       bad(`frame length ${L} at byte ${P} is out of range`);
@@ -128,7 +220,7 @@ export function scanSegment(seg: Segment, options: ScanOptions): SegmentScan {
         bad(`the last frame (at byte ${P}) is not PADDING (type ${type})`);
         break;
       }
-      if (L < 0 && options.repair) completePadding(seg, P, n);
+      if (L < 0) padding = { pos: P, length: n };
       sealed = true;
       P = end;
       break;
@@ -173,33 +265,52 @@ export function scanSegment(seg: Segment, options: ScanOptions): SegmentScan {
   if (damage === undefined && limit < size)
     bad(`the file is ${limit} bytes but its header says ${size} (truncated); the records end at byte ${P}`);
 
+  return { end: P, nextSeq: E, sealed, records, aborted, claimed, damage, abandoned, padding, lastCommittedEnd, lastCommittedSeq };
+}
+
+/**
+ * Repairs what a crash left in a segment, as found by scanSegment (no damage):
+ * completes a claimed PADDING, seals claimed frames followed by committed
+ * ones as ABORTED, cuts off trailing claimed frames (no append returned their
+ * seqs and no reader passed them, so they are reused), and sets the tail.
+ * Only with the open lock held exclusively. Returns what it did.
+ */
+export function repairSegment(seg: Segment, scan: SegmentScan, crc: boolean): { aborted: number; rewound: number } {
+  const { u32, i32 } = seg;
+  let aborted = 0;
   let rewound = 0;
-  if (options.repair && damage === undefined) {
-    for (const pos of abandoned) {
-      if (!sealed && pos >= lastCommittedEnd) continue; // trailing: cut off below
-      sealAborted(seg, pos, options.crc === true);
-      aborted++;
-    }
-    if (!sealed && P > lastCommittedEnd) {
-      // Trailing frames nobody committed: no append returned their seq and no
-      // reader passed them, so they are cut off and their seqs reused.
-      rewound = abandoned.filter((pos) => pos >= lastCommittedEnd).length;
-      seg.u8.fill(0, lastCommittedEnd, P);
-      P = lastCommittedEnd;
-      E = lastCommittedSeq;
-    }
-    if (!sealed) {
-      // The free space must be zero (a machine crash can leave stray blocks):
-      // writers claim a frame by swapping its length from 0.
-      seg.u8.fill(0, P, P + RECORD_SEQ_OFFSET);
-      writeU64(u32, P + RECORD_SEQ_OFFSET, E);
-      zeroFrom(seg, P + MIN_PADDING_LENGTH);
-    } else {
-      seg.setNextBaseHint(E);
-    }
-    Atomics.store(i32, SEG_TAIL_OFFSET >>> 2, P);
+  if (scan.padding !== undefined) completePadding(seg, scan.padding.pos, scan.padding.length);
+  for (const pos of scan.abandoned) {
+    if (!scan.sealed && pos >= scan.lastCommittedEnd) rewound++; // trailing: cut off below
+    else if (sealAborted(seg, pos, crc)) aborted++;
   }
-  return { end: P, nextSeq: E, sealed, records, aborted, claimed, rewound, damage };
+  let P = scan.end;
+  if (scan.sealed) seg.setNextBaseHint(scan.nextSeq);
+  else {
+    // Past P every byte was proved zero but the seq field of the frame at P.
+    const from = rewound > 0 ? scan.lastCommittedEnd : P;
+    const to = P + MIN_PADDING_LENGTH;
+    if (rewound > 0) {
+      // The cut frames' bytes first, then (once those are on disk) the first
+      // one's header: a power failure in between leaves a claimed frame
+      // followed by zeros, which the next open cuts off again.
+      seg.u8.fill(0, from + MIN_PADDING_LENGTH, to);
+      seg.file.flush(from, to - from);
+    }
+    seg.u8.fill(0, from, from + RECORD_SEQ_OFFSET);
+    writeU64(u32, from + RECORD_SEQ_OFFSET, rewound > 0 ? scan.lastCommittedSeq : scan.nextSeq);
+    P = from;
+  }
+  if (Atomics.load(i32, SEG_TAIL_OFFSET >>> 2) !== P) Atomics.store(i32, SEG_TAIL_OFFSET >>> 2, P);
+  if (rewound > 0 || aborted > 0 || scan.padding !== undefined) {
+    // On disk before anything is appended over it: a later power failure
+    // must not bring cut frames back behind new records.
+    seg.file.flush(0, HEADER_PAGE_LENGTH);
+    for (const pos of scan.abandoned) if (pos < P) seg.file.flush(pos, RECORD_HEADER_LENGTH);
+    if (scan.padding !== undefined) seg.file.flush(scan.padding.pos, 8);
+    if (!scan.sealed) seg.file.flush(P, MIN_PADDING_LENGTH);
+  }
+  return { aborted, rewound };
 }
 
 /** Completes a PADDING frame whose sealer may have died: the same stores the sealer makes, so racing is harmless. */
@@ -220,22 +331,32 @@ export function sealAborted(seg: Segment, pos: number, crc: boolean): boolean {
   return Atomics.compareExchange(seg.i32, pos >>> 2, L, -L) === L;
 }
 
-/** Zeroes every non-zero byte of [from, size): read with read(2) so untouched pages are not faulted in. */
-function zeroFrom(seg: Segment, from: number): void {
-  if (from >= seg.limit) return;
+/**
+ * The first byte at or after `from` that is not zero, or undefined; a zero
+ * length word at P may be followed by its seq field (P + 16, 8 bytes: 0 or
+ * `seq`), which a writer stores before anyone claims the frame at P. Read
+ * with read(2), so the pages of a sparse segment are not faulted in.
+ */
+function firstNonZero(seg: Segment, P: number, seq: number, from: number): number | undefined {
+  for (let i = P; i < P + RECORD_SEQ_OFFSET; i++) if (seg.u8[i] !== 0) return i;
+  const s = readU64(seg.u32, P + RECORD_SEQ_OFFSET);
+  if (s !== 0 && s !== seq) return P + RECORD_SEQ_OFFSET;
+  if (from >= seg.limit) return undefined;
   const CHUNK = 1 << 20;
-  const chunk = Buffer.alloc(CHUNK);
-  const zeros = Buffer.alloc(CHUNK);
+  const chunk = Buffer.alloc(Math.min(CHUNK, seg.limit - from));
+  const zeros = Buffer.alloc(chunk.length);
   const fd = openInLog(seg.path, fs.constants.O_RDONLY);
   try {
     for (let off = from; off < seg.limit; off += CHUNK) {
       const n = Math.min(CHUNK, seg.limit - off);
       const got = fs.readSync(fd, chunk, 0, n, off);
-      if (got < n || chunk.compare(zeros, 0, n, 0, n) !== 0) seg.u8.fill(0, off, off + n);
+      if (chunk.compare(zeros, 0, got, 0, got) !== 0) for (let i = 0; i < got; i++) if (chunk[i] !== 0) return off + i;
+      if (got < n) return undefined; // the file shrank: the caller's mapping says where it ends
     }
   } finally {
     fs.closeSync(fd);
   }
+  return undefined;
 }
 
 export interface LogCheck {
@@ -246,39 +367,92 @@ export interface LogCheck {
   damage: LogCorruptError | undefined;
   /** Where the damage is, for truncation: the damaged segment's base and the byte offset the good prefix ends at (undefined: the segment's header is bad or the segment is missing). */
   damageAt: { base: number; pos: number | undefined } | undefined;
-  /** Per segment: sealed and the number of sequence numbers it holds, when known. */
-  segments: { base: number; sealed: boolean; seqs: number; bytes: number }[];
+  /** Per segment: sealed and the number of sequence numbers it holds, when known; with `aborted`, how many of them are ABORTED frames (known when it was walked). */
+  segments: { base: number; sealed: boolean; seqs: number; bytes: number; aborted?: number }[];
   repaired: { aborted: number; rewound: number };
 }
+
+interface CheckRun {
+  check: LogCheck;
+  /** Segments whose scan found something to repair (exclusive opens only repair them, and only without damage). */
+  plan: { base: number; scan: SegmentScan }[];
+  /** The newest-segment hint to raise to (exclusive repair). */
+  raiseNewest: number | undefined;
+  /** Re-created segments left at the head by an appender that died before removing them (exclusive repair). */
+  recreated: number[];
+}
+
+/** How many times a check that did not hold still (segments rolled over or dropped meanwhile) is repeated. */
+const LIVE_ATTEMPTS = 50;
 
 /**
  * Checks a whole log: every segment header, the chain of segments (none
  * missing or overlapping), and every frame of the newest segment (of every
- * segment with `full`). With `repair`, fixes crash leftovers as it goes.
+ * segment with `full`). Nothing is written while checking. With `repair`
+ * (the open lock held exclusively), what a crash left is then repaired —
+ * only if no damage was found: an open that reports damage has changed
+ * nothing.
+ *
+ * Without `repair`, other processes may be appending, rolling segments over
+ * and dropping old ones (retention) while the directory is listed and the
+ * files are read: a file listed and gone, or a listing taken halfway through
+ * a roll-over, is no damage. Such a check is repeated, and damage is
+ * reported only once the same damage is found twice in a row.
  */
 export function checkLog(dir: string, meta: Meta, options: ScanOptions & { full: boolean }): LogCheck {
-  for (let attempt = 0; ; attempt++) {
+  const live = !options.repair;
+  let previous: string | undefined;
+  for (let attempt = 1; ; attempt++) {
+    let run: CheckRun;
     try {
-      return checkOnce(dir, meta, options);
+      run = checkOnce(dir, meta, options, live);
     } catch (error) {
-      // A segment removed by retention in another process while we looked: look again.
-      if ((error as NodeJS.ErrnoException).code === "ENOENT" && attempt < 5) continue;
+      // A segment dropped by retention in another process while we looked: look again.
+      if ((error as NodeJS.ErrnoException).code === "ENOENT" && attempt < LIVE_ATTEMPTS) continue;
       throw error;
     }
+    const { check } = run;
+    if (check.damage === undefined) {
+      if (options.repair) applyRepairs(dir, meta, run, options.crc === true);
+      return check;
+    }
+    if (!live || attempt >= LIVE_ATTEMPTS) return check;
+    const key = `${check.damage.seq} ${check.damage.message}`;
+    if (key === previous) return check;
+    previous = key;
   }
 }
 
-function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boolean }): LogCheck {
+function applyRepairs(dir: string, meta: Meta, run: CheckRun, crc: boolean): void {
+  for (const { base, scan } of run.plan) {
+    const seg = Segment.open(segmentPath(dir, base), base);
+    try {
+      const done = repairSegment(seg, scan, crc);
+      run.check.repaired.aborted += done.aborted;
+      run.check.repaired.rewound += done.rewound;
+    } finally {
+      seg.close();
+    }
+  }
+  if (run.raiseNewest !== undefined) meta.raiseNewestBase(run.raiseNewest);
+  for (const base of run.recreated) removeInLog(segmentPath(dir, base));
+}
+
+function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boolean }, live: boolean): CheckRun {
+  // The hint first: it is raised only once its segment's file exists, so
+  // every segment up to it is in the listing below unless retention dropped it.
+  const newest = meta.newestBase;
+  const files = listSegmentFiles(dir);
   const bases = listSegmentBases(dir);
   const out: LogCheck = { bases, nextSeq: 0, damage: undefined, damageAt: undefined, segments: [], repaired: { aborted: 0, rewound: 0 } };
-  const newest = meta.newestBase;
+  const run: CheckRun = { check: out, plan: [], raiseNewest: undefined, recreated: files.filter((b) => b < (bases[0] ?? 0)) };
   if (bases.length === 0) {
     if (newest > 0) {
       out.damage = corrupt(newest, segmentPath(dir, newest), "the log has no segment files (the newest should be this one)");
       out.damageAt = { base: newest, pos: undefined };
       out.nextSeq = newest;
     }
-    return out;
+    return run;
   }
   out.nextSeq = bases[0]!;
   for (let i = 0; i < bases.length; i++) {
@@ -286,13 +460,13 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
     const last = i === bases.length - 1;
     let seg: Segment;
     try {
-      seg = Segment.open(segmentPath(dir, base), base, !options.repair && options.readOnly === true);
+      seg = Segment.open(segmentPath(dir, base), base, options.readOnly === true);
     } catch (error) {
       if (!isCorrupt(error)) throw error;
       out.damage = error;
       out.damageAt = { base, pos: undefined };
       out.nextSeq = base;
-      return out;
+      return run;
     }
     try {
       const bytes = seg.limit;
@@ -300,21 +474,21 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
       let sealed: boolean;
       // A sealed segment's hint is trusted only when it agrees with the next file's name; else walk it.
       if (last || options.full || seg.limit < seg.size || !(seg.sealed && seg.nextBaseHint === bases[i + 1])) {
-        const scan = scanSegment(seg, options);
-        out.repaired.aborted += options.repair ? scan.aborted : 0;
-        out.repaired.rewound += scan.rewound;
-        out.segments.push({ base, sealed: scan.sealed, seqs: scan.nextSeq - base, bytes });
+        const scan = scanSegment(seg, { ...options, newest: last, live });
+        out.segments.push({ base, sealed: scan.sealed, seqs: scan.nextSeq - base, bytes, aborted: scan.aborted });
         out.nextSeq = scan.nextSeq;
         if (scan.damage !== undefined) {
           out.damage = scan.damage;
           out.damageAt = { base, pos: scan.end };
-          return out;
+          return run;
         }
         if (!last && !scan.sealed) {
           out.damage = corrupt(scan.nextSeq, seg.path, `the segment ends at byte ${scan.end} but is not sealed, and a newer segment exists`);
           out.damageAt = { base, pos: scan.end };
-          return out;
+          return run;
         }
+        if (options.repair && (last || scan.claimed > 0 || scan.padding !== undefined || !seg.sealed || seg.nextBaseHint !== scan.nextSeq))
+          run.plan.push({ base, scan });
         nextBase = scan.nextSeq;
         sealed = scan.sealed;
       } else {
@@ -328,26 +502,26 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
         if (following > nextBase) {
           out.damage = corrupt(nextBase, segmentPath(dir, nextBase), `the segment file is missing (${path.basename(seg.path)} ends at seq ${nextBase}, the next file starts at ${following})`);
           out.damageAt = { base: nextBase, pos: undefined };
-          return out;
+          return run;
         }
         if (following < nextBase) {
           out.damage = corrupt(following, segmentPath(dir, following), `the segment overlaps ${path.basename(seg.path)}, which ends at seq ${nextBase}`);
           out.damageAt = { base: following, pos: undefined };
           out.nextSeq = following;
-          return out;
+          return run;
         }
       } else {
         if (newest > base) {
           const missing = sealed ? nextBase : newest;
           out.damage = corrupt(missing, segmentPath(dir, missing), `segment files after ${path.basename(seg.path)} are missing (the newest was ${segmentFileName(newest)})`);
           out.damageAt = { base: missing, pos: undefined };
-          return out;
+          return run;
         }
-        if (options.repair && newest < base) meta.raiseNewestBase(base);
+        if (options.repair && newest < base) run.raiseNewest = base;
       }
     } finally {
       seg.close();
     }
   }
-  return out;
+  return run;
 }

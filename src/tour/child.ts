@@ -3,7 +3,7 @@
  * the tour over the IPC channel Node sets up (process.send).
  */
 import { mapFile, openChannel, openLog, pageSize } from "../index.ts";
-import { PING_STRATEGIES, PRODUCER_BATCH } from "./protocol.ts";
+import { PRODUCER_BATCH, type PingRound } from "./protocol.ts";
 
 type Message = Record<string, unknown>;
 
@@ -15,9 +15,32 @@ function nextMessage(): Promise<Message> {
   return new Promise((resolve) => process.once("message", (m: Message) => resolve(m)));
 }
 
+/** Every IPC message, queued: none is lost while a channel round blocks the thread. */
+const inbox: Message[] = [];
+let inboxWaiter: ((m: Message) => void) | undefined;
+function listen(): void {
+  process.on("message", (m: Message) => {
+    if (inboxWaiter) {
+      const w = inboxWaiter;
+      inboxWaiter = undefined;
+      w(m);
+    } else inbox.push(m);
+  });
+}
+function nextQueued(): Promise<Message> {
+  const m = inbox.shift();
+  return m ? Promise.resolve(m) : new Promise((resolve) => (inboxWaiter = resolve));
+}
+
 /** Part 1: map the file read-only, read every page, and stay until told to go. */
 async function share(file: string): Promise<void> {
   using m = mapFile(file);
+  // Keep the pages in this process (mlock, where RLIMIT_MEMLOCK allows) so a busy kernel cannot reclaim them before the tour reads /proc.
+  try {
+    m.lock();
+  } catch {
+    /* not allowed: the figures still hold unless memory is short */
+  }
   const bytes = m.bytes;
   let sum = 0;
   for (let i = 0; i < bytes.length; i += pageSize) sum = (sum + bytes[i]!) | 0;
@@ -26,29 +49,34 @@ async function share(file: string): Promise<void> {
 }
 
 /**
- * Part 3: answer pings. First over two channels in shared memory (fds 4 and
- * 5: requests in, replies out), once per wait strategy, each round ending
- * with the message "next"; then over process.send until told to exit.
+ * Part 3: answer pings, one round at a time as the tour asks over IPC
+ * ({ round }): over two channels in shared memory (fds 4 and 5: requests in,
+ * replies out) until the message "next", or over process.send until
+ * { end: true }. { exit: true } ends.
  */
 async function pong(): Promise<void> {
-  for (const strategy of PING_STRATEGIES) {
-    const requests = openChannel(4, { strategy });
-    const replies = openChannel(5, { strategy });
+  listen();
+  for (;;) {
+    const m = await nextQueued();
+    if (m.exit) break;
+    const round = m.round as PingRound;
+    if (round === "send") {
+      send({ ready: true });
+      for (let p = await nextQueued(); !p.end; p = await nextQueued()) send(p);
+      continue;
+    }
+    const options = round === "default" ? {} : { strategy: round };
+    const requests = openChannel(4, options);
+    const replies = openChannel(5, options);
+    send({ ready: true });
     for (;;) {
-      const m = requests.receive();
-      if (m.length === 4 && m[0] === 0x6e /* "next" */) break;
-      replies.send(m);
+      const r = requests.receive();
+      if (r.length === 4 && r[0] === 0x6e /* "next" */) break;
+      replies.send(r);
     }
     requests.close();
     replies.close();
   }
-  await new Promise<void>((resolve) => {
-    process.on("message", (m: Message) => {
-      if (m.exit) resolve();
-      else send(m);
-    });
-    send({ ready: true });
-  });
   process.removeAllListeners("message");
 }
 

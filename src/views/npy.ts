@@ -169,6 +169,7 @@ export class NpyArray {
     this.file.close();
   }
 
+  /** close(), for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -176,13 +177,14 @@ export class NpyArray {
 
 /** How a scalar dtype is stored: which typed array, and how many of its elements make one item. */
 export interface NpyElement {
-  readonly type: TypedArrayType;
+  readonly type: NpyTypedArrayConstructor;
   readonly perItem: number;
   /** What the typed array holds, when it is not the value itself: "complex" (re, im pairs), "utf32" (code points), "bytes", "float16-bits", "datetime64[unit]", "timedelta64[unit]". */
   readonly meaning?: string;
 }
 
-type TypedArrayType =
+/** The typed array constructors an {@link NpyElement} names. */
+export type NpyTypedArrayConstructor =
   | typeof Int8Array | typeof Uint8Array | typeof Int16Array | typeof Uint16Array | typeof Int32Array
   | typeof Uint32Array | typeof Float32Array | typeof Float64Array | typeof BigInt64Array | typeof BigUint64Array;
 
@@ -310,7 +312,7 @@ interface DtypeInfo {
 const LITTLE = new Set(["<", "|", "="]); // "=" is native order: little-endian on every machine memmap runs on
 
 /** Scalar kinds: NumPy's kind letter and size → struct() scalar and typed array. */
-const SCALAR_KINDS: Record<string, { scalar: ScalarTypeName; type: TypedArrayType; meaning?: string }> = {
+const SCALAR_KINDS: Record<string, { scalar: ScalarTypeName; type: NpyTypedArrayConstructor; meaning?: string }> = {
   b1: { scalar: "bool", type: Uint8Array },
   i1: { scalar: "i8", type: Int8Array },
   u1: { scalar: "u8", type: Uint8Array },

@@ -1,14 +1,71 @@
-/* Small system helpers for the log and the channel: advisory file locks and
- * a hardware CRC32C. */
+/* Files and descriptors: space (fallocate), anonymous files (memfd), dup,
+ * page-cache advice (fadvise), whole-file locks (flock), one-byte range locks
+ * (F_OFD_*), and the descriptors an environment owns (adoptFd/closeFd). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common.h"
+
+/* fallocate(fd, offset, length): reserve blocks so later writes cannot hit ENOSPC. */
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  size_t off, len;
+  if (!arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &off) || !arg_size(env, argv[2], &len))
+    return NULL;
+  if (len == 0) return make_undefined(env);
+  int err = posix_fallocate(fd, (off_t)off, (off_t)len);
+  if (err != 0) return throw_errno(env, err, "fallocate");
+  return make_undefined(env);
+}
+
+/* memfd(name) -> fd of a new anonymous file (close-on-exec) */
+static napi_value js_memfd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char name[200];
+  size_t n;
+  if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &n) != napi_ok)
+    return throw_code(env, "ERR_INVALID_ARG", "native: expected a name");
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return throw_errno(env, errno, "memfd_create");
+  return make_int32(env, fd);
+}
+
+/* dup(fd) -> a close-on-exec duplicate, so a mapping keeps its file when the caller closes theirs */
+static napi_value js_dup(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !arg_int32(env, argv[0], &fd)) return NULL;
+  int r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (r < 0) return throw_errno(env, errno, "fcntl");
+  return make_int32(env, r);
+}
+
+static const int fadvice_values[] = {POSIX_FADV_NORMAL, POSIX_FADV_SEQUENTIAL, POSIX_FADV_RANDOM,
+                                     POSIX_FADV_WILLNEED, POSIX_FADV_DONTNEED};
+
+/* fadvise(fd, offset, length, adviceIndex): page-cache advice on a file (evict = dontneed) */
+static napi_value js_fadvise(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t fd, advice;
+  size_t off, len;
+  if (!get_args(env, info, 4, argv) || !arg_int32(env, argv[0], &fd) || !arg_size(env, argv[1], &off) ||
+      !arg_size(env, argv[2], &len) || !arg_int32(env, argv[3], &advice))
+    return NULL;
+  if (advice < 0 || advice >= (int)(sizeof fadvice_values / sizeof fadvice_values[0]))
+    return throw_code(env, "ERR_INVALID_ARG", "native: bad advice");
+  int err = posix_fadvise(fd, (off_t)off, (off_t)len, fadvice_values[advice]);
+  if (err != 0) return throw_errno(env, err, "posix_fadvise");
+  return make_undefined(env);
+}
 
 /* flock(fd, op): op 0 unlock, 1 shared, 2 exclusive; never blocks.
  * Returns true when the lock was taken, false when someone else holds it.
@@ -80,32 +137,22 @@ static napi_value js_range_locked(napi_env env, napi_callback_info info) {
  * opened through fs when the worker ends, but not these, and with them the
  * locks of their open files ("this producer is alive") would outlive a
  * terminated worker until the process exits. The environment's cleanup hook
- * closes what it still owns. Only memmap closes them (closeFd), never fs. */
-typedef struct {
-  int *fds;
-  int count, cap;
-} OwnedFds;
-
-static OwnedFds *owned_of(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, int32_t *fd) {
-  void *data = NULL;
-  size_t n = argc;
-  if (napi_get_cb_info(env, info, &n, argv, NULL, &data) != napi_ok || n < argc) {
-    throw_code(env, "ERR_INVALID_ARG", "native: missing arguments");
-    return NULL;
-  }
-  if (!arg_int32(env, argv[0], fd)) return NULL;
+ * (addon.c) closes what it still owns. Only memmap closes them (closeFd), never fs. */
+static OwnedFds *owned_of(napi_env env, napi_callback_info info, napi_value *argv, int32_t *fd) {
+  if (!get_args(env, info, 1, argv) || !arg_int32(env, argv[0], fd)) return NULL;
   if (*fd < 0) {
     throw_code(env, "ERR_INVALID_ARG", "native: bad descriptor");
     return NULL;
   }
-  return data;
+  Addon *addon = get_addon(env);
+  return addon ? &addon->owned : NULL;
 }
 
 /* adoptFd(fd): this environment owns fd; it is closed when the environment ends. */
 static napi_value js_adopt_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
-  OwnedFds *o = owned_of(env, info, 1, argv, &fd);
+  OwnedFds *o = owned_of(env, info, argv, &fd);
   if (!o) return NULL;
   if (o->count == o->cap) {
     int cap = o->cap ? o->cap * 2 : 16;
@@ -122,7 +169,7 @@ static napi_value js_adopt_fd(napi_env env, napi_callback_info info) {
 static napi_value js_close_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
-  OwnedFds *o = owned_of(env, info, 1, argv, &fd);
+  OwnedFds *o = owned_of(env, info, argv, &fd);
   if (!o) return NULL;
   for (int i = 0; i < o->count; i++)
     if (o->fds[i] == fd) {
@@ -133,95 +180,21 @@ static napi_value js_close_fd(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-static void close_owned(void *arg) {
-  OwnedFds *o = arg;
+void owned_fds_close(OwnedFds *o) {
   for (int i = 0; i < o->count; i++) close(o->fds[i]);
   free(o->fds);
-  free(o);
+  *o = (OwnedFds){0};
 }
 
-/* CRC32C (Castagnoli), software slicing table; SSE4.2 when the CPU has it. */
-static uint32_t table[8][256];
-
-static void crc_init(void) {
-  for (uint32_t i = 0; i < 256; i++) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-    table[0][i] = c;
-  }
-  for (uint32_t i = 0; i < 256; i++)
-    for (int t = 1; t < 8; t++) table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
-}
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t n) {
-  uint64_t c = crc;
-  while (n >= 8) {
-    uint64_t v;
-    __builtin_memcpy(&v, p, 8);
-    c = __builtin_ia32_crc32di(c, v);
-    p += 8;
-    n -= 8;
-  }
-  uint32_t c32 = (uint32_t)c;
-  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
-  return c32;
-}
-#endif
-
-static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
-  while (n--) crc = (crc >> 8) ^ table[0][(crc ^ *p++) & 0xff];
-  return crc;
-}
-
-static bool have_hw;
-
-/* crc32c(buffer, byteOffset, byteLength, seed = 0) -> uint32; chainable through seed */
-static napi_value js_crc32c(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
-  void *data;
-  size_t len, off, n;
-  uint32_t seed;
-  bool is_ab = false;
-  napi_is_arraybuffer(env, argv[0], &is_ab);
-  if (!is_ab || napi_get_arraybuffer_info(env, argv[0], &data, &len) != napi_ok)
-    return throw_code(env, "ERR_INVALID_ARG", "native: expected an ArrayBuffer");
-  if (!arg_size(env, argv[1], &off) || !arg_size(env, argv[2], &n)) return NULL;
-  if (napi_get_value_uint32(env, argv[3], &seed) != napi_ok)
-    return throw_code(env, "ERR_INVALID_ARG", "native: expected a uint32 seed");
-  if (off > len || n > len - off) return throw_code(env, "ERR_OUT_OF_RANGE", "native: range outside the buffer");
-  const uint8_t *p = (const uint8_t *)data + off;
-  uint32_t c = ~seed;
-#if defined(__x86_64__)
-  c = have_hw ? crc_hw(c, p, n) : crc_sw(c, p, n);
-#else
-  c = crc_sw(c, p, n);
-#endif
-  napi_value r;
-  napi_create_uint32(env, ~c, &r);
-  return r;
-}
-
-napi_value init_extras(napi_env env, napi_value exports) {
-  crc_init();
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  have_hw = __builtin_cpu_supports("sse4.2");
-#endif
+napi_value init_files(napi_env env, napi_value exports) {
+  EXPORT_FN(env, exports, "fallocate", js_fallocate);
+  EXPORT_FN(env, exports, "memfd", js_memfd);
+  EXPORT_FN(env, exports, "dup", js_dup);
+  EXPORT_FN(env, exports, "fadvise", js_fadvise);
   EXPORT_FN(env, exports, "flock", js_flock);
   EXPORT_FN(env, exports, "rangeLock", js_range_lock);
-  OwnedFds *owned = calloc(1, sizeof *owned);
-  if (!owned) return throw_errno(env, ENOMEM, "calloc");
-  napi_add_env_cleanup_hook(env, close_owned, owned);
-  static const struct { const char *name; napi_callback fn; } fd_fns[] = {{"adoptFd", js_adopt_fd}, {"closeFd", js_close_fd}};
-  for (size_t i = 0; i < sizeof fd_fns / sizeof fd_fns[0]; i++) {
-    napi_value f;
-    if (napi_create_function(env, fd_fns[i].name, NAPI_AUTO_LENGTH, fd_fns[i].fn, owned, &f) != napi_ok ||
-        napi_set_named_property(env, exports, fd_fns[i].name, f) != napi_ok)
-      return NULL;
-  }
   EXPORT_FN(env, exports, "rangeLocked", js_range_locked);
-  EXPORT_FN(env, exports, "crc32c", js_crc32c);
+  EXPORT_FN(env, exports, "adoptFd", js_adopt_fd);
+  EXPORT_FN(env, exports, "closeFd", js_close_fd);
   return exports;
 }
