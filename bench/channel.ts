@@ -2,10 +2,13 @@
  * bench:channel — the channel against what a Node user would otherwise use
  * for IPC, and against C, in one run.
  *
+ * 0. Round trip under load (see `conditions`): the default strategy against
+ *    process.send and C, unpinned and pinned, idle, beside a CPU hog, and
+ *    with both processes on one CPU.
  * 1. Round-trip latency of a 16-byte message (ping-pong between two
  *    processes; median, p99, p99.9 from an HDR histogram): the channel with
- *    the "spin" strategy, with the default "futex" strategy (spin, then
- *    sleep), futex with no spinning, and with receiveAsync on both sides;
+ *    the "spin" strategy, the default ("adaptive"), "futex" (spin 2,000
+ *    polls, then sleep), futex with no spinning, and with receiveAsync on both sides;
  *    child_process process.send; a Unix domain socket; worker_threads
  *    postMessage (in-process); a C program over a shared mapping (spin and
  *    futex) — the machine's limit.
@@ -14,8 +17,8 @@
  *    and a C stream over the same frames (best of 3 runs each).
  * 3. Where the time goes: per-operation costs measured in one process.
  *
- * The two processes are pinned to CPUs 0 and 1 with taskset when there are
- * two CPUs. Run: npm run bench:channel [-- --quick]
+ * Parts 1-3 pin the two processes to CPUs 0 and 1 with taskset when there
+ * are two CPUs. Run: npm run bench:channel [-- --quick] [-- --only=conditions|latency|throughput]
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -93,10 +96,10 @@ function pinSelf(cpus: string): void {
   if (haveTaskset) execFileSync("taskset", ["-a", "-pc", cpus, String(process.pid)], { stdio: "ignore" });
 }
 
-/** Starts this file as the peer process on CPU 1. */
-function peer(role: string, args: string[], ipc = false): ChildProcess {
+/** Starts this file as the peer process on `cpus` (default CPU 1; "" leaves it unpinned). */
+function peer(role: string, args: string[], ipc = false, cpus = "1"): ChildProcess {
   const node = [process.execPath, "--import", "tsx", self, "--peer", role, ...args];
-  const [cmd, ...rest] = haveTaskset ? ["taskset", "-c", "1", ...node] : node;
+  const [cmd, ...rest] = haveTaskset && cpus !== "" ? ["taskset", "-c", cpus, ...node] : node;
   return spawn(cmd!, rest, { stdio: ipc ? ["inherit", "inherit", "inherit", "ipc"] : "inherit" });
 }
 
@@ -117,8 +120,8 @@ const shmDir = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
 async function peerMain(role: string, args: string[]): Promise<void> {
   switch (role) {
     case "echo-sync": {
-      const [strategy, spin, pingPath, pongPath] = args as [WaitStrategy, string, string, string];
-      const opts = { strategy, ...(spin === "-" ? {} : { spin: Number(spin) }) };
+      const [strategy, spin, pingPath, pongPath] = args as [WaitStrategy | "default", string, string, string];
+      const opts = { ...(strategy === "default" ? {} : { strategy }), ...(spin === "-" ? {} : { spin: Number(spin) }) };
       const ping = openChannel(pingPath, opts);
       const pong = openChannel(pongPath, opts);
       try {
@@ -208,16 +211,17 @@ if (data.role === "echo") {
 
 // ------------------------------------------------------------- latency runs
 
-async function channelLatency(strategy: WaitStrategy | "async", spin: number | undefined, rounds: number): Promise<Latency> {
+/** A ping-pong of `rounds` timed round trips; "default" passes no strategy (the adaptive default). */
+async function channelLatency(strategy: WaitStrategy | "default" | "async", spin: number | undefined, rounds: number, cpus = "1"): Promise<Latency> {
   const dir = fs.mkdtempSync(path.join(shmDir, "memmap-bench-"));
   try {
-    const opts = strategy === "async" ? {} : { strategy, ...(spin === undefined ? {} : { spin }) };
+    const opts = strategy === "async" || strategy === "default" ? {} : { strategy, ...(spin === undefined ? {} : { spin }) };
     const ping = createChannel(path.join(dir, "ping"), { capacity: 65536, ...opts });
     const pong = createChannel(path.join(dir, "pong"), { capacity: 65536, ...opts });
     const child =
       strategy === "async"
-        ? peer("echo-async", [ping.path!, pong.path!])
-        : peer("echo-sync", [strategy, spin === undefined ? "-" : String(spin), ping.path!, pong.path!]);
+        ? peer("echo-async", [ping.path!, pong.path!], false, cpus)
+        : peer("echo-sync", [strategy, spin === undefined ? "-" : String(spin), ping.path!, pong.path!], false, cpus);
     const msg = new Uint8Array(16).fill(1);
     // First round trip: wait for the peer to start.
     ping.send(msg);
@@ -249,8 +253,8 @@ async function channelLatency(strategy: WaitStrategy | "async", spin: number | u
   }
 }
 
-async function processSendLatency(rounds: number): Promise<Latency> {
-  const child = peer("ps-echo", [], true);
+async function processSendLatency(rounds: number, cpus = "1"): Promise<Latency> {
+  const child = peer("ps-echo", [], true, cpus);
   const msg = "0123456789abcdef";
   const roundTrip = (): Promise<unknown> =>
     new Promise((resolve) => {
@@ -313,10 +317,106 @@ async function workerLatency(rounds: number): Promise<Latency> {
   return summarize(samples);
 }
 
-function cLatency(mode: "spin" | "futex", rounds: number): Latency | undefined {
+/** The C ping-pong; with `cpus` it runs unpinned inside that CPU set ("" = anywhere) instead of on CPUs 0/1. */
+function cLatency(mode: "spin" | "futex", rounds: number, cpus?: string): Latency | undefined {
   const bin = buildC("channel-pingpong");
   if (!bin) return undefined;
-  return JSON.parse(execFileSync(bin, [mode, String(rounds)], { encoding: "utf8" })) as Latency;
+  if (cpus === undefined) return JSON.parse(execFileSync(bin, [mode, String(rounds)], { encoding: "utf8" })) as Latency;
+  const [cmd, ...rest] = haveTaskset && cpus !== "" ? ["taskset", "-c", cpus, bin, mode, String(rounds)] : [bin, mode, String(rounds)];
+  return JSON.parse(execFileSync(cmd!, rest, { encoding: "utf8", env: { ...process.env, MEMMAP_BENCH_NOPIN: "1" } })) as Latency;
+}
+
+// --------------------------------------------------- latency under conditions
+
+/**
+ * Where users run the channel: unpinned or pinned to CPUs 0/1, on an idle
+ * machine or beside one busy-loop process (a CPU hog, unpinned), and both
+ * processes on one CPU (taskset -c 0). Each condition runs the default
+ * strategy, the explicit "futex" strategy (spin 2,000 polls, then sleep: the
+ * default before the adaptive one), process.send and the C futex ping-pong,
+ * one after the other, under the same condition.
+ */
+interface Condition {
+  key: string;
+  label: string;
+  /** CPUs of this process and of the peer ("" = all). */
+  self: string;
+  peer: string;
+  hog: boolean;
+  /** Goal: process.send ÷ default at least this. */
+  goal: number;
+}
+
+const allCpus = os.cpus().map((_, i) => i).join(",");
+const conditions: Condition[] = [
+  { key: "idle", label: "unpinned, otherwise idle", self: "", peer: "", hog: false, goal: 20 },
+  { key: "hog", label: "unpinned, one busy-loop process beside it", self: "", peer: "", hog: true, goal: 2 },
+  { key: "oneCpu", label: "both on one CPU (taskset -c 0)", self: "0", peer: "0", hog: false, goal: 1 },
+  { key: "pinnedIdle", label: "pinned to CPUs 0/1, otherwise idle", self: "0", peer: "1", hog: false, goal: 20 },
+  { key: "pinnedHog", label: "pinned to CPUs 0/1, one busy-loop process beside it", self: "0", peer: "1", hog: true, goal: 2 },
+];
+
+interface ConditionResult {
+  adaptive: Latency;
+  futex: Latency;
+  processSend: Latency;
+  cFutex: Latency | undefined;
+}
+
+function startHog(): ChildProcess {
+  return spawn(process.execPath, ["-e", "for (;;);"], { stdio: "ignore" });
+}
+
+async function conditionLatencies(): Promise<Record<string, ConditionResult>> {
+  const out: Record<string, ConditionResult> = {};
+  const rounds = n(18_000);
+  for (const c of conditions) {
+    if (!haveTaskset && (c.self !== "" || c.peer !== "")) continue;
+    console.log(`condition: ${c.label} …`);
+    pinSelf(c.self === "" ? allCpus : c.self);
+    const hog = c.hog ? startHog() : undefined;
+    try {
+      if (hog) await new Promise((resolve) => setTimeout(resolve, 200)); // let it get going
+      const adaptive = await channelLatency("default", undefined, rounds, c.peer);
+      const futex = await channelLatency("futex", undefined, rounds, c.peer);
+      const processSend = await processSendLatency(rounds, c.peer);
+      const cFutex = cLatency("futex", rounds, c.self === c.peer ? c.self : undefined);
+      out[c.key] = { adaptive, futex, processSend, cFutex };
+    } finally {
+      hog?.kill();
+      if (hog) await once(hog, "exit");
+    }
+  }
+  pinSelf(allCpus);
+  return out;
+}
+
+function reportConditions(results: Record<string, ConditionResult>): Record<string, boolean> {
+  const pct = (l: Latency | undefined): string => (l ? `${fmtNs(l.medianNs)} / ${fmtNs(l.p99Ns)} / ${fmtNs(l.p999Ns)}` : "–");
+  const met: Record<string, boolean> = {};
+  const rows: string[][] = [];
+  for (const c of conditions) {
+    const r = results[c.key];
+    if (!r) continue;
+    const vsSend = r.processSend.medianNs / r.adaptive.medianNs;
+    met[`${c.label}: default ≥ ${c.goal}× faster than process.send`] = vsSend >= c.goal;
+    rows.push([
+      c.label,
+      pct(r.adaptive),
+      pct(r.futex),
+      pct(r.processSend),
+      pct(r.cFutex),
+      fmtRatio(vsSend),
+      r.cFutex ? fmtRatio(r.adaptive.medianNs / r.cFutex.medianNs) : "–",
+      `≥ ${c.goal}× ${vsSend >= c.goal ? "✓" : "✗"}`,
+    ]);
+  }
+  printTable(
+    "Round trip under load, 16-byte message, send + receive with default options (p50 / p99 / p99.9)",
+    ["condition", "channel, default (adaptive)", 'channel, "futex" (spin 2,000, sleep)', "process.send", "C futex", "process.send ÷ default", "default ÷ C futex", "goal"],
+    rows,
+  );
+  return met;
 }
 
 // ---------------------------------------------------------- throughput runs
@@ -553,6 +653,11 @@ async function main(): Promise<void> {
   const latency: Record<string, Latency | undefined> = {};
   const tp: Record<string, Throughput | undefined> = {};
 
+  const underLoad = only === undefined || only === "conditions" ? await conditionLatencies() : {};
+  if (only === "conditions") {
+    console.log("\ntargets:", reportConditions(underLoad));
+    return;
+  }
   // In-process reference first, unpinned: worker threads inherit the main thread's CPU.
   if (only !== "throughput") latency.worker = await workerLatency(n(20_000));
   if (only !== "latency") {
@@ -565,12 +670,13 @@ async function main(): Promise<void> {
   if (only !== "throughput") await latencies(latency);
   if (only !== "latency") await throughputs(tp);
   pinSelf(os.cpus().map((_, i) => i).join(","));
-  report(latency, tp, only ? [] : breakdown());
+  report(latency, tp, only ? [] : breakdown(), underLoad);
 }
 
 async function latencies(latency: Record<string, Latency | undefined>): Promise<void> {
   console.log("latency …");
   latency.spin = await channelLatency("spin", undefined, n(200_000));
+  latency.adaptive = await channelLatency("default", undefined, n(50_000));
   latency.futex = await channelLatency("futex", undefined, n(50_000));
   latency.futexNoSpin = await channelLatency("futex", 0, n(20_000));
   latency.async = await channelLatency("async", undefined, n(20_000));
@@ -603,13 +709,20 @@ async function throughputs(tp: Record<string, Throughput | undefined>): Promise<
   tp.cSeqcst4kbatch = await best(async () => cThroughput("seqcst", n(2_000_000), 16, 4096));
 }
 
-function report(latency: Record<string, Latency | undefined>, tp: Record<string, Throughput | undefined>, where: [string, number][]): void {
+function report(
+  latency: Record<string, Latency | undefined>,
+  tp: Record<string, Throughput | undefined>,
+  where: [string, number][],
+  underLoad: Record<string, ConditionResult>,
+): void {
+  const conditionTargets = Object.keys(underLoad).length ? reportConditions(underLoad) : {};
   const L = latency;
   const ratio = (peerNs: number | undefined, ns: number): string => (peerNs ? fmtRatio(peerNs / ns) : "–");
   const cFor = (key: string): Latency | undefined => (key === "spin" || key === "cSpin" ? L.cSpin : L.cFutex);
   const latencyRows: [string, string][] = [
     ["channel, spin", "spin"],
-    ["channel, futex (default: spin, then sleep)", "futex"],
+    ["channel, default (adaptive: polls as long as polling pays off, then sleeps)", "adaptive"],
+    ["channel, futex (spin 2,000 polls, then sleep)", "futex"],
     ["channel, futex with no spinning", "futexNoSpin"],
     ["channel, receiveAsync on both sides", "async"],
     ["child_process process.send", "processSend"],
@@ -688,16 +801,17 @@ function report(latency: Record<string, Latency | undefined>, tp: Record<string,
   const targets: Record<string, boolean | string> = {
     "spin round trip median ≤ 1 µs": med(L.spin) <= 1000,
     "spin ≥ 50× faster than process.send": med(L.processSend) / med(L.spin) >= 50,
-    "default (futex) ≥ 20× faster than process.send": med(L.processSend) / med(L.futex) >= 20,
+    "default (adaptive), pinned, ≥ 20× faster than process.send": med(L.processSend) / med(L.adaptive) >= 20,
     "futex with no spinning within 2× of C futex": L.cFutex ? med(L.futexNoSpin) / med(L.cFutex) <= 2 : "no C compiler",
     "receiveAsync faster than process.send": med(L.async) < med(L.processSend),
     "64 B one by one ≥ 5 M/s": Math.max(tp.futex64?.perSecond ?? 0, tp.spin64?.perSecond ?? 0) >= 5e6,
     "64 B batched ≥ 11 M/s and ≥ the Unix socket's batched rate":
       Math.max(tp.batch64?.perSecond ?? 0, tp.batch64spin?.perSecond ?? 0) >= Math.max(11e6, tp.socket64batch?.perSecond ?? Infinity),
+    ...conditionTargets,
   };
   console.log("\ntargets:", targets);
   if (only) return; // a partial run leaves the saved results alone
-  console.log(`raw numbers: ${saveResults("channel", { quick, pinned: haveTaskset, latency, throughput: tp, breakdownNs: Object.fromEntries(where), targets })}`);
+  console.log(`raw numbers: ${saveResults("channel", { quick, pinned: haveTaskset, latency, underLoad, throughput: tp, breakdownNs: Object.fromEntries(where), targets })}`);
 }
 
 if (process.argv[2] === "--peer")

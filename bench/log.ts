@@ -414,8 +414,10 @@ async function main(): Promise<void> {
   }
   if (e2e === undefined || seek === undefined) throw new Error("unreachable");
 
+  /** A latency as p50 / p99 / p99.9 in one cell. */
+  const pct = (l: Latency): string => `${fmtNs(l.median)} / ${fmtNs(l.p99)} / ${fmtNs(l.p999)}`;
   printTable(
-    "Appends: throughput (records/s) and latency per append",
+    "Appends: throughput (records/s) and latency per append (peers: rate, then p50 / p99 / p99.9 per append)",
     ["record", "durability", "memmap log", "median", "p99", "p99.9", "fs.writeSync", "better-sqlite3 (WAL)", "vs writeSync", "vs sqlite"],
     appends.map((a) => [
       `${a.size} B`,
@@ -424,16 +426,16 @@ async function main(): Promise<void> {
       fmtNs(a.memmap.latency.median),
       fmtNs(a.memmap.latency.p99),
       fmtNs(a.memmap.latency.p999),
-      `${fmtRate(a.writeSync.perSec)} (${fmtNs(a.writeSync.latency.median)})`,
-      `${fmtRate(a.sqlite.perSec)} (${fmtNs(a.sqlite.latency.median)})`,
+      `${fmtRate(a.writeSync.perSec)} (${pct(a.writeSync.latency)})`,
+      `${fmtRate(a.sqlite.perSec)} (${pct(a.sqlite.latency)})`,
       fmtRatio(a.memmap.perSec / a.writeSync.perSec),
       fmtRatio(a.memmap.perSec / a.sqlite.perSec),
     ]),
   );
   printTable(`End-to-end: append → another process's \`for await\` (one record every 200 µs${e2e[0]!.pinned ? "; processes on CPUs 0 and 1" : ""})`,
-    ["producer between records", "samples", "median", "p99", "p99.9", "max", "C futex wake (the limit): median", "vs C"],
+    ["producer between records", "samples", "median", "p99", "p99.9", "max", "C futex wake (the limit): p50 / p99 / p99.9", "vs C (median)"],
     e2e.map((e) => [e.producer === "busy" ? "busy (spins)" : "idle (sleeps)", String(e.samples), fmtNs(e.median), fmtNs(e.p99), fmtNs(e.p999), fmtNs(e.max),
-      e.c ? `${fmtNs(e.c.median)} (p99 ${fmtNs(e.c.p99)})` : "—", e.c ? fmtRatio(e.median / e.c.median) : "—"]),
+      e.c ? pct(e.c) : "—", e.c ? fmtRatio(e.median / e.c.median) : "—"]),
   );
   printTable(
     "Reading (page cache warm; every cache line of every record read): GB/s of record data",

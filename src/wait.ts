@@ -14,6 +14,7 @@
  * processes that map the same file or memfd; V8's Atomics.wait cannot, as it
  * needs a SharedArrayBuffer and is process-local.
  */
+import { availableParallelism } from "node:os";
 import { MmapError, invalidArg, sys } from "./errors.ts";
 import { native } from "./native.ts";
 
@@ -21,14 +22,18 @@ import { native } from "./native.ts";
  * How a thread waits for a condition:
  * - `"spin"`: busy-poll (lowest latency, burns a core);
  * - `"yield"`: poll, then poll with sched_yield between checks;
- * - `"futex"` (default): poll briefly, then sleep in the kernel until woken.
+ * - `"futex"` (the doorbell's default): poll `spin` times, then sleep in the kernel until woken;
+ * - `"adaptive"` (the channel's default): like "futex", but how long it
+ *   polls adapts to whether polling has been paying off (see SpinBudget):
+ *   it polls when the peer answers from another CPU, and hardly at all when
+ *   the peer shares this thread's CPU or is kept off its own by other load.
  */
-export type WaitStrategy = "spin" | "yield" | "futex";
+export type WaitStrategy = "spin" | "yield" | "futex" | "adaptive";
 
 /** Options of {@link Doorbell.waitUntil}. */
 export interface WaitOptions {
   strategy?: WaitStrategy;
-  /** Polls before yielding or sleeping. Default 2,000 (a few µs). */
+  /** Polls before yielding or sleeping. Default 2,000 (a few µs). With "adaptive": the most it polls (default: about 100 µs of polls). */
   spin?: number;
   /** Milliseconds; undefined or Infinity waits forever. */
   timeout?: number;
@@ -58,10 +63,76 @@ export function checkTimeout(timeout: number | undefined): number {
   return timeout;
 }
 
-export function checkStrategy(strategy: unknown): WaitStrategy {
-  if (strategy === undefined) return "futex";
-  if (strategy === "spin" || strategy === "yield" || strategy === "futex") return strategy;
-  throw invalidArg(`strategy must be "spin", "yield" or "futex", got ${JSON.stringify(strategy)}`);
+export function checkStrategy(strategy: unknown, fallback: WaitStrategy = "futex"): WaitStrategy {
+  if (strategy === undefined) return fallback;
+  if (strategy === "spin" || strategy === "yield" || strategy === "futex" || strategy === "adaptive") return strategy;
+  throw invalidArg(`strategy must be "spin", "yield", "futex" or "adaptive", got ${JSON.stringify(strategy)}`);
+}
+
+/*
+ * The adaptive strategy polls for a budget that it learns per doorbell handle
+ * (so per direction of a channel, per process):
+ * - a wait that polling ended after i polls raises the budget to 4·i (a peer
+ *   that answers in i polls is caught next time, even a little late);
+ * - a wait that polled its budget in vain and slept halves it, down to
+ *   ADAPTIVE_MIN_NS of polls, or to none when this thread may run on one CPU
+ *   only (taskset -c 0: there polling only keeps the peer off the CPU);
+ * - while the budget is below the most (`spin`, default ADAPTIVE_MAX_NS of
+ *   polls), every probe-th wait polls the most once (a probe). A probe that
+ *   sees the condition resets the probe interval to PROBE_EVERY; one that
+ *   does not doubles it, up to PROBE_MAX.
+ * Polling pays when the peer runs on another CPU and answers within
+ * microseconds. It is wasted when the peer was descheduled (a CPU hog beside
+ * it), and it delays the peer when both share one CPU (the peer cannot answer
+ * while this thread polls). Those misses drive the budget down to a few polls
+ * and the probes to rare ones, and then a wait is a futex handoff, which costs
+ * no more than a pipe handoff. When both sides sleep, each one's wait includes
+ * the other's wake-up; a probe long enough to cover it restarts polling on
+ * both sides.
+ */
+const ADAPTIVE_START = 1000;
+/** The least an adaptive wait polls when this thread may run on more than one CPU: a peer in a tight loop answers within it. */
+const ADAPTIVE_MIN_NS = 500;
+/** The longest an adaptive wait polls (converted to polls with the measured cost of one). */
+const ADAPTIVE_MAX_NS = 100_000;
+const PROBE_EVERY = 32;
+const PROBE_MAX = 256;
+/** The adaptive strategy times its polls from this many on (a clock read costs about as much as a few polls). */
+const CALIBRATE_AT = 64;
+
+/**
+ * The learned polling budget of the adaptive strategy: {@link next} before
+ * polling, then {@link hit} with how many polls saw the condition, or
+ * {@link miss} when polling gave up.
+ */
+export class SpinBudget {
+  #budget = ADAPTIVE_START;
+  #every = PROBE_EVERY;
+  #probe = PROBE_EVERY;
+  #probing = false;
+  #most = ADAPTIVE_START;
+  #least = 0;
+
+  /** How many polls this time, at most `most`: the budget, or `most` for a probe. */
+  next(most: number, least: number): number {
+    this.#most = most;
+    this.#least = Math.min(least, most);
+    const budget = Math.min(this.#budget, most);
+    this.#probing = budget < most && --this.#probe <= 0;
+    if (!this.#probing) return budget;
+    this.#probe = this.#every;
+    return most;
+  }
+
+  hit(used: number): void {
+    this.#budget = Math.min(this.#most, Math.max(this.#budget, 4 * used));
+    if (this.#probing) this.#every = this.#probe = PROBE_EVERY;
+  }
+
+  miss(): void {
+    if (this.#probing) this.#every = this.#probe = Math.min(PROBE_MAX, this.#every * 2);
+    else this.#budget = Math.max(this.#least, this.#budget / 2);
+  }
 }
 
 /**
@@ -74,6 +145,12 @@ export class Doorbell {
   readonly #seqIndex: number;
   readonly #waitersIndex: number;
   readonly #seqByteOffset: number;
+  /** The adaptive strategy's polls (per handle: each side of a channel learns its own). */
+  readonly #budget = new SpinBudget();
+  #waits = 0;
+  #manyCpus = true;
+  /** What one poll of the waits on this doorbell costs, as last measured (ns). */
+  #nsPerPoll = 20;
 
   /** `seqByteOffset` and `waitersByteOffset` are 4-byte aligned offsets into `buffer`. */
   constructor(buffer: ArrayBuffer, seqByteOffset: number, waitersByteOffset: number) {
@@ -121,9 +198,17 @@ export class Doorbell {
     const strategy = checkStrategy(options.strategy);
     const timeout = checkTimeout(options.timeout);
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
-    const spins = options.spin ?? 2000;
-    for (let i = 0; i < spins; i++) if (ready()) return true;
-    if (strategy !== "futex") {
+    if (strategy === "adaptive") {
+      const most = options.spin ?? Math.round(ADAPTIVE_MAX_NS / this.#nsPerPoll);
+      // The CPUs this thread may use (a system call of ~0.4 µs): read now and then, as taskset can change them.
+      if ((this.#waits++ & 255) === 0) this.#manyCpus = availableParallelism() > 1;
+      const least = this.#manyCpus ? Math.round(ADAPTIVE_MIN_NS / this.#nsPerPoll) : 0;
+      if (this.#adaptivePoll(ready, most, least)) return true;
+    } else {
+      const spins = options.spin ?? 2000;
+      for (let i = 0; i < spins; i++) if (ready()) return true;
+    }
+    if (strategy === "spin" || strategy === "yield") {
       for (let i = 1; ; i++) {
         if (ready()) return true;
         if (strategy === "yield") native.yield();
@@ -136,7 +221,8 @@ export class Doorbell {
       for (;;) {
         const seq = Atomics.load(words, this.#seqIndex);
         if (ready()) return true;
-        const left = deadline - performance.now();
+        // No clock read without a deadline: on a slow clock source it costs a few hundred ns of every handoff.
+        const left = deadline === Infinity ? Infinity : deadline - performance.now();
         if (left <= 0) return false;
         sys(undefined, () => native.futexWait(this.#buffer, this.#seqByteOffset, seq, Math.min(SYNC_SLICE_MS, Math.ceil(left))));
       }
@@ -175,6 +261,31 @@ export class Doorbell {
     } finally {
       if (words.length > 0) Atomics.sub(words, this.#waitersIndex, 1);
     }
+  }
+
+  /** The adaptive strategy's polling (see ADAPTIVE_START): true when `ready()` held within the budget. */
+  #adaptivePoll(ready: () => boolean, most: number, least: number): boolean {
+    const budget = this.#budget.next(most, least);
+    // The clock is read only once a wait has lasted CALIBRATE_AT polls (it costs about as much as a few polls).
+    let since = 0;
+    for (let i = 1; i <= budget; i++) {
+      if (i === CALIBRATE_AT) since = performance.now();
+      if (ready()) {
+        if (since > 0) this.#calibrate(i - CALIBRATE_AT, performance.now() - since);
+        this.#budget.hit(i);
+        return true;
+      }
+    }
+    if (since > 0) this.#calibrate(budget - CALIBRATE_AT, performance.now() - since);
+    this.#budget.miss();
+    return false;
+  }
+
+  /** Learns what one poll costs from `polls` polls that took `ms` (a wait preempted meanwhile counts little: the mean moves by a quarter, and at most 4×). */
+  #calibrate(polls: number, ms: number): void {
+    if (polls < CALIBRATE_AT) return;
+    const ns = Math.min((ms * 1e6) / polls, 4 * this.#nsPerPoll);
+    this.#nsPerPoll = Math.max(1, this.#nsPerPoll + (ns - this.#nsPerPoll) / 4);
   }
 
   /** The words, or ERR_CLOSED once the memory was unmapped (its ArrayBuffer detached). */

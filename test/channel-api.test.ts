@@ -282,11 +282,14 @@ describe("receiving", () => {
     tx.send("x");
     ch.receive();
     assert.throws(() => ch.receive({ timeout: 20 }), code("ERR_TIMEOUT"));
-    for (const strategy of ["spin", "yield", "futex"] as const) {
+    for (const strategy of ["spin", "yield", "futex", "adaptive"] as const) {
       const s = openChannel(ch.path!, { strategy, spin: 10 });
       assert.equal(s.strategy, strategy);
       s.close();
     }
+    const byDefault = openChannel(ch.path!);
+    assert.equal(byDefault.strategy, "adaptive", "the default adapts to where it runs");
+    byDefault.close();
     tx.close();
     ch.close();
   });

@@ -48,7 +48,7 @@ test("the tour runs to completion and cleans up", { timeout: 300_000 }, async ()
   assert.match(stdout, new RegExp(`^ +process\\.send \\(pipe \\+ JSON\\) +${time} +${time}$`, "m"));
   // Whichever won on this machine, the tour says so, and says what the strategies do.
   assert.match(stdout, /With the default options, process\.send takes [\d.]+× as long as the channel\.|process\.send was [\d.]+× faster than the channel with default options\./);
-  assert.match(stdout, /Wait strategies: the default, "futex", polls/);
+  assert.match(stdout, /Wait strategies: the default, "adaptive", polls only while polling has been paying off/);
 
   // Part 4: the producer and consumer are killed; a new consumer resumes at the durable cursor and reads the rest.
   assert.match(stdout, /^4\/4 {2}Persistent IPC: a log that survives a crash$/m);

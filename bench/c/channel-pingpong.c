@@ -10,7 +10,8 @@
  * sequence number; the other side waits until it sees that number (busy-
  * polling with "spin"; sleeping in FUTEX_WAIT, woken by FUTEX_WAKE, with
  * "futex"), copies the payload and answers the same way. The parent is
- * pinned to CPU 0 and the child to CPU 1 when there are two CPUs.
+ * pinned to CPU 0 and the child to CPU 1 when there are two CPUs (unless
+ * MEMMAP_BENCH_NOPIN=1: then both stay on the CPUs the caller allowed).
  *
  * Prints one JSON line: round-trip percentiles in nanoseconds.
  *
@@ -63,7 +64,9 @@ static void await_seq(Line *line, uint32_t seq, unsigned char *payload) {
 }
 
 static void pin(int cpu) {
-  if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return;
+  /* MEMMAP_BENCH_NOPIN=1: stay where the caller put us (bench:channel's conditions: unpinned, or taskset -c 0). */
+  const char *nopin = getenv("MEMMAP_BENCH_NOPIN");
+  if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || (nopin && strcmp(nopin, "1") == 0)) return;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);

@@ -26,7 +26,7 @@ import { FRAME_HEADER_LENGTH } from "../framing.ts";
 import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
 import { SharedMemory } from "../shared-memory.ts";
-import { Doorbell, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
+import { Doorbell, SpinBudget, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
 import { RingReader } from "./consumer.ts";
 import {
   ENDED_I32,
@@ -59,17 +59,17 @@ export interface CreateChannelOptions {
   mode?: number;
   /** With a path: replace an existing file instead of failing with EEXIST. Default false. */
   replace?: boolean;
-  /** How send() and receive() wait. Default "futex" (spin briefly, then sleep). */
+  /** How send() and receive() wait. Default "adaptive" (poll as long as polling pays off here, then sleep). */
   strategy?: WaitStrategy;
-  /** Polls before a synchronous wait yields or sleeps (default 2,000). */
+  /** Polls before a synchronous wait yields or sleeps (default 2,000; with "adaptive", the most: about 100 µs of polls). */
   spin?: number;
 }
 
 /** Options of {@link openChannel}. */
 export interface OpenChannelOptions {
-  /** How send() and receive() wait. Default "futex" (spin briefly, then sleep). */
+  /** How send() and receive() wait. Default "adaptive" (poll as long as polling pays off here, then sleep). */
   strategy?: WaitStrategy;
-  /** Polls before a synchronous wait yields or sleeps (default 2,000). */
+  /** Polls before a synchronous wait yields or sleeps (default 2,000; with "adaptive", the most: about 100 µs of polls). */
   spin?: number;
 }
 
@@ -203,7 +203,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
   const mode = checkMode(options.mode);
   if (options.replace !== undefined && typeof options.replace !== "boolean")
     throw invalidArg(`replace must be a boolean, got ${describe(options.replace)}`);
-  const strategy = checkStrategy(options.strategy);
+  const strategy = checkStrategy(options.strategy, "adaptive");
   const spin = checkSpin(options.spin);
   const total = HEADER_LENGTH + capacity;
 
@@ -252,7 +252,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
 export function openChannel(pathOrFd: string | number | SharedMemory, options: OpenChannelOptions = {}): Channel {
   const target = targetOf(pathOrFd, "openChannel()");
   checkOptionKeys(options, ["strategy", "spin"], "option");
-  const strategy = checkStrategy(options.strategy);
+  const strategy = checkStrategy(options.strategy, "adaptive");
   const spin = checkSpin(options.spin);
   const { fd, path } = openOwn(target, true);
   let file: MappedFile | undefined;
@@ -327,6 +327,9 @@ export class Channel {
   readonly #isClosed = (): boolean => this.#closed;
   #closed = false;
   #asyncWaits = 0;
+  /** How long receiveAsync / sendAsync poll before they sleep, with the "adaptive" strategy (ms). */
+  readonly #asyncDataPoll = new SpinBudget();
+  readonly #asyncSpacePoll = new SpinBudget();
   #writer: RingWriter | undefined;
   #reader: RingReader | undefined;
 
@@ -740,13 +743,21 @@ export class Channel {
   async #waitAsync(bell: Doorbell, ready: () => boolean, timeout: number, signal: AbortSignal | undefined): Promise<void> {
     this.#asyncWaits++;
     try {
-      const pollUntil = performance.now() + (this.strategy === "spin" ? timeout : Math.min(timeout, ASYNC_POLL_MS));
-      while (performance.now() < pollUntil) {
+      // "adaptive": how long to poll is learned per direction, as for a synchronous wait (see SpinBudget in ../wait.ts).
+      const budget = this.strategy !== "adaptive" ? undefined : bell === this.#dataBell ? this.#asyncDataPoll : this.#asyncSpacePoll;
+      const start = performance.now();
+      const pollMs =
+        this.strategy === "spin" ? timeout : budget ? budget.next(Math.min(timeout, ASYNC_POLL_MS), 0) : Math.min(timeout, ASYNC_POLL_MS);
+      while (performance.now() < start + pollMs) {
         await nextTurn();
         if (this.#closed) throw this.#closedError();
         if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the wait was aborted", { cause: signal.reason });
-        if (ready()) return;
+        if (ready()) {
+          budget?.hit(performance.now() - start);
+          return;
+        }
       }
+      budget?.miss();
       if (this.strategy === "spin") return;
       const combined = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
       await bell.waitUntilAsync(ready, { ...(timeout === Infinity ? {} : { timeout }), signal: combined });

@@ -277,6 +277,7 @@ async function partChannel(): Promise<void> {
     futex: 'channel, strategy "futex"',
     yield: 'channel, strategy "yield"',
     spin: 'channel, strategy "spin"',
+    adaptive: 'channel, strategy "adaptive" (the default)',
     send: "process.send (pipe + JSON)",
   };
   const rows = [["", "round trip: median", "99th percentile"]];
@@ -291,8 +292,9 @@ async function partChannel(): Promise<void> {
   const times = (x: number): string => (x >= 10 ? x.toFixed(0) : x.toFixed(1));
   if (ratio >= 1) say(`     With the default options, process.send takes ${times(ratio)}× as long as the channel.`);
   else say(`     On this machine right now, process.send was ${times(1 / ratio)}× faster than the channel with default options.`);
-  say(`     Wait strategies: the default, "futex", polls for a few µs and then sleeps in the kernel until the`);
-  say(`     sender wakes it (no CPU used while idle); "yield" keeps polling and gives the CPU away in between`);
+  say(`     Wait strategies: the default, "adaptive", polls only while polling has been paying off (not at all`);
+  say(`     when both share one CPU), then sleeps in the kernel until the sender wakes it (no CPU used while`);
+  say(`     idle); "futex" always polls a few µs first; "yield" keeps polling and gives the CPU away in between`);
   say(`     (lower latency, a CPU kept busy); "spin" polls without pause (lowest latency, a whole core).`);
   say(dim(`     (A message is written once into memory both processes map: no system call unless the other side`));
   say(dim(`      sleeps. Busy machines stretch every figure here: both processes need a CPU for each trip.)`));
