@@ -15,7 +15,9 @@
  *   from a format with no checksum there (channel frames, record rows, a log
  *   without CRCs): not detectable by design, counted apart;
  * - silent loss: a record intact in the files but not returned, no damage reported;
- * - changed-then-threw: the open threw, and the files differ from before it.
+ * - changed-then-threw: the open threw, and the files differ from before it
+ *   (an open that returned may write: a writer slot, a repair; a read that
+ *   throws later is a coded error).
  *
  *   npm run stress:damage -- [--trials 5000] [--seed 1] [--timeout 10000] [--workers 2]
  *
@@ -94,6 +96,8 @@ const MODES: Record<Kind, string[]> = {
 /** What a worker reports for one trial. */
 interface Outcome {
   threw?: { coded: boolean; code?: string; message: string };
+  /** The open returned: a later throw came from reading, after an open that may legitimately write (a writer slot, a repair). */
+  opened?: boolean;
   damageReported: boolean;
   /** Records returned: position (seq, ring offset or row), payload index or -1, length. */
   records: { at: number; index: number; length: number }[];
@@ -115,6 +119,7 @@ async function runOne(kind: Kind, mode: string, target: string): Promise<Outcome
       if (mode === "truncate") options.onDamage = "truncate";
       if (mode === "readOnly") options.readOnly = true;
       const log = m.openLog(target, options);
+      out.opened = true;
       try {
         out.damageReported = log.damage !== undefined || log.recovery.damage !== undefined || log.recovery.truncated !== undefined;
         const reader = log.reader({ from: "start" });
@@ -138,6 +143,7 @@ async function runOne(kind: Kind, mode: string, target: string): Promise<Outcome
         return out;
       }
       const ch = m.openChannel(target);
+      out.opened = true;
       try {
         for (let rounds = 0; rounds < 10_000; rounds++) {
           let msg = ch.tryReceive();
@@ -159,6 +165,7 @@ async function runOne(kind: Kind, mode: string, target: string): Promise<Outcome
       return out;
     }
     const file = m.openRecordFile(target, { access: mode === "write" ? "write" : "read" });
+    out.opened = true;
     try {
       const rows = file.rows;
       for (let i = 0; i < rows.length; i++) {
@@ -463,7 +470,10 @@ function classify(fx: Fixture, outcome: Outcome, intact: Located[], changed: boo
   }
   // A consumer consumes: the channel's head moves (and a multi-producer ring is zeroed behind it) before any damage is met.
   const mayChange = fx.kind.startsWith("channel") && mode === "receive";
-  if (outcome.threw) return changed && !mayChange ? { cls: "changed-then-threw", detail: outcome.threw.message } : { cls: "coded error", detail: `${outcome.threw.code}: ${outcome.threw.message}` };
+  if (outcome.threw)
+    return changed && !mayChange && !outcome.opened
+      ? { cls: "changed-then-threw", detail: outcome.threw.message }
+      : { cls: "coded error", detail: `${outcome.threw.code}: ${outcome.threw.message}` };
   // Inspection returns no records; everything else must return every intact record unless it reported damage.
   if (mode !== "inspect" && !outcome.damageReported) {
     const returned = new Set(outcome.records.map((r) => r.at));

@@ -3,10 +3,11 @@
  * `npm run stress:damage` for thousands): fresh copies of logs, channels and
  * record files are damaged at random and opened in every mode in worker
  * processes. Asserted for every target: no crash, no hang, no error without
- * a string code, no record returned that was never written. For channels
- * and record files also: no silent loss and no open that changed the files
- * and then threw. The log's open and recovery are being reworked elsewhere:
- * set MEMMAP_DAMAGE_STRICT_LOG=1 to assert those two for logs as well.
+ * a string code, no record returned that was never written, no silent loss
+ * (an intact record not returned while no damage is reported) and no open
+ * that changed the files and then threw — except silent loss in logs without
+ * CRCs: a few bit flips there can still hide intact records with no damage
+ * reported (1 in 300 trials of this seed; open in issue 10).
  * MEMMAP_DAMAGE_SEED=n replays a run; the seed is printed on failure.
  */
 import assert from "node:assert/strict";
@@ -15,9 +16,8 @@ import { formatTable, runTrials, type Trial } from "../bench/damage-stress.ts";
 
 const seed = Number(process.env.MEMMAP_DAMAGE_SEED ?? 20261208);
 const trials = Number(process.env.MEMMAP_DAMAGE_TRIALS ?? 300);
-const strictLog = process.env.MEMMAP_DAMAGE_STRICT_LOG === "1";
 
-test(`damage fuzz: ${trials} trials (seed ${seed}): no crash, hang, uncoded error or phantom record`, { timeout: 600_000 }, async () => {
+test(`damage fuzz: ${trials} trials (seed ${seed}): no crash, hang, uncoded error, phantom record, silent loss or changed-then-threw`, { timeout: 600_000 }, async () => {
   // The timeout per trial is a hang guard only: a trial takes milliseconds.
   const { trials: all, table } = await runTrials({ trials, seed, timeoutMs: 60_000, workers: 2 });
   const forbidden = (t: Trial): boolean =>
@@ -25,7 +25,8 @@ test(`damage fuzz: ${trials} trials (seed ${seed}): no crash, hang, uncoded erro
     t.cls === "hang" ||
     t.cls === "uncoded error" ||
     t.cls === "phantom" ||
-    ((t.cls === "silent loss" || t.cls === "changed-then-threw") && (strictLog || !t.kind.startsWith("log")));
+    (t.cls === "silent loss" && t.kind !== "log-nocrc") ||
+    t.cls === "changed-then-threw";
   const bad = all.filter(forbidden);
   const report = `seed ${seed} (replay: MEMMAP_DAMAGE_SEED=${seed})\n${formatTable(table)}\n${bad
     .slice(0, 10)
