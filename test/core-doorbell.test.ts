@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import { Doorbell, createSharedMemory, mapFile, pageSize, type MappedFile, type SharedMemory } from "../src/index.ts";
-import { native } from "../src/native.ts";
+import { native } from "../src/core/native.ts";
 import { Child, makeTmpDir, rejectsCode, removeTmpDir, throwsCode } from "./fixtures/core-helpers.ts";
 
 const SEQ = 0; // Int32 word indexes, as core-doorbell-child.ts uses them

@@ -14,7 +14,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, sys } from "../errors.ts";
+import { MmapError, sys } from "../core/errors.ts";
 import { META_CREATED_AT_OFFSET, META_FILE_NAME } from "../log/layout.ts";
 
 export const LOG_ID_FILE = "bridge.id";

@@ -14,19 +14,19 @@
  * - ./consumer.ts: its receiving side (the lock, reading, giving space back,
  *   sealing frames that dead producers left claimed);
  * - ./liveness.ts: is a process still there;
- * - ../framing.ts: the frame format, shared with the log.
+ * - ../core/framing.ts: the frame format, shared with the log.
  *
  * Everything read from the shared file is validated before use: a bad value
  * is an ERR_CORRUPT, never an out-of-bounds access or an endless loop.
  */
 import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { MmapError, invalidArg, sys } from "../errors.ts";
-import { FRAME_HEADER_LENGTH } from "../framing.ts";
-import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
-import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
-import { SharedMemory } from "../shared-memory.ts";
-import { Doorbell, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
+import { MmapError, invalidArg, sys } from "../core/errors.ts";
+import { FRAME_HEADER_LENGTH } from "../core/framing.ts";
+import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
+import { checkTarget, createTemp, publishTemp } from "../core/temp-file.ts";
+import { SharedMemory } from "../core/shared-memory.ts";
+import { Doorbell, checkStrategy, checkTimeout, type WaitStrategy } from "../core/wait.ts";
 import { RingReader } from "./consumer.ts";
 import {
   ENDED_I32,

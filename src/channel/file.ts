@@ -5,10 +5,10 @@
  * layout itself is in ./layout.ts.
  */
 import * as fs from "node:fs";
-import { MmapError, invalidArg, sys } from "../errors.ts";
-import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame } from "../framing.ts";
-import { checkInteger, type MappedFile } from "../mapped-file.ts";
-import { native } from "../native.ts";
+import { MmapError, invalidArg, sys } from "../core/errors.ts";
+import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame } from "../core/framing.ts";
+import { checkInteger, type MappedFile } from "../core/mapped-file.ts";
+import { native } from "../core/native.ts";
 import {
   CAPACITY_OFFSET,
   CHANNEL_MAGIC,

@@ -27,8 +27,8 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, invalidArg } from "../errors.ts";
-import { checkInteger, mapFile, type MapOptions, type MappedFile } from "../mapped-file.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
+import { checkInteger, mapFile, type MapOptions, type MappedFile } from "../core/mapped-file.ts";
 
 const { O_RDONLY, O_RDWR, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CREAT, O_EXCL } = fs.constants;
 

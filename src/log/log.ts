@@ -24,10 +24,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, invalidArg, toMmapError } from "../errors.ts";
-import { FrameType, alignFrame } from "../framing.ts";
-import { checkInteger } from "../mapped-file.ts";
-import { native } from "../native.ts";
+import { MmapError, invalidArg, toMmapError } from "../core/errors.ts";
+import { FrameType, alignFrame } from "../core/framing.ts";
+import { checkInteger } from "../core/mapped-file.ts";
+import { native } from "../core/native.ts";
 import { LogCore } from "./core.ts";
 import { corrupt, isCorrupt, type LogCorruptError, type LogDamage } from "./damage.ts";
 import {

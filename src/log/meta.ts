@@ -4,10 +4,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { invalidArg, MmapError } from "../errors.ts";
-import { type MappedFile } from "../mapped-file.ts";
-import { native } from "../native.ts";
-import { Doorbell } from "../wait.ts";
+import { invalidArg, MmapError } from "../core/errors.ts";
+import { type MappedFile } from "../core/mapped-file.ts";
+import { native } from "../core/native.ts";
+import { Doorbell } from "../core/wait.ts";
 import { corrupt } from "./damage.ts";
 import { createTemp, inDir, mapDescriptor, openInLog, removeInLog, viaDir } from "./dir.ts";
 import {

@@ -18,8 +18,8 @@
  */
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { MmapError, invalidArg } from "../errors.ts";
-import { mapFile, MAX_BUFFER_LENGTH, type MappedFile } from "../mapped-file.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
+import { mapFile, MAX_BUFFER_LENGTH, type MappedFile } from "../core/mapped-file.ts";
 
 // ---- the file's frame ------------------------------------------------------------------------------
 

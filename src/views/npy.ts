@@ -24,8 +24,8 @@
  * checked against the file's size before a view is made.
  */
 import fs from "node:fs";
-import { MmapError, invalidArg, sys } from "../errors.ts";
-import { mapFile, MAX_BUFFER_LENGTH, type MappedFile, type TypedArrayConstructor } from "../mapped-file.ts";
+import { MmapError, invalidArg, sys } from "../core/errors.ts";
+import { mapFile, MAX_BUFFER_LENGTH, type MappedFile, type TypedArrayConstructor } from "../core/mapped-file.ts";
 import { array, struct, utf8, type Layout } from "./struct.ts";
 import type { StructArray } from "./struct-array.ts";
 import { FIELD_NAME_PATTERN, type FieldType, type Schema, type ScalarTypeName } from "./types.ts";

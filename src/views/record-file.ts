@@ -16,10 +16,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, invalidArg, sys } from "../errors.ts";
-import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
-import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
-import { native } from "../native.ts";
+import { MmapError, invalidArg, sys } from "../core/errors.ts";
+import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
+import { checkTarget, createTemp, publishTemp } from "../core/temp-file.ts";
+import { native } from "../core/native.ts";
 import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount, MAX_CHECKED_ROWS } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
 import { rebindStructArray, rowsPerWindow, structArrayAt, type StructArray } from "./struct-array.ts";
