@@ -8,7 +8,7 @@ export type { Access, Advice, MapOptions, Residency, TypedArrayConstructor } fro
 export { createSharedMemory, SharedMemory } from "./core/shared-memory.ts";
 export type { SharedMemoryOptions } from "./core/shared-memory.ts";
 export { MmapError } from "./core/errors.ts";
-export type { MmapErrorCode, MmapErrorOptions } from "./core/errors.ts";
+export type { ErrnoCode, MmapErrorCode, MmapErrorOptions, MmapOwnErrorCode } from "./core/errors.ts";
 export { Doorbell } from "./core/wait.ts";
 export type { WaitStrategy, WaitOptions, AsyncWaitOptions } from "./core/wait.ts";
 export { struct, utf8, array, Layout } from "./views/struct.ts";

@@ -300,9 +300,9 @@ export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapO
   try {
     const st = sys(path, () => fs.fstatSync(fd));
     if (st.isDirectory())
-      throw new MmapError("EISDIR", `cannot map a directory '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 21 });
+      throw new MmapError("EISDIR", `cannot map a directory '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: os.constants.errno.EISDIR });
     if (!st.isFile())
-      throw new MmapError("ENODEV", `only regular files can be mapped '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 19 });
+      throw new MmapError("ENODEV", `only regular files can be mapped '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: os.constants.errno.ENODEV });
     if (st.size === 0 && !created) refuseSizeless(fd, path ?? `fd ${String(pathOrFd)}`, path);
     originalSize = st.size;
     let fileSize = st.size;
@@ -608,7 +608,7 @@ export class MappedFile {
     try {
       await job(this.#handle, off, len);
     } catch (error) {
-      throw sys(this.path, () => { throw error; });
+      throw toMmapError(error, this.path);
     } finally {
       this.#pendingJobs--;
     }

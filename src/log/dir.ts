@@ -27,7 +27,8 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, invalidArg } from "../core/errors.ts";
+import * as os from "node:os";
+import { MmapError, codeOf, invalidArg } from "../core/errors.ts";
 import { checkInteger, mapFile, type MapOptions, type MappedFile } from "../core/mapped-file.ts";
 
 const { O_RDONLY, O_RDWR, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CREAT, O_EXCL } = fs.constants;
@@ -110,8 +111,8 @@ function systemError(error: unknown, used: string, p: string): MmapError {
   if (error instanceof MmapError) return error;
   const e = error as NodeJS.ErrnoException;
   if (e?.code === "ELOOP")
-    return new MmapError("ERR_INSECURE", `'${p}' is a symbolic link: memmap follows no symbolic link inside a log directory (someone replaced a file of the log)`, { path: p, syscall: e.syscall, errno: 40, cause: error });
-  const code = typeof e?.code === "string" ? e.code : "ERR_INTERNAL";
+    return new MmapError("ERR_INSECURE", `'${p}' is a symbolic link: memmap follows no symbolic link inside a log directory (someone replaced a file of the log)`, { path: p, syscall: e.syscall, errno: os.constants.errno.ELOOP, cause: error });
+  const code = codeOf(error);
   const message = typeof e?.message === "string" ? e.message.split(used).join(p) : String(error);
   return new MmapError(code, message, { path: p, syscall: e?.syscall, errno: typeof e?.errno === "number" ? Math.abs(e.errno) : undefined, cause: error });
 }
@@ -278,7 +279,7 @@ export function openLogDir(dir: string, o: LogDirOptions): LogDirHandle {
     link = fs.lstatSync(key(dir)); // without a trailing slash, which would resolve a symbolic link
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT")
-      throw new MmapError("ENOENT", `no such directory '${dir}' (pass create: true to make a log there)`, { path: dir, syscall: "open", errno: 2 });
+      throw new MmapError("ENOENT", `no such directory '${dir}' (pass create: true to make a log there)`, { path: dir, syscall: "open", errno: os.constants.errno.ENOENT });
     throw systemError(error, dir, dir);
   }
   // The directory itself may be reached through a symbolic link (a deployment's

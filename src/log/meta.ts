@@ -4,7 +4,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { invalidArg, MmapError } from "../core/errors.ts";
+import * as os from "node:os";
+import { codeOf, invalidArg, MmapError } from "../core/errors.ts";
 import { type MappedFile } from "../core/mapped-file.ts";
 import { native } from "../core/native.ts";
 import { Doorbell } from "../core/wait.ts";
@@ -39,7 +40,7 @@ export function linkIntoPlace(tmp: string, final: string): boolean {
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     if (e.code === "EEXIST") return false;
-    throw new MmapError(e.code ?? "ERR_INTERNAL", `${e.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof e.errno === "number" ? -e.errno : undefined, cause: error });
+    throw new MmapError(codeOf(error), `${e.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof e.errno === "number" ? -e.errno : undefined, cause: error });
   } finally {
     removeInLog(tmp);
   }
@@ -80,7 +81,7 @@ export class Meta {
       inDir(p, (r) => fs.lstatSync(r));
     } catch (error) {
       if ((error as MmapError).code !== "ENOENT") throw error;
-      throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME}; pass create: true to make one)`, { path: dir, syscall: "open", errno: 2 });
+      throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME}; pass create: true to make one)`, { path: dir, syscall: "open", errno: os.constants.errno.ENOENT });
     }
   }
 

@@ -24,7 +24,7 @@
  * checked against the file's size before a view is made.
  */
 import fs from "node:fs";
-import { MmapError, invalidArg, sys } from "../core/errors.ts";
+import { MmapError, invalidArg, sys, toMmapError } from "../core/errors.ts";
 import { mapFile, MAX_BUFFER_LENGTH, type MappedFile, type TypedArrayConstructor } from "../core/mapped-file.ts";
 import { array, struct, utf8, type Layout } from "./struct.ts";
 import type { StructArray } from "./struct-array.ts";
@@ -532,7 +532,7 @@ export function createNpy(path: string, dtype: string | Layout, shape: readonly 
     try {
       fs.unlinkSync(path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw sys(path, () => { throw error; });
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw toMmapError(error, path);
     }
   }
   const { O_CREAT, O_EXCL, O_RDWR, O_NOFOLLOW } = fs.constants;
