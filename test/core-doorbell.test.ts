@@ -250,3 +250,12 @@ describe("async waits and the libuv pool", () => {
     assert.equal(bell.waiters, 0);
   });
 });
+
+test("Doorbell waits take timeoutMs, and the deprecated alias timeout still works; both together are ERR_INVALID_ARG", async () => {
+  for (const options of [{ timeoutMs: 1 }, { timeout: 1 }]) {
+    assert.equal(bell.waitUntil(() => false, options), false, JSON.stringify(options));
+    assert.equal(await bell.waitUntilAsync(() => false, options), false, JSON.stringify(options));
+  }
+  throwsCode(() => bell.waitUntil(() => false, { timeoutMs: 1, timeout: 1 }), "ERR_INVALID_ARG");
+  await rejectsCode(bell.waitUntilAsync(() => false, { timeoutMs: 1, timeout: 1 }), "ERR_INVALID_ARG");
+});

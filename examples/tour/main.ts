@@ -262,7 +262,7 @@ async function partChannel(): Promise<void> {
         const t = process.hrtime.bigint();
         ping[0] = i & 0xff;
         requests.send(ping);
-        const pong = replies.receive({ timeout: CHILD_TIMEOUT_MS });
+        const pong = replies.receive({ timeoutMs: CHILD_TIMEOUT_MS });
         if (pong[0] !== (i & 0xff)) throw new Error("the channel returned the wrong message");
         if (i >= 0) out[pass * perPass + i] = Number(process.hrtime.bigint() - t);
       }

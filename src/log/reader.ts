@@ -333,7 +333,7 @@ export class LogReader {
       // A record being written; if it stays so, check whether its writer died.
       const ok = await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) >= 0, {
         signal,
-        timeout: core.abandonTimeoutMs,
+        timeoutMs: core.abandonTimeoutMs,
       });
       if (!ok && !this.#closed && !core.closed) core.resolveStuck(seg, pos);
     } else if (L === 0) {
