@@ -51,11 +51,20 @@ export type { ChannelData } from "./producer.ts";
 
 /** Options of {@link createChannel}. */
 export interface CreateChannelOptions {
-  /** Ring size in bytes, 4 KiB to 1 GiB; rounded up to a power of two. Default 1 MiB. */
+  /**
+   * Ring size in bytes, 4 KiB to 1 GiB; rounded up to a power of two.
+   * @default 1 << 20 (1 MiB)
+   */
   capacity?: number;
-  /** Default "single". */
+  /**
+   * One producer, or any number of producer processes.
+   * @default "single"
+   */
   producers?: ChannelProducers;
-  /** Permission bits (0 to 0o777) of a channel file created at a path, applied exactly (the umask does not apply). Default 0o600. */
+  /**
+   * Permission bits (0 to 0o777) of a channel file created at a path, applied exactly (the umask does not apply).
+   * @default 0o600
+   */
   mode?: number;
   /**
    * With a path: replace an existing file instead of failing with EEXIST.
@@ -221,9 +230,13 @@ function targetOf(target: unknown, what: string): string | number {
  * ch.send("hello");
  * ```
  *
- * Errors: EEXIST when the path exists (pass `overwrite: true` to replace it);
- * ENOSPC when the file system (e.g. a container's 64 MiB /dev/shm) cannot
- * hold the ring, reported now rather than as a crash later.
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option; `EEXIST`
+ * when the path exists (pass `overwrite: true` to replace it); `ENOSPC` when
+ * the file system (e.g. a container's 64 MiB /dev/shm) cannot hold the ring,
+ * reported now rather than as a crash later; `EISDIR`/`ENODEV` for a target
+ * that is not a regular file; `ERR_INSECURE`/`ELOOP` as {@link mapFile} for
+ * a path another user could redirect; and the errno of any other failed
+ * system call, with `path`.
  */
 export function createChannel(pathOrShm: string | number | SharedMemory, options: CreateChannelOptions = {}): Channel {
   const target = targetOf(pathOrShm, "createChannel()");

@@ -248,6 +248,15 @@ function checkOptions(options: LogOptions | undefined): Checked {
  * {@link LogOptions.readOnly}: then it changes nothing). Damage is an
  * MmapError ERR_CORRUPT whose message names the first damaged sequence
  * number and the file (also as `error.seq` and `error.path`).
+ *
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option;
+ * `ENOENT` when there is no log (and no `create`); `ERR_CORRUPT` for damage
+ * (see {@link LogOptions.onDamage}); `ERR_BUSY` when another process holds
+ * the log in a way this open cannot share (a repair that does not finish
+ * in time); `ERR_INSECURE` for a directory or file another user could
+ * change, or a symbolic link inside the log; `ERR_UNSUPPORTED` without
+ * /proc; `EACCES`/`EPERM`/`EROFS` when a write is needed and not allowed;
+ * and the errno of any other failed system call, with `path`.
  */
 export function openLog(dir: string, options?: LogOptions): Log {
   if (typeof dir !== "string" || dir.length === 0) throw invalidArg("dir must be a non-empty path");

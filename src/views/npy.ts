@@ -204,6 +204,12 @@ export type NpyField = readonly [name: string, type: NpyDescr, shape?: readonly 
  * a.shape;                                    // [1000, 768]
  * (a.data as Float32Array)[768 * 5 + 3];      // x[5, 3]
  * ```
+ *
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option;
+ * `ERR_CORRUPT` for a header that is not a valid `.npy` header or a file
+ * shorter than its shape says; `ERR_UNSUPPORTED` for a format memmap cannot
+ * view in place (big-endian data, object arrays, data not aligned for its
+ * type, …); and the errno of a failed system call (`ENOENT`, `EACCES`, …), with `path`.
  */
 export function openNpy(path: string, options: OpenNpyOptions = {}): NpyArray {
   if (typeof path !== "string" || path.length === 0) throw invalidArg("openNpy() expects a path");
