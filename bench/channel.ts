@@ -225,7 +225,7 @@ async function channelLatency(strategy: WaitStrategy | "default" | "async", spin
     const msg = new Uint8Array(16).fill(1);
     // First round trip: wait for the peer to start.
     ping.send(msg);
-    await pong.receiveAsync({ timeout: 30_000 });
+    await pong.receiveAsync({ timeoutMs: 30_000 });
     const warmup = Math.min(20_000, rounds / 5);
     const samples = new Float64Array(rounds);
     if (strategy === "async") {
@@ -470,7 +470,7 @@ async function channelThroughput(
     const child = peer("produce", [strategy, String(size), String(count), String(batch), ch.path!]);
     let received = 0;
     let t0 = 0;
-    const first = await ch.receiveAsync({ timeout: 30_000 });
+    const first = await ch.receiveAsync({ timeoutMs: 30_000 });
     if (first.length !== size) throw new Error("bad message");
     t0 = performance.now();
     received = 1;

@@ -149,7 +149,7 @@ async function runOne(kind: Kind, mode: string, target: string): Promise<Outcome
           let msg = ch.tryReceive();
           if (!msg) {
             try {
-              msg = ch.receive({ timeout: 100 });
+              msg = ch.receive({ timeoutMs: 100 });
             } catch (error) {
               const code = (error as { code?: unknown }).code;
               if (code === "ERR_TIMEOUT" || code === "ERR_PEER_GONE" || code === "ERR_CLOSED") break;

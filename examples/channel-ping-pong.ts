@@ -10,7 +10,7 @@ if (process.argv[2] === "child") {
   const ping = openChannel(3); // the parent's memfds arrive as fds 3 and 4
   const pong = openChannel(4);
   for (let i = 0; i < ROUNDS; i++) {
-    const msg = ping.receive({ timeout: 10_000 }); // blocks this (dedicated) process until a message arrives
+    const msg = ping.receive({ timeoutMs: 10_000 }); // blocks this (dedicated) process until a message arrives
     if (!msg) throw new Error("the parent went quiet");
     pong.send(msg); // echo it back
   }
@@ -29,7 +29,7 @@ if (process.argv[2] === "child") {
   for (let i = 0; i < ROUNDS; i++) {
     new DataView(message.buffer).setUint32(0, i, true);
     ping.send(message);
-    const back = pong.receive({ timeout: 10_000 });
+    const back = pong.receive({ timeoutMs: 10_000 });
     if (!back || new DataView(back.buffer, back.byteOffset).getUint32(0, true) !== i) throw new Error("lost a message");
   }
   const ns = Number(process.hrtime.bigint() - start) / ROUNDS;

@@ -139,7 +139,7 @@ static napi_value js_wake(napi_env env, napi_callback_info info) {
 }
 
 /* yield(): sched_yield, for the spin-then-yield wait strategy. It lives here,
- * not in files.c: it is one of the three ways src/wait.ts waits for a word
+ * not in files.c: it is one of the three ways src/core/wait.ts waits for a word
  * (spin, yield, futex), and has nothing to do with a file. */
 static napi_value js_yield(napi_env env, napi_callback_info info UNUSED) {
   sched_yield();

@@ -1,5 +1,5 @@
 "use strict";
-// The directory name of this platform's prebuilt addon, as src/native.ts computes it:
+// The directory name of this platform's prebuilt addon, as src/core/native.ts computes it:
 // <platform>-<arch>, with -musl on musl libc (a glibc build does not load there).
 module.exports = function prebuildTag() {
   let tag = `${process.platform}-${process.arch}`;

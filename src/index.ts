@@ -3,14 +3,14 @@
  *
  * The public API. Everything not exported here is internal.
  */
-export { mapFile, MappedFile, pageSize, MAX_BUFFER_LENGTH } from "./mapped-file.ts";
-export type { Access, Advice, MapOptions, Residency, TypedArrayConstructor } from "./mapped-file.ts";
-export { createSharedMemory, SharedMemory } from "./shared-memory.ts";
-export type { SharedMemoryOptions } from "./shared-memory.ts";
-export { MmapError } from "./errors.ts";
-export type { MmapErrorCode, MmapErrorOptions } from "./errors.ts";
-export { Doorbell } from "./wait.ts";
-export type { WaitStrategy, WaitOptions, AsyncWaitOptions } from "./wait.ts";
+export { mapFile, MappedFile, pageSize, MAX_BUFFER_LENGTH } from "./core/mapped-file.ts";
+export type { Access, Advice, MapOptions, Residency, TypedArrayConstructor } from "./core/mapped-file.ts";
+export { createSharedMemory, SharedMemory } from "./core/shared-memory.ts";
+export type { SharedMemoryOptions } from "./core/shared-memory.ts";
+export { MmapError } from "./core/errors.ts";
+export type { ErrnoCode, MmapErrorCode, MmapErrorOptions, MmapOwnErrorCode } from "./core/errors.ts";
+export { Doorbell } from "./core/wait.ts";
+export type { WaitStrategy, WaitOptions, AsyncWaitOptions } from "./core/wait.ts";
 export { struct, utf8, array, Layout } from "./views/struct.ts";
 export type { StructOptions, LayoutField, ResolvedField } from "./views/struct.ts";
 export { StructArray } from "./views/struct-array.ts";
@@ -30,8 +30,8 @@ export type { LogDamage, LogCorruptError } from "./log/damage.ts";
 export { openNpy, createNpy, NpyArray, layoutDescr } from "./views/npy.ts";
 export type { NpyData, NpyTypedArray, NpyTypedArrayConstructor, NpyElement, NpyDescr, NpyField, OpenNpyOptions, CreateNpyOptions } from "./views/npy.ts";
 export { openArrowFile } from "./views/arrow.ts";
-export { evictFile } from "./page-cache.ts";
-export type { EvictOptions } from "./page-cache.ts";
+export { evictFile } from "./core/page-cache.ts";
+export type { EvictOptions } from "./core/page-cache.ts";
 export { bridgeToJetStream } from "./bridge/push.ts";
 export type { PushBridge, PushBridgeOptions, PushBridgeStats } from "./bridge/push.ts";
 export { bridgeFromJetStream } from "./bridge/pull.ts";

@@ -17,7 +17,7 @@ import { openLog } from "../src/log/log.ts";
 import { bridgeToJetStream } from "../src/bridge/push.ts";
 import { bridgeFromJetStream } from "../src/bridge/pull.ts";
 import { decodeBridgedRecord } from "../src/bridge/record.ts";
-import { MmapError } from "../src/errors.ts";
+import { MmapError } from "../src/core/errors.ts";
 import { NatsServer, freePort, skipNats, tmpDir } from "./fixtures/bridge-server.ts";
 import { readStream, record } from "./fixtures/bridge-stream.ts";
 

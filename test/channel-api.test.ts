@@ -53,15 +53,41 @@ describe("creating and opening", () => {
       assert.throws(() => createChannel(file(), { capacity: bad as number }), code("ERR_INVALID_ARG"), String(bad));
   });
 
-  test("an existing path is EEXIST unless replace: true; a missing one is ENOENT for openChannel", () => {
+  test("an existing path is EEXIST unless overwrite: true; a missing one is ENOENT for openChannel", () => {
     const p = file();
     createChannel(p).close();
     assert.throws(() => createChannel(p), code("EEXIST"));
-    const again = createChannel(p, { replace: true, capacity: 4096 });
+    const again = createChannel(p, { overwrite: true, capacity: 4096 });
     assert.equal(again.capacity, 4096);
     again.close();
     assert.throws(() => openChannel(path.join(dir, "missing")), code("ENOENT"));
     assert.equal(fs.readdirSync(dir).filter((f) => f.endsWith(".tmp")).length, 0, "no temporary file left behind");
+  });
+
+  test("the deprecated alias replace: true still overwrites; replace and overwrite together are ERR_INVALID_ARG", () => {
+    const p = file();
+    createChannel(p, { capacity: 8192 }).close();
+    const again = createChannel(p, { replace: true, capacity: 4096 });
+    assert.equal(again.capacity, 4096);
+    again.close();
+    assert.throws(() => createChannel(p, { replace: false }), code("EEXIST"));
+    assert.throws(() => createChannel(p, { replace: "yes" as unknown as boolean }), (e: unknown) => code("ERR_INVALID_ARG")(e) && /replace must be a boolean/.test((e as Error).message));
+    assert.throws(() => createChannel(p, { overwrite: true, replace: true }), code("ERR_INVALID_ARG"));
+  });
+
+  test("the deprecated alias timeout still bounds a wait, like timeoutMs; both together are ERR_INVALID_ARG", async () => {
+    const ch = createChannel(file(), { capacity: 4096 });
+    for (const options of [{ timeoutMs: 1 }, { timeout: 1 }]) {
+      assert.throws(() => ch.receive(options), (e: unknown) => code("ERR_TIMEOUT")(e) || code("ERR_PEER_GONE")(e), JSON.stringify(options));
+      await assert.rejects(ch.receiveAsync(options), (e: unknown) => code("ERR_TIMEOUT")(e) || code("ERR_PEER_GONE")(e), JSON.stringify(options));
+    }
+    assert.throws(() => ch.receive({ timeout: -1 }), (e: unknown) => code("ERR_INVALID_ARG")(e) && /^timeout must be/.test((e as Error).message));
+    assert.throws(() => ch.receive({ timeoutMs: -1 }), (e: unknown) => code("ERR_INVALID_ARG")(e) && /^timeoutMs must be/.test((e as Error).message));
+    assert.throws(() => ch.receive({ timeoutMs: 1, timeout: 1 }), code("ERR_INVALID_ARG"));
+    assert.throws(() => ch.messages({ timeoutMs: 1, timeout: 1 }), code("ERR_INVALID_ARG"));
+    while (ch.trySend("x"));
+    for (const options of [{ timeoutMs: 1 }, { timeout: 1 }]) assert.throws(() => ch.send("y", options), (e: unknown) => code("ERR_TIMEOUT")(e) || code("ERR_PEER_GONE")(e));
+    ch.close();
   });
 
   test("options are checked before anything is created", () => {

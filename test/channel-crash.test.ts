@@ -11,10 +11,10 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setImmediate, setTimeout as sleep } from "node:timers/promises";
 import { createChannel, mapFile, MmapError, openChannel, type Channel } from "../src/index.ts";
-import { FrameType } from "../src/framing.ts";
+import { FrameType } from "../src/core/framing.ts";
 import * as L from "../src/channel/layout.ts";
 import { processStartTime } from "../src/channel/liveness.ts";
-import { native } from "../src/native.ts";
+import { native } from "../src/core/native.ts";
 import { finished, firstLine, killChildren, makePool, spawnFixture } from "./fixtures/channel-stream.ts";
 import { startWorker } from "./fixtures/core-helpers.ts";
 

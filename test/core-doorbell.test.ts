@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import { Doorbell, createSharedMemory, mapFile, pageSize, type MappedFile, type SharedMemory } from "../src/index.ts";
-import { native } from "../src/native.ts";
+import { native } from "../src/core/native.ts";
 import { Child, makeTmpDir, rejectsCode, removeTmpDir, throwsCode } from "./fixtures/core-helpers.ts";
 
 const SEQ = 0; // Int32 word indexes, as core-doorbell-child.ts uses them
@@ -249,4 +249,13 @@ describe("async waits and the libuv pool", () => {
     assert.deepEqual(await Promise.all(waits), Array(8).fill(true));
     assert.equal(bell.waiters, 0);
   });
+});
+
+test("Doorbell waits take timeoutMs, and the deprecated alias timeout still works; both together are ERR_INVALID_ARG", async () => {
+  for (const options of [{ timeoutMs: 1 }, { timeout: 1 }]) {
+    assert.equal(bell.waitUntil(() => false, options), false, JSON.stringify(options));
+    assert.equal(await bell.waitUntilAsync(() => false, options), false, JSON.stringify(options));
+  }
+  throwsCode(() => bell.waitUntil(() => false, { timeoutMs: 1, timeout: 1 }), "ERR_INVALID_ARG");
+  await rejectsCode(bell.waitUntilAsync(() => false, { timeoutMs: 1, timeout: 1 }), "ERR_INVALID_ARG");
 });

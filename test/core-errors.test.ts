@@ -6,9 +6,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { MmapError, mapFile } from "../src/index.ts";
+import { MmapError, mapFile, type MmapErrorCode } from "../src/index.ts";
 import { fdCount, makeTmpDir, removeTmpDir, runChild, throwsCode } from "./fixtures/core-helpers.ts";
 
 let dir: string;
@@ -237,5 +238,23 @@ describe("no partial state after a failure", () => {
     } finally {
       execFileSync("umount", [mnt]);
     }
+  });
+});
+
+describe("the error contract", () => {
+  test("MmapErrorCode is closed: memmap's own codes and errno names compile, a misspelled code does not (checked by npm run typecheck)", () => {
+    const codes: MmapErrorCode[] = ["ERR_INVALID_ARG", "ERR_INTERNAL", "ERR_NO_ADDON", "ENOENT", "E2BIG", "ERANGE", "EROFS"];
+    // @ts-expect-error a misspelled ERR_ code is neither one of memmap's codes nor an errno name
+    codes.push("ERR_INVALD_ARG");
+    // @ts-expect-error errno names are upper case
+    codes.push("Enoent");
+    // @ts-expect-error not a code at all
+    codes.push("timeout");
+    for (const code of codes) assert.equal(new MmapError(code, "m").code, code);
+  });
+
+  test("errno numbers are the system's: mapping a directory is EISDIR with os.constants.errno.EISDIR", () => {
+    const e = throwsCode(() => mapFile(dir), "EISDIR");
+    assert.equal((e as MmapError).errno, os.constants.errno.EISDIR);
   });
 });

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { mapFile, pageSize } from "../src/index.ts";
-import { native } from "../src/native.ts";
+import { native } from "../src/core/native.ts";
 import {
   dirtyKb, fileMaker, makeTmpDir, rejectsCode, removeTmpDir, runChild, smapsFor, throwsCode,
 } from "./fixtures/core-helpers.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createSharedMemory, Doorbell } from "../src/index.ts";
-import { SpinBudget, checkStrategy } from "../src/wait.ts";
+import { SpinBudget, checkStrategy } from "../src/core/wait.ts";
 
 describe("SpinBudget", () => {
   test("a hit after i polls raises the budget to 4·i (up to the most); a miss halves it (down to the least)", () => {

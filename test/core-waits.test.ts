@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createSharedMemory, pageSize } from "../src/index.ts";
-import { native } from "../src/native.ts";
+import { native } from "../src/core/native.ts";
 import { Child, runChild } from "./fixtures/core-helpers.ts";
 
 describe("many parked async waits", () => {

@@ -65,7 +65,7 @@ describe("11.7 errors name the path the caller gave", () => {
   test("an existing file is still EEXIST with the advice, naming the path", () => {
     const file = path.join(dir, "exists");
     fs.writeFileSync(file, "x");
-    namesOnly(throwsCode(() => createChannel(file), "EEXIST", /replace: true/), file);
+    namesOnly(throwsCode(() => createChannel(file), "EEXIST", /overwrite: true/), file);
     namesOnly(throwsCode(() => createRecordFile(file, Row), "EEXIST", /overwrite: true/), file);
   });
 });

@@ -14,7 +14,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, sys } from "../errors.ts";
+import { MmapError, sys, toMmapError } from "../core/errors.ts";
 import { META_CREATED_AT_OFFSET, META_FILE_NAME } from "../log/layout.ts";
 
 export const LOG_ID_FILE = "bridge.id";
@@ -44,7 +44,7 @@ export function logId(dir: string): string {
     try {
       text = fs.readFileSync(file, "utf8");
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw sys(file, () => { throw error; });
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw toMmapError(error, file);
     }
     if (text !== undefined) {
       const m = ID_PATTERN.exec(text);
@@ -64,7 +64,7 @@ export function logId(dir: string): string {
       }
       fs.linkSync(tmp, file); // EEXIST: another bridge made it first; read theirs
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw sys(file, () => { throw error; });
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw toMmapError(error, file);
     } finally {
       fs.rmSync(tmp, { force: true });
     }

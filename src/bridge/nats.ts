@@ -3,7 +3,7 @@
  * peer dependency, imported when a bridge starts, so `import "memmap"` never
  * needs it), checking server URLs, and connecting with a visible retry.
  */
-import { MmapError, invalidArg } from "../errors.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
 import type * as Transport from "@nats-io/transport-node";
 import type * as JetStream from "@nats-io/jetstream";
 

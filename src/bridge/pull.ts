@@ -15,7 +15,7 @@
  *   skip (a gap in the consumer's delivery sequence, a redelivery, a broken
  *   connection), it does the same again, from the log's truth.
  */
-import { MmapError, invalidArg } from "../errors.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
 import type { Log } from "../log/log.ts";
 import { checkCommon, checkLog } from "./push.ts";
 import { NAME, checkName, checkServers, connectWithRetry, isNotFound, loadNats, sleep, stderrEvents, type NatsClient, type NatsConnection } from "./nats.ts";

@@ -13,7 +13,7 @@
  *   duplicate window alone: an outage longer than the window duplicates
  *   nothing either.
  */
-import { MmapError, invalidArg } from "../errors.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
 import type { Log } from "../log/log.ts";
 import type { LogReader } from "../log/reader.ts";
 import { logId } from "./log-id.ts";

@@ -12,7 +12,7 @@
  *     16     …  the message payload
  * ```
  */
-import { MmapError } from "../errors.ts";
+import { MmapError } from "../core/errors.ts";
 
 export const BRIDGE_MAGIC = 0x534a4d4d; // "MMJS" read as a little-endian u32
 export const BRIDGE_MAGIC_OFFSET = 0;

@@ -14,19 +14,19 @@
  * - ./consumer.ts: its receiving side (the lock, reading, giving space back,
  *   sealing frames that dead producers left claimed);
  * - ./liveness.ts: is a process still there;
- * - ../framing.ts: the frame format, shared with the log.
+ * - ../core/framing.ts: the frame format, shared with the log.
  *
  * Everything read from the shared file is validated before use: a bad value
  * is an ERR_CORRUPT, never an out-of-bounds access or an endless loop.
  */
 import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { MmapError, invalidArg, sys } from "../errors.ts";
-import { FRAME_HEADER_LENGTH } from "../framing.ts";
-import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
-import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
-import { SharedMemory } from "../shared-memory.ts";
-import { Doorbell, SpinBudget, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
+import { MmapError, invalidArg, sys } from "../core/errors.ts";
+import { FRAME_HEADER_LENGTH } from "../core/framing.ts";
+import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
+import { checkTarget, createTemp, publishTemp } from "../core/temp-file.ts";
+import { SharedMemory } from "../core/shared-memory.ts";
+import { Doorbell, SpinBudget, checkStrategy, timeoutOf, type WaitStrategy } from "../core/wait.ts";
 import { RingReader } from "./consumer.ts";
 import {
   ENDED_I32,
@@ -51,13 +51,30 @@ export type { ChannelData } from "./producer.ts";
 
 /** Options of {@link createChannel}. */
 export interface CreateChannelOptions {
-  /** Ring size in bytes, 4 KiB to 1 GiB; rounded up to a power of two. Default 1 MiB. */
+  /**
+   * Ring size in bytes, 4 KiB to 1 GiB; rounded up to a power of two.
+   * @default 1 << 20 (1 MiB)
+   */
   capacity?: number;
-  /** Default "single". */
+  /**
+   * One producer, or any number of producer processes.
+   * @default "single"
+   */
   producers?: ChannelProducers;
-  /** Permission bits (0 to 0o777) of a channel file created at a path, applied exactly (the umask does not apply). Default 0o600. */
+  /**
+   * Permission bits (0 to 0o777) of a channel file created at a path, applied exactly (the umask does not apply).
+   * @default 0o600
+   */
   mode?: number;
-  /** With a path: replace an existing file instead of failing with EEXIST. Default false. */
+  /**
+   * With a path: replace an existing file instead of failing with EEXIST.
+   * @default false
+   */
+  overwrite?: boolean;
+  /**
+   * @deprecated Use `overwrite`, the name {@link createRecordFile} and
+   * {@link createNpy} use too; `replace` goes in the next minor version.
+   */
   replace?: boolean;
   /** How send() and receive() wait. Default "adaptive" (poll as long as polling pays off here, then sleep). */
   strategy?: WaitStrategy;
@@ -75,7 +92,12 @@ export interface OpenChannelOptions {
 
 /** Options of {@link Channel.send}, {@link Channel.sendBatch} and {@link Channel.claim}. */
 export interface SendOptions {
-  /** Milliseconds to wait for space; default forever. */
+  /**
+   * Milliseconds to wait for space; default forever.
+   * @default Infinity
+   */
+  timeoutMs?: number;
+  /** @deprecated Use `timeoutMs` (every duration option of memmap ends in `Ms`); `timeout` goes in the next minor version. */
   timeout?: number;
 }
 
@@ -93,7 +115,12 @@ export interface TryReceiveOptions {
 
 /** Options of {@link Channel.receive}. */
 export interface ReceiveOptions extends TryReceiveOptions {
-  /** Milliseconds to wait for a message; default forever. */
+  /**
+   * Milliseconds to wait for a message; default forever.
+   * @default Infinity
+   */
+  timeoutMs?: number;
+  /** @deprecated Use `timeoutMs` (every duration option of memmap ends in `Ms`); `timeout` goes in the next minor version. */
   timeout?: number;
 }
 
@@ -168,7 +195,24 @@ const lockReaper = new FinalizationRegistry<number>((fd) => {
   }
 });
 
-const EXISTS_HINT = "open it with openChannel(), or pass replace: true";
+const EXISTS_HINT = "open it with openChannel(), or pass overwrite: true";
+
+/**
+ * `overwrite`, or its deprecated alias `replace`. The one name is
+ * `overwrite`: two of the three create functions (createRecordFile,
+ * createNpy) used it already, and it says what happens to the old file's
+ * contents for whoever still reads the path. `replace` is read for one minor
+ * version.
+ */
+function overwriteOf(options: CreateChannelOptions): boolean {
+  for (const name of ["overwrite", "replace"] as const) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== "boolean") throw invalidArg(`${name} must be a boolean, got ${describe(value)}`);
+  }
+  if (options.overwrite !== undefined && options.replace !== undefined)
+    throw invalidArg("pass overwrite, not both overwrite and replace (its deprecated alias)");
+  return (options.overwrite ?? options.replace) === true;
+}
 
 function targetOf(target: unknown, what: string): string | number {
   if (target instanceof SharedMemory) return target.fd;
@@ -186,13 +230,17 @@ function targetOf(target: unknown, what: string): string | number {
  * ch.send("hello");
  * ```
  *
- * Errors: EEXIST when the path exists (pass `replace: true` to replace it);
- * ENOSPC when the file system (e.g. a container's 64 MiB /dev/shm) cannot
- * hold the ring, reported now rather than as a crash later.
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option; `EEXIST`
+ * when the path exists (pass `overwrite: true` to replace it); `ENOSPC` when
+ * the file system (e.g. a container's 64 MiB /dev/shm) cannot hold the ring,
+ * reported now rather than as a crash later; `EISDIR`/`ENODEV` for a target
+ * that is not a regular file; `ERR_INSECURE`/`ELOOP` as {@link mapFile} for
+ * a path another user could redirect; and the errno of any other failed
+ * system call, with `path`.
  */
 export function createChannel(pathOrShm: string | number | SharedMemory, options: CreateChannelOptions = {}): Channel {
   const target = targetOf(pathOrShm, "createChannel()");
-  checkOptionKeys(options, ["capacity", "producers", "mode", "replace", "strategy", "spin"], "option");
+  checkOptionKeys(options, ["capacity", "producers", "mode", "overwrite", "replace", "strategy", "spin"], "option");
   const requested = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
   if (requested < MIN_CAPACITY || requested > MAX_CAPACITY)
     throw invalidArg(`capacity must be from ${MIN_CAPACITY} (4 KiB) to ${MAX_CAPACITY} (1 GiB) bytes, got ${requested}`);
@@ -201,15 +249,14 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
   if (producers !== "single" && producers !== "multi")
     throw invalidArg(`producers must be "single" or "multi", got ${describe(producers)}`);
   const mode = checkMode(options.mode);
-  if (options.replace !== undefined && typeof options.replace !== "boolean")
-    throw invalidArg(`replace must be a boolean, got ${describe(options.replace)}`);
+  const overwrite = overwriteOf(options);
   const strategy = checkStrategy(options.strategy, "adaptive");
   const spin = checkSpin(options.spin);
   const total = HEADER_LENGTH + capacity;
 
   if (typeof target === "string") {
     if (target.length === 0) throw invalidArg("path must not be empty");
-    checkTarget(target, options.replace === true, EXISTS_HINT);
+    checkTarget(target, overwrite, EXISTS_HINT);
     // Built under a temporary name and linked into place whole: no process ever opens a half-made channel.
     const { fd, temp } = createTemp(target, mode, false);
     let file: MappedFile | undefined;
@@ -217,7 +264,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
       growFile(fd, 0, total, false, target);
       file = mapFile(fd, { access: "write", length: total });
       initialize(file, capacity, producers === "multi", false);
-      publishTemp(temp, target, options.replace === true, EXISTS_HINT);
+      publishTemp(temp, target, overwrite, EXISTS_HINT);
     } catch (error) {
       file?.close();
       fs.closeSync(fd);
@@ -394,8 +441,8 @@ export class Channel {
    * Throws ERR_TIMEOUT, or ERR_PEER_GONE when it timed out with no consumer attached.
    */
   send(data: ChannelData, options?: SendOptions): void {
-    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
-    const timeout = checkTimeout(options?.timeout);
+    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout"], "option");
+    const timeout = timeoutOf(options);
     if (this.trySend(data)) return;
     const frame = frameLength(payloadLength(data));
     this.#waitForRoom(() => frame, timeout, () => this.trySend(data));
@@ -407,8 +454,8 @@ export class Channel {
    * Rejects with ERR_TIMEOUT / ERR_PEER_GONE, or ERR_ABORTED from the signal.
    */
   async sendAsync(data: ChannelData, options?: SendAsyncOptions): Promise<void> {
-    if (options !== undefined) checkOptionKeys(options, ["timeout", "signal"], "option");
-    const timeout = checkTimeout(options?.timeout);
+    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout", "signal"], "option");
+    const timeout = timeoutOf(options);
     const signal = checkSignal(options?.signal);
     if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the send was aborted", { cause: signal.reason });
     if (this.trySend(data)) return;
@@ -433,8 +480,8 @@ export class Channel {
 
   /** Sends every message, waiting (blocking the thread) for room as needed; as few publications as room allows. */
   sendBatch(messages: readonly ChannelData[], options?: SendOptions): void {
-    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
-    const timeout = checkTimeout(options?.timeout);
+    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout"], "option");
+    const timeout = timeoutOf(options);
     const lengths = this.#lengthsOf(messages);
     let sent = this.#sendSome(messages, lengths, 0);
     if (sent === messages.length) return;
@@ -457,8 +504,8 @@ export class Channel {
 
   /** {@link tryClaim}, waiting (blocking the thread) for room; ERR_TIMEOUT / ERR_PEER_GONE on timeout. */
   claim(n: number, options?: SendOptions): Uint8Array {
-    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
-    const timeout = checkTimeout(options?.timeout);
+    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout"], "option");
+    const timeout = timeoutOf(options);
     let view = this.tryClaim(n);
     if (view) return view;
     this.#waitForRoom(() => frameLength(n), timeout, () => (view = this.tryClaim(n)) !== null);
@@ -524,8 +571,8 @@ export class Channel {
    * is empty.
    */
   receive(options?: ReceiveOptions): Uint8Array {
-    if (options !== undefined) checkOptionKeys(options, ["timeout", "copy"], "option");
-    const timeout = checkTimeout(options?.timeout);
+    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout", "copy"], "option");
+    const timeout = timeoutOf(options);
     const first = this.tryReceive(options);
     if (first) return first;
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
@@ -536,7 +583,7 @@ export class Channel {
       this.#dataBell.waitUntil(this.#reader!.dataReady(this.#isClosed), {
         strategy: this.strategy,
         ...(this.#spin === undefined ? {} : { spin: this.#spin }),
-        ...(slice === Infinity ? {} : { timeout: slice }),
+        ...(slice === Infinity ? {} : { timeoutMs: slice }),
       });
       const m = this.tryReceive(options);
       if (m) return m;
@@ -551,8 +598,8 @@ export class Channel {
    * with ERR_ABORTED when the signal fires.
    */
   async receiveAsync(options?: ReceiveAsyncOptions): Promise<Uint8Array> {
-    if (options !== undefined) checkOptionKeys(options, ["timeout", "copy", "signal"], "option");
-    const timeout = checkTimeout(options?.timeout);
+    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout", "copy", "signal"], "option");
+    const timeout = timeoutOf(options);
     const signal = checkSignal(options?.signal);
     if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the receive was aborted", { cause: signal.reason });
     const first = this.tryReceive(options);
@@ -602,7 +649,7 @@ export class Channel {
 
   /**
    * The messages, for `for await`, with the options of {@link receiveAsync}:
-   * each wait for the next message is bounded by `timeout` and then rejects
+   * each wait for the next message is bounded by `timeoutMs` and then rejects
    * like receiveAsync (ERR_PEER_GONE when no producer process is alive, so
    * a loop whose producer died ends with an error instead of waiting
    * forever; ERR_TIMEOUT when a live producer sent nothing), or `signal`
@@ -610,13 +657,13 @@ export class Channel {
    * is ended and drained or this handle is closed.
    *
    * ```ts
-   * for await (const m of channel.messages({ timeout: 10_000 })) handle(m);
+   * for await (const m of channel.messages({ timeoutMs: 10_000 })) handle(m);
    * ```
    */
   messages(options?: ReceiveAsyncOptions): AsyncGenerator<Uint8Array, void, undefined> {
     if (options !== undefined) {
-      checkOptionKeys(options, ["timeout", "copy", "signal"], "option");
-      checkTimeout(options.timeout);
+      checkOptionKeys(options, ["timeoutMs", "timeout", "copy", "signal"], "option");
+      timeoutOf(options);
       checkCopy(options);
       checkSignal(options.signal);
     }
@@ -727,7 +774,7 @@ export class Channel {
       this.#spaceBell.waitUntil(this.#writer!.spaceReady(frame(), this.#isClosed), {
         strategy: this.strategy,
         ...(this.#spin === undefined ? {} : { spin: this.#spin }),
-        ...(left === Infinity ? {} : { timeout: left }),
+        ...(left === Infinity ? {} : { timeoutMs: left }),
       });
       if (attempt()) return;
     }
@@ -760,7 +807,7 @@ export class Channel {
       budget?.miss();
       if (this.strategy === "spin") return;
       const combined = signal ? AbortSignal.any([signal, this.#closing.signal]) : this.#closing.signal;
-      await bell.waitUntilAsync(ready, { ...(timeout === Infinity ? {} : { timeout }), signal: combined });
+      await bell.waitUntilAsync(ready, { ...(timeout === Infinity ? {} : { timeoutMs: timeout }), signal: combined });
     } catch (error) {
       if (this.#closed) throw this.#closedError();
       throw error;

@@ -10,10 +10,10 @@
  * how far it is zeroing (the release position), so that a consumer killed
  * halfway is finished by the next one.
  */
-import { MmapError } from "../errors.ts";
-import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame, commitFrameRelease } from "../framing.ts";
-import { native } from "../native.ts";
-import type { Doorbell } from "../wait.ts";
+import { MmapError } from "../core/errors.ts";
+import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame, commitFrameRelease } from "../core/framing.ts";
+import { native } from "../core/native.ts";
+import type { Doorbell } from "../core/wait.ts";
 import {
   CONSUMER_PID_NS_OFFSET,
   CONSUMER_PID_OFFSET,

@@ -5,10 +5,11 @@
  * layout itself is in ./layout.ts.
  */
 import * as fs from "node:fs";
-import { MmapError, invalidArg, sys } from "../errors.ts";
-import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame } from "../framing.ts";
-import { checkInteger, type MappedFile } from "../mapped-file.ts";
-import { native } from "../native.ts";
+import * as os from "node:os";
+import { MmapError, invalidArg, sys } from "../core/errors.ts";
+import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame } from "../core/framing.ts";
+import { checkInteger, type MappedFile } from "../core/mapped-file.ts";
+import { native } from "../core/native.ts";
 import {
   CAPACITY_OFFSET,
   CHANNEL_MAGIC,
@@ -286,7 +287,7 @@ export function openOwn(pathOrFd: string | number, writable: boolean): { fd: num
       return fs.openSync(`/proc/self/fd/${pathOrFd}`, flags);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "ENOENT")
-        throw new MmapError("EBADF", `fd ${pathOrFd} is not an open file descriptor`, { syscall: "open", errno: 9 });
+        throw new MmapError("EBADF", `fd ${pathOrFd} is not an open file descriptor`, { syscall: "open", errno: os.constants.errno.EBADF });
       throw error;
     }
   });

@@ -17,7 +17,7 @@
  *  1024 producer slots, SLOT_COUNT × 64 B:                                 lines 8…31
  *       +0 pid i32 (0 free, < 0 being set up) | +4 pid-ns u32 |
  *       +8 start time f64 | +16 claim start i64 | +24 claim length i32
- *  4096 ring: `capacity` bytes of frames (src/framing.ts)
+ *  4096 ring: `capacity` bytes of frames (src/core/framing.ts)
  *
  *  2^40 + s: no data; a lock on this byte holds producer slot s (SLOT_LOCK_OFFSET)
  * ```

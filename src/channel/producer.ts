@@ -12,10 +12,10 @@
  *   Nothing past a frame's header is written before the header: a length of
  *   0 means the frame's bytes are untouched.
  */
-import { MmapError } from "../errors.ts";
-import { FRAME_HEADER_LENGTH, FrameType, claimFrame, commitFrameRelease } from "../framing.ts";
-import { native } from "../native.ts";
-import type { Doorbell } from "../wait.ts";
+import { MmapError } from "../core/errors.ts";
+import { FRAME_HEADER_LENGTH, FrameType, claimFrame, commitFrameRelease } from "../core/framing.ts";
+import { native } from "../core/native.ts";
+import type { Doorbell } from "../core/wait.ts";
 import {
   HEADER_LENGTH,
   SLOT_CLAIM_LENGTH_OFFSET,

@@ -25,9 +25,9 @@
  * something the next process finishes (see ./recovery.ts and
  * LogCore.resolveStuck).
  */
-import { MmapError, invalidArg } from "../errors.ts";
-import { FrameType, alignFrame } from "../framing.ts";
-import { native } from "../native.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
+import { FrameType, alignFrame } from "../core/framing.ts";
+import { native } from "../core/native.ts";
 import type { LogCore } from "./core.ts";
 import { corrupt } from "./damage.ts";
 import { removeInLog } from "./dir.ts";

@@ -5,8 +5,8 @@
  * number lives, finding the end, and unsticking a frame whose writer died.
  */
 import * as path from "node:path";
-import { MmapError } from "../errors.ts";
-import { alignFrame } from "../framing.ts";
+import { MmapError } from "../core/errors.ts";
+import { alignFrame } from "../core/framing.ts";
 import { corrupt, type LogCorruptError } from "./damage.ts";
 import { INDEX_INTERVAL, MIN_PADDING_LENGTH, RECORD_SEQ_OFFSET, WRITER_SLOT_COUNT, readU64 } from "./layout.ts";
 import { isWriterSlotAlive } from "./locks.ts";

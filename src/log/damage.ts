@@ -3,7 +3,7 @@
  * ERR_CORRUPT whose message names the sequence number and the file where the
  * damage starts; the same two facts are on the error as `seq` and `path`.
  */
-import { MmapError } from "../errors.ts";
+import { MmapError } from "../core/errors.ts";
 
 /** Where a log's files stop being trustworthy. */
 export interface LogDamage {

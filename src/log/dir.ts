@@ -27,8 +27,9 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, invalidArg } from "../errors.ts";
-import { checkInteger, mapFile, type MapOptions, type MappedFile } from "../mapped-file.ts";
+import * as os from "node:os";
+import { MmapError, codeOf, invalidArg } from "../core/errors.ts";
+import { checkInteger, mapFile, type MapOptions, type MappedFile } from "../core/mapped-file.ts";
 
 const { O_RDONLY, O_RDWR, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CREAT, O_EXCL } = fs.constants;
 
@@ -108,12 +109,12 @@ export function inDir<T>(filePath: string, call: (resolved: string) => T): T {
 
 function systemError(error: unknown, used: string, filePath: string): MmapError {
   if (error instanceof MmapError) return error;
-  const sysError = error as NodeJS.ErrnoException;
-  if (sysError?.code === "ELOOP")
-    return new MmapError("ERR_INSECURE", `'${filePath}' is a symbolic link: memmap follows no symbolic link inside a log directory (someone replaced a file of the log)`, { path: filePath, syscall: sysError.syscall, errno: 40, cause: error });
-  const code = typeof sysError?.code === "string" ? sysError.code : "ERR_INTERNAL";
-  const message = typeof sysError?.message === "string" ? sysError.message.split(used).join(filePath) : String(error);
-  return new MmapError(code, message, { path: filePath, syscall: sysError?.syscall, errno: typeof sysError?.errno === "number" ? Math.abs(sysError.errno) : undefined, cause: error });
+  const e = error as NodeJS.ErrnoException;
+  if (e?.code === "ELOOP")
+    return new MmapError("ERR_INSECURE", `'${filePath}' is a symbolic link: memmap follows no symbolic link inside a log directory (someone replaced a file of the log)`, { path: filePath, syscall: e.syscall, errno: os.constants.errno.ELOOP, cause: error });
+  const code = codeOf(error);
+  const message = typeof e?.message === "string" ? e.message.split(used).join(filePath) : String(error);
+  return new MmapError(code, message, { path: filePath, syscall: e?.syscall, errno: typeof e?.errno === "number" ? Math.abs(e.errno) : undefined, cause: error });
 }
 
 /**
@@ -278,7 +279,7 @@ export function openLogDir(dir: string, options: LogDirOptions): LogDirHandle {
     link = fs.lstatSync(key(dir)); // without a trailing slash, which would resolve a symbolic link
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT")
-      throw new MmapError("ENOENT", `no such directory '${dir}' (pass create: true to make a log there)`, { path: dir, syscall: "open", errno: 2 });
+      throw new MmapError("ENOENT", `no such directory '${dir}' (pass create: true to make a log there)`, { path: dir, syscall: "open", errno: os.constants.errno.ENOENT });
     throw systemError(error, dir, dir);
   }
   // The directory itself may be reached through a symbolic link (a deployment's

@@ -7,7 +7,7 @@
  * off the JS thread; a failed one is thrown by the next `flush()`.
  */
 import * as fs from "node:fs";
-import { toMmapError } from "../errors.ts";
+import { toMmapError } from "../core/errors.ts";
 import type { LogCore } from "./core.ts";
 import { viaDir } from "./dir.ts";
 import { CURSOR_COUNT, CURSOR_LENGTH, CURSOR_TABLE_OFFSET } from "./layout.ts";

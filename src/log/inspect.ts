@@ -3,7 +3,7 @@
  * taking no lock and repairing nothing (the CLI's `memmap log stat` uses it).
  */
 import * as fs from "node:fs";
-import { MmapError } from "../errors.ts";
+import { MmapError } from "../core/errors.ts";
 import { isCorrupt, type LogDamage } from "./damage.ts";
 import { WRITER_SLOT_COUNT, segmentFileName } from "./layout.ts";
 import { inDir, openLogDir } from "./dir.ts";

@@ -15,7 +15,7 @@
  * on); 64-bit sequence numbers are stored as two 32-bit halves (low first) and
  * read back as JavaScript numbers, exact up to 2^53.
  */
-import { FRAME_HEADER_LENGTH } from "../framing.ts";
+import { FRAME_HEADER_LENGTH } from "../core/framing.ts";
 
 /** Bytes of the header page at the start of every segment and of the meta file. */
 export const HEADER_PAGE_LENGTH = 4096;
@@ -42,7 +42,7 @@ export const HEADER_PAGE_LENGTH = 4096;
  * The header CRC covers bytes [0, 56). Then, at `index start`, the sparse
  * index: `index entries` u32 slots; slot k holds the byte offset of the frame
  * that covers byte `data start + k * index interval` (0: not recorded). At
- * `data start` (a multiple of 4096), frames (see ../framing.ts) fill the
+ * `data start` (a multiple of 4096), frames (see ../core/framing.ts) fill the
  * segment to its end; the last frame is always a PADDING frame.
  */
 export const SEGMENT_MAGIC = "MMLOGSEG";
@@ -84,7 +84,7 @@ export function segmentGeometry(size: number): { indexStart: number; indexEntrie
 
 /**
  * Record header: the log's own fields, inside the payload area of a frame
- * (../framing.ts owns bytes 0–8).
+ * (../core/framing.ts owns bytes 0–8).
  *
  * ```
  *  0            4          6           8             12           16          24             32
@@ -127,7 +127,7 @@ export const MIN_PADDING_LENGTH = RECORD_SEQ_OFFSET + 8; // 24
  *  | magic  | version | file      | segment size u32 | flags   | writer slots  | cursor slots  | created at f64 | header     |
  *  | 8 B    | u32     | bytes u32 | (new segments)   | bit0 CRC| u32 (64)      | u32 (128)     |                | CRC32C     |
  *  +--------+---------+-----------+------------------+---------+---------------+---------------+----------------+------------+
- *  128: doorbell seq u32, 132: doorbell waiters u32 (src/wait.ts; rung after every commit)
+ *  128: doorbell seq u32, 132: doorbell waiters u32 (src/core/wait.ts; rung after every commit)
  *  256: newest segment base u64 (monotonic; a hint that also detects lost trailing segments)
  *  1024: writer slots, 64 × 32 bytes:
  *        +0 intent segment base u64 | +8 intent position u32 | +12 pid u32 | +16 acquired at f64

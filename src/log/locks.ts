@@ -10,9 +10,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, sys } from "../errors.ts";
+import { MmapError, sys } from "../core/errors.ts";
 import { openInLog, openOrCreateInLog } from "./dir.ts";
-import { native } from "../native.ts";
+import { native } from "../core/native.ts";
 import { LOCK_DIR, WRITER_SLOT_COUNT, writerLockFileName } from "./layout.ts";
 
 const UNLOCK = 0;

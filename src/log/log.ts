@@ -10,8 +10,8 @@
  * - ./core.ts: the state the writer and the readers (./reader.ts) share.
  */
 import * as path from "node:path";
-import { MmapError, invalidArg } from "../errors.ts";
-import { checkInteger } from "../mapped-file.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
+import { checkInteger } from "../core/mapped-file.ts";
 import { Appender } from "./appender.ts";
 import type { LogCore } from "./core.ts";
 import { isCorrupt, type LogCorruptError } from "./damage.ts";
@@ -44,6 +44,15 @@ const Token = Symbol("Log");
  * {@link LogOptions.readOnly}: then it changes nothing). Damage is an
  * MmapError ERR_CORRUPT whose message names the first damaged sequence
  * number and the file (also as `error.seq` and `error.path`).
+ *
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option;
+ * `ENOENT` when there is no log (and no `create`); `ERR_CORRUPT` for damage
+ * (see {@link LogOptions.onDamage}); `ERR_BUSY` when another process holds
+ * the log in a way this open cannot share (a repair that does not finish
+ * in time); `ERR_INSECURE` for a directory or file another user could
+ * change, or a symbolic link inside the log; `ERR_UNSUPPORTED` without
+ * /proc; `EACCES`/`EPERM`/`EROFS` when a write is needed and not allowed;
+ * and the errno of any other failed system call, with `path`.
  */
 export function openLog(dir: string, options?: LogOptions): Log {
   if (typeof dir !== "string" || dir.length === 0) throw invalidArg("dir must be a non-empty path");

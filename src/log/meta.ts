@@ -4,10 +4,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { invalidArg, MmapError } from "../errors.ts";
-import { type MappedFile } from "../mapped-file.ts";
-import { native } from "../native.ts";
-import { Doorbell } from "../wait.ts";
+import * as os from "node:os";
+import { codeOf, invalidArg, MmapError } from "../core/errors.ts";
+import { type MappedFile } from "../core/mapped-file.ts";
+import { native } from "../core/native.ts";
+import { Doorbell } from "../core/wait.ts";
 import { corrupt } from "./damage.ts";
 import { createTemp, inDir, mapDescriptor, openInLog, removeInLog, viaDir } from "./dir.ts";
 import {
@@ -37,9 +38,9 @@ export function linkIntoPlace(tmp: string, final: string): boolean {
     fs.linkSync(viaDir(tmp), viaDir(final));
     return true;
   } catch (error) {
-    const sysError = error as NodeJS.ErrnoException;
-    if (sysError.code === "EEXIST") return false;
-    throw new MmapError(sysError.code ?? "ERR_INTERNAL", `${sysError.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof sysError.errno === "number" ? -sysError.errno : undefined, cause: error });
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === "EEXIST") return false;
+    throw new MmapError(codeOf(error), `${e.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof e.errno === "number" ? -e.errno : undefined, cause: error });
   } finally {
     removeInLog(tmp);
   }
@@ -80,7 +81,7 @@ export class Meta {
       inDir(filePath, (resolved) => fs.lstatSync(resolved));
     } catch (error) {
       if ((error as MmapError).code !== "ENOENT") throw error;
-      throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME}; pass create: true to make one)`, { path: dir, syscall: "open", errno: 2 });
+      throw new MmapError("ENOENT", `no log in '${dir}' (missing ${META_FILE_NAME}; pass create: true to make one)`, { path: dir, syscall: "open", errno: os.constants.errno.ENOENT });
     }
   }
 

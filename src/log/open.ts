@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError } from "../errors.ts";
+import { MmapError } from "../core/errors.ts";
 import { LogCore } from "./core.ts";
 import type { LogDamage } from "./damage.ts";
 import { dirModeFor, inDir, mapInLog, openLogDir, removeDirInLog, removeInLog, viaDir } from "./dir.ts";

@@ -2,8 +2,8 @@
  * The options of `openLog()`: their types, their defaults and their
  * validation (every option is checked before anything is opened).
  */
-import { invalidArg } from "../errors.ts";
-import { checkInteger } from "../mapped-file.ts";
+import { invalidArg } from "../core/errors.ts";
+import { checkInteger } from "../core/mapped-file.ts";
 import { checkMode } from "./dir.ts";
 import { DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE } from "./layout.ts";
 

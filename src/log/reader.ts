@@ -4,9 +4,9 @@
  * their PADDING; `for await` tails the log, sleeping on the meta file's
  * doorbell (a shared futex) between appends.
  */
-import { MmapError, invalidArg } from "../errors.ts";
-import { FrameType } from "../framing.ts";
-import { checkInteger } from "../mapped-file.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
+import { FrameType } from "../core/framing.ts";
+import { checkInteger } from "../core/mapped-file.ts";
 import { type LogCore, type Position } from "./core.ts";
 import { corrupt } from "./damage.ts";
 import {
@@ -333,7 +333,7 @@ export class LogReader {
       // A record being written; if it stays so, check whether its writer died.
       const ok = await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) >= 0, {
         signal,
-        timeout: core.abandonTimeoutMs,
+        timeoutMs: core.abandonTimeoutMs,
       });
       if (!ok && !this.#closed && !core.closed) core.resolveStuck(seg, pos);
     } else if (lengthWord === 0) {

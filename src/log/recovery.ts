@@ -22,7 +22,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { FrameType, alignFrame } from "../framing.ts";
+import { FrameType, alignFrame } from "../core/framing.ts";
 import { corrupt, isCorrupt, type LogCorruptError } from "./damage.ts";
 import { inDir, openInLog, removeInLog } from "./dir.ts";
 import {

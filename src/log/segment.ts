@@ -5,9 +5,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { FRAME_ALIGNMENT, FRAME_TYPE_OFFSET } from "../framing.ts";
-import { pageSize, type MappedFile } from "../mapped-file.ts";
-import { native } from "../native.ts";
+import { FRAME_ALIGNMENT, FRAME_TYPE_OFFSET } from "../core/framing.ts";
+import { pageSize, type MappedFile } from "../core/mapped-file.ts";
+import { native } from "../core/native.ts";
 import { corrupt } from "./damage.ts";
 import {
   HEADER_PAGE_LENGTH, INDEX_INTERVAL, RECORD_CRC_COVERS_FROM, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, RECORD_SEQ_OFFSET, SEGMENT_MAGIC,

@@ -14,7 +14,7 @@
  * Every codec function takes `(v, o)`: the DataView and the byte offset of
  * the value in it.
  */
-import { MmapError } from "../errors.ts";
+import { MmapError } from "../core/errors.ts";
 import type { Layout } from "./struct.ts";
 import { SCALARS, type ArrayType, type FieldType, type ScalarTypeName } from "./types.ts";
 

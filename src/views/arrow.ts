@@ -18,8 +18,8 @@
  */
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
-import { MmapError, invalidArg } from "../errors.ts";
-import { mapFile, MAX_BUFFER_LENGTH, type MappedFile } from "../mapped-file.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
+import { mapFile, MAX_BUFFER_LENGTH, type MappedFile } from "../core/mapped-file.ts";
 
 // ---- the file's frame ------------------------------------------------------------------------------
 
@@ -114,6 +114,12 @@ function mappedSource(base: Loaded["RandomAccessFile"], map: MappedFile): any {
  * const t = openArrowFile("trades.arrow");
  * t.getChild("price")!.get(123);
  * ```
+ *
+ * @throws {@link MmapError} `ERR_MISSING_DEPENDENCY` when apache-arrow is
+ * not installed; `ERR_CORRUPT` for a file that is not a valid Arrow IPC file
+ * (bad magic, footer or buffer bounds); `ERR_UNSUPPORTED` for compressed
+ * buffers; and the errno of a failed system call (`ENOENT`, `EACCES`, …),
+ * with `path`.
  */
 export function openArrowFile(path: string): import("apache-arrow").Table {
   if (typeof path !== "string" || path.length === 0) throw invalidArg("openArrowFile() expects a path");

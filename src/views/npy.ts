@@ -24,8 +24,8 @@
  * checked against the file's size before a view is made.
  */
 import fs from "node:fs";
-import { MmapError, invalidArg, sys } from "../errors.ts";
-import { mapFile, MAX_BUFFER_LENGTH, type MappedFile, type TypedArrayConstructor } from "../mapped-file.ts";
+import { MmapError, invalidArg, sys, toMmapError } from "../core/errors.ts";
+import { mapFile, MAX_BUFFER_LENGTH, type MappedFile, type TypedArrayConstructor } from "../core/mapped-file.ts";
 import { array, struct, utf8, type Layout } from "./struct.ts";
 import type { StructArray } from "./struct-array.ts";
 import { FIELD_NAME_PATTERN, type FieldType, type Schema, type ScalarTypeName } from "./types.ts";
@@ -204,6 +204,12 @@ export type NpyField = readonly [name: string, type: NpyDescr, shape?: readonly 
  * a.shape;                                    // [1000, 768]
  * (a.data as Float32Array)[768 * 5 + 3];      // x[5, 3]
  * ```
+ *
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option;
+ * `ERR_CORRUPT` for a header that is not a valid `.npy` header or a file
+ * shorter than its shape says; `ERR_UNSUPPORTED` for a format memmap cannot
+ * view in place (big-endian data, object arrays, data not aligned for its
+ * type, …); and the errno of a failed system call (`ENOENT`, `EACCES`, …), with `path`.
  */
 export function openNpy(path: string, options: OpenNpyOptions = {}): NpyArray {
   if (typeof path !== "string" || path.length === 0) throw invalidArg("openNpy() expects a path");
@@ -532,7 +538,7 @@ export function createNpy(path: string, dtype: string | Layout, shape: readonly 
     try {
       fs.unlinkSync(path);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw sys(path, () => { throw error; });
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw toMmapError(error, path);
     }
   }
   const { O_CREAT, O_EXCL, O_RDWR, O_NOFOLLOW } = fs.constants;

@@ -16,10 +16,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { MmapError, invalidArg, sys } from "../errors.ts";
-import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
-import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
-import { native } from "../native.ts";
+import { MmapError, invalidArg, sys } from "../core/errors.ts";
+import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
+import { checkTarget, createTemp, publishTemp } from "../core/temp-file.ts";
+import { native } from "../core/native.ts";
 import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount, MAX_CHECKED_ROWS } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
 import { rebindStructArray, rowsPerWindow, structArrayAt, type StructArray } from "./struct-array.ts";
@@ -27,11 +27,20 @@ import type { RowInput, Schema } from "./types.ts";
 
 /** Options of {@link createRecordFile}. */
 export interface CreateRecordFileOptions {
-  /** Rows to make room for now; the file grows (doubling) when appends need more. Default 1024. */
+  /**
+   * Rows to make room for now; the file grows (doubling) when appends need more.
+   * @default 1024
+   */
   capacity?: number;
-  /** Replace an existing file at the path (readers of the old one keep it). Default false: EEXIST. */
+  /**
+   * Replace an existing file at the path (readers of the old one keep it); without it, EEXIST.
+   * @default false
+   */
   overwrite?: boolean;
-  /** Permission bits (0 to 0o777) of the new file, applied exactly (the umask does not apply). Default 0o600. */
+  /**
+   * Permission bits (0 to 0o777) of the new file, applied exactly (the umask does not apply).
+   * @default 0o600
+   */
   mode?: number;
 }
 
@@ -348,8 +357,13 @@ function lockReplaced(filePath: string): number | undefined {
 /**
  * Creates a record file for rows of `layout`, with room for `capacity` rows,
  * and opens it for appending. The file appears complete or not at all (it
- * is written under a temporary name first). Fails with EEXIST if the path
- * exists, unless `overwrite`.
+ * is written under a temporary name first).
+ *
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad layout or option;
+ * `EEXIST` when the path exists, unless `overwrite`; `ERR_BUSY` when
+ * `overwrite` would replace a record file another handle is appending to;
+ * `EISDIR`/`ENODEV` for a path that is not a regular file; and the errno of
+ * any other failed system call (`ENOSPC`, `EACCES`, …), with `path`.
  */
 export function createRecordFile<S extends Schema>(filePath: string, layout: Layout<S>, options: CreateRecordFileOptions = {}): RecordFile<S> {
   checkPath(filePath);

@@ -48,8 +48,8 @@
  * and so that memmap can check them against the rules (a file whose stored
  * offsets disagree is corrupt).
  */
-import { MmapError } from "../errors.ts";
-import { native } from "../native.ts";
+import { MmapError } from "../core/errors.ts";
+import { native } from "../core/native.ts";
 import { Layout, alignUp, corruptFromInvalid, sizeOf, struct, typeName } from "./struct.ts";
 import { FIELD_NAME_PATTERN, MAX_NESTING, type FieldType, type ScalarTypeName, type Schema } from "./types.ts";
 

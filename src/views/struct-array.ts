@@ -2,8 +2,8 @@
  * StructArray: rows of a layout over a mapped file or any buffer, indexed
  * like an array, with no copies and no parsing.
  */
-import { MmapError, invalidArg } from "../errors.ts";
-import { MAX_BUFFER_LENGTH, MappedFile, checkInteger } from "../mapped-file.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
+import { MAX_BUFFER_LENGTH, MappedFile, checkInteger } from "../core/mapped-file.ts";
 import { codecOf, outOfBounds, type AccessorClass, type LayoutCodec } from "./accessors.ts";
 import type { Layout } from "./struct.ts";
 import {

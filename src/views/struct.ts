@@ -14,7 +14,7 @@
  * rows.get(7).price += 1;    // reads and writes the mapped bytes
  * ```
  */
-import { MmapError, invalidArg } from "../errors.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
 import { layoutCodec, type LayoutCodec } from "./accessors.ts";
 import { createStructArray, type StructArray, type StructArrayOptions, type StructSource } from "./struct-array.ts";
 import {

@@ -35,12 +35,23 @@ export interface WaitOptions {
   strategy?: WaitStrategy;
   /** Polls before yielding or sleeping. Default 2,000 (a few µs). With "adaptive": the most it polls (default: about 100 µs of polls). */
   spin?: number;
-  /** Milliseconds; undefined or Infinity waits forever. */
+  /**
+   * Milliseconds; undefined or Infinity waits forever.
+   * @default Infinity
+   */
+  timeoutMs?: number;
+  /** @deprecated Use `timeoutMs` (every duration option of memmap ends in `Ms`); `timeout` goes in the next minor version. */
   timeout?: number;
 }
 
 /** Options of {@link Doorbell.waitUntilAsync}. */
 export interface AsyncWaitOptions {
+  /**
+   * Milliseconds; undefined or Infinity waits forever.
+   * @default Infinity
+   */
+  timeoutMs?: number;
+  /** @deprecated Use `timeoutMs` (every duration option of memmap ends in `Ms`); `timeout` goes in the next minor version. */
   timeout?: number;
   signal?: AbortSignal;
   /** Synchronous polls before parking on a waiter thread. Default 200. */
@@ -56,11 +67,24 @@ const SLICE_CHECK = 1024; // polls between clock reads in unbounded spins
  */
 const SYNC_SLICE_MS = 50;
 
-export function checkTimeout(timeout: number | undefined): number {
+export function checkTimeout(timeout: number | undefined, name = "timeoutMs"): number {
   if (timeout === undefined || timeout === Infinity) return -1;
   if (typeof timeout !== "number" || Number.isNaN(timeout) || timeout < 0)
-    throw invalidArg(`timeout must be a non-negative number of milliseconds, got ${String(timeout)}`);
+    throw invalidArg(`${name} must be a non-negative number of milliseconds, got ${String(timeout)}`);
   return timeout;
+}
+
+/**
+ * The wait of `options` in milliseconds (-1: forever), from `timeoutMs` or
+ * its deprecated alias `timeout`. Every duration option of memmap ends in
+ * `Ms` (`abandonTimeoutMs`, `flushIntervalMs`, `maxAgeMs`, the bridge's), so
+ * the waits' `timeout` became `timeoutMs`; `timeout` is still read for one
+ * minor version. Errors name the option that was passed.
+ */
+export function timeoutOf(options: { timeoutMs?: number | undefined; timeout?: number | undefined } | undefined): number {
+  if (options?.timeout === undefined) return checkTimeout(options?.timeoutMs, "timeoutMs");
+  if (options.timeoutMs !== undefined) throw invalidArg("pass timeoutMs, not both timeoutMs and timeout (its deprecated alias)");
+  return checkTimeout(options.timeout, "timeout");
 }
 
 export function checkStrategy(strategy: unknown, fallback: WaitStrategy = "futex"): WaitStrategy {
@@ -196,7 +220,7 @@ export class Doorbell {
   waitUntil(ready: () => boolean, options: WaitOptions = {}): boolean {
     if (ready()) return true;
     const strategy = checkStrategy(options.strategy);
-    const timeout = checkTimeout(options.timeout);
+    const timeout = timeoutOf(options);
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
     if (strategy === "adaptive") {
       const most = options.spin ?? Math.round(ADAPTIVE_MAX_NS / this.#nsPerPoll);
@@ -242,7 +266,7 @@ export class Doorbell {
     const { signal } = options;
     if (signal?.aborted) throw aborted(signal);
     if (ready()) return true;
-    const timeout = checkTimeout(options.timeout);
+    const timeout = timeoutOf(options);
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
     const spins = options.spin ?? 200;
     for (let i = 0; i < spins; i++) if (ready()) return true;

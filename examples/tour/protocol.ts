@@ -1,7 +1,7 @@
 /**
  * What the tour and its child processes agree on.
  */
-import type { WaitStrategy } from "../index.ts";
+import type { WaitStrategy } from "../../src/index.ts";
 
 /**
  * Part 3's rounds: a channel opened with the default options, one waiting with

@@ -85,8 +85,8 @@ export function prebuildTag(): string {
 
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
-  // src/native.ts and dist/native.js both sit one level below the package root.
-  const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+  // src/core/native.ts and dist/core/native.js both sit two levels below the package root.
+  const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
   // A local build (a source checkout, or an install that compiled) wins over the prebuilt one shipped in the package.
   const local = join(root, "build", "Release", "memmap.node");
   const candidates = [local, join(root, "build", "Debug", "memmap.node")];

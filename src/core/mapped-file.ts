@@ -32,25 +32,44 @@ export type Advice = "normal" | "sequential" | "random" | "willneed";
 
 /** Options of {@link mapFile}; every one is checked, and unknown keys are an error. */
 export interface MapOptions {
-  /** "read" (default), "write" (shared: writes reach the file and every process), "copy" (private copy-on-write). */
+  /**
+   * "read", "write" (shared: writes reach the file and every process), "copy" (private copy-on-write).
+   * @default "read"
+   */
   access?: Access;
-  /** Create the file if it is missing (needs access "write"). */
+  /**
+   * Create the file if it is missing (needs access "write").
+   * @default false
+   */
   create?: boolean;
   /** Make the file at least this many bytes (grows, never shrinks); the space is allocated. */
   size?: number;
-  /** With `size`: grow without allocating (a sparse file). */
+  /**
+   * With `size`: grow without allocating (a sparse file).
+   * @default false
+   */
   sparse?: boolean;
-  /** Any byte offset into the file. Default 0. */
+  /**
+   * Any byte offset into the file.
+   * @default 0
+   */
   offset?: number;
   /** Bytes to map. Default: from `offset` to the end of the file. */
   length?: number;
-  /** Pre-fault every page at map time (MAP_POPULATE). */
+  /**
+   * Pre-fault every page at map time (MAP_POPULATE).
+   * @default false
+   */
   populate?: boolean;
-  /** Access-pattern hint for the kernel (madvise). Default "normal". */
+  /**
+   * Access-pattern hint for the kernel (madvise).
+   * @default "normal"
+   */
   advice?: Advice;
   /**
    * Permission bits (0 to 0o777) of a file that `create` makes, applied
-   * exactly (fchmod after creating: the umask does not apply). Default 0o600.
+   * exactly (fchmod after creating: the umask does not apply).
+   * @default 0o600
    */
   mode?: number;
   /**
@@ -58,12 +77,14 @@ export interface MapOptions {
    * (access "write" or `create`). Default false: such a link is refused with
    * ELOOP, so a link planted in a shared directory (/tmp, /dev/shm) cannot
    * choose which file is written. Reading always follows links.
+   * @default false
    */
   followSymlinks?: boolean;
   /**
    * Open a file for writing even when it has other hard links (a link count
    * above 1). Default false: ERR_INSECURE, since a hard link in a shared
    * directory can name a file its owner did not mean to share.
+   * @default false
    */
   allowHardLinks?: boolean;
 }
@@ -271,6 +292,15 @@ const fdReaper = new FinalizationRegistry<readonly [number, string | undefined]>
  * Safety: the mapping reflects the file. If another process truncates the
  * file, a touched page past the new end and the pages after it are replaced
  * by zeros and `stale` becomes true; the pages before it still reflect the file.
+ *
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option (before any
+ * system call); `ERR_OUT_OF_RANGE` when `offset`/`length` fall outside the
+ * file; `ERR_INSECURE` for a file with other hard links opened for writing (see
+ * {@link MapOptions.allowHardLinks}); `ERR_UNSUPPORTED` for a file that
+ * reports size 0 but is not empty (/proc); `EISDIR`/`ENODEV` for a directory
+ * or a device; `ELOOP` for a symbolic link opened for writing (see
+ * {@link MapOptions.followSymlinks}); and the errno of a failed system call
+ * (`ENOENT`, `EACCES`, `ENOSPC`, `ENOMEM`, …), with `syscall` and `path`.
  */
 export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapOptions): MappedFile {
   const o = checkOptions(options);
@@ -300,9 +330,9 @@ export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapO
   try {
     const st = sys(path, () => fs.fstatSync(fd));
     if (st.isDirectory())
-      throw new MmapError("EISDIR", `cannot map a directory '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 21 });
+      throw new MmapError("EISDIR", `cannot map a directory '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: os.constants.errno.EISDIR });
     if (!st.isFile())
-      throw new MmapError("ENODEV", `only regular files can be mapped '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: 19 });
+      throw new MmapError("ENODEV", `only regular files can be mapped '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: os.constants.errno.ENODEV });
     if (st.size === 0 && !created) refuseSizeless(fd, path ?? `fd ${String(pathOrFd)}`, path);
     originalSize = st.size;
     let fileSize = st.size;
@@ -608,7 +638,7 @@ export class MappedFile {
     try {
       await job(this.#handle, off, len);
     } catch (error) {
-      throw sys(this.path, () => { throw error; });
+      throw toMmapError(error, this.path);
     } finally {
       this.#pendingJobs--;
     }

@@ -2,7 +2,7 @@
  * The tour's child processes. `node child.ts <role> …`; each role talks to
  * the tour over the IPC channel Node sets up (process.send).
  */
-import { mapFile, openChannel, openLog, pageSize } from "../index.ts";
+import { mapFile, openChannel, openLog, pageSize } from "../../src/index.ts";
 import { PRODUCER_BATCH, type PingRound } from "./protocol.ts";
 
 type Message = Record<string, unknown>;

@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { MmapError } from "./errors.ts";
+import { MmapError, codeOf } from "./errors.ts";
 import { applyMode } from "./mapped-file.ts";
 
 /** "ENOENT: no such file or directory, open '/x/.y.tmp'" -> "no such file or directory" */
@@ -26,7 +26,7 @@ function reasonOf(error: unknown): string {
 export function targetError(error: unknown, target: string, syscall: string): MmapError {
   if (error instanceof MmapError && error.path === target) return error;
   const e = error as NodeJS.ErrnoException;
-  const code = typeof e?.code === "string" ? e.code : "ERR_INTERNAL";
+  const code = codeOf(error);
   return new MmapError(code, `${code}: ${reasonOf(error)}, ${syscall} '${target}'`, {
     syscall,
     path: target,

@@ -3,7 +3,7 @@
  * things memory-mapped files are good for, with real processes and real
  * figures, then removes everything it made.
  *
- * Child processes run src/tour/child.ts (or dist/tour/child.js) with the
+ * Child processes run examples/tour/child.ts with the
  * same Node options as this process, so the TypeScript loader carries over.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createChannel, createRecordFile, createSharedMemory, inspectLog, openChannel, openLog, openRecordFile, struct } from "../index.ts";
+import { createChannel, createRecordFile, createSharedMemory, inspectLog, openChannel, openLog, openRecordFile, struct } from "../../src/index.ts";
 import { PING_ROUNDS, type PingRound } from "./protocol.ts";
 import { mappingMemory, processMemory } from "./proc.ts";
 
@@ -262,7 +262,7 @@ async function partChannel(): Promise<void> {
         const t = process.hrtime.bigint();
         ping[0] = i & 0xff;
         requests.send(ping);
-        const pong = replies.receive({ timeout: CHILD_TIMEOUT_MS });
+        const pong = replies.receive({ timeoutMs: CHILD_TIMEOUT_MS });
         if (pong[0] !== (i & 0xff)) throw new Error("the channel returned the wrong message");
         if (i >= 0) out[pass * perPass + i] = Number(process.hrtime.bigint() - t);
       }
