@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { MmapError, mapFile } from "../src/index.ts";
+import { MmapError, createSharedMemory, evictFile, mapFile } from "../src/index.ts";
 import { fdCount, makeTmpDir, removeTmpDir, runChild, throwsCode } from "./fixtures/core-helpers.ts";
 
 let dir: string;
@@ -154,6 +154,14 @@ describe("bad arguments", () => {
     throwsCode(() => mapFile(small, { access: "write", mode: 0o10000 }), "ERR_INVALID_ARG", /mode must be permission bits/);
     throwsCode(() => mapFile(small, null as never), "ERR_INVALID_ARG", /options must be an object/);
     throwsCode(() => mapFile(small, "write" as never), "ERR_INVALID_ARG", /options must be an object/);
+  });
+
+  test("evictFile rejects unknown option keys, naming the allowed ones", () => {
+    throwsCode(() => evictFile(small, { lenght: 10 } as never), "ERR_INVALID_ARG", /evictFile: unknown option "lenght" \(expected one of: offset, length, flush\)/);
+  });
+
+  test("createSharedMemory rejects unknown option keys, naming the allowed ones", () => {
+    throwsCode(() => createSharedMemory(4096, { nmae: "x" } as never), "ERR_INVALID_ARG", /createSharedMemory: unknown option "nmae" \(expected one of: name\)/);
   });
 
   test("a path or descriptor of the wrong kind is ERR_INVALID_ARG", () => {

@@ -88,7 +88,7 @@ describe("struct layouts", () => {
     rejectsWith(() => utf8(0), "ERR_INVALID_ARG", /utf8\(\) byte length/);
     rejectsWith(() => array("u8", 1.5), "ERR_INVALID_ARG", /array\(\) length/);
     rejectsWith(() => array("f64", 2 ** 24), "ERR_INVALID_ARG", /at most/);
-    rejectsWith(() => struct({ a: "u8" }, { pack: true } as never), "ERR_INVALID_ARG", /unknown struct option "pack"/);
+    rejectsWith(() => struct({ a: "u8" }, { pack: true } as never), "ERR_INVALID_ARG", /struct: unknown option "pack"/);
     let deep: ReturnType<typeof struct> = struct({ a: "u8" });
     assert.throws(() => {
       for (let i = 0; i < 20; i++) deep = struct({ a: array(deep, 1) });

@@ -22,6 +22,7 @@
 import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg, sys } from "../errors.ts";
+import { describe, validateAbortSignal, validateBoolean, validateInteger, validateOneOf, validateOptions } from "../core/validate.ts";
 import { FRAME_HEADER_LENGTH } from "../framing.ts";
 import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
@@ -121,13 +122,6 @@ function nextPowerOfTwo(n: number): number {
   return p;
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "object" || typeof value === "function") return (value as object).constructor?.name ?? typeof value;
-  return String(value);
-}
-
 function payloadLength(data: ChannelData): number {
   if (typeof data === "string") return Buffer.byteLength(data, "utf8");
   if (ArrayBuffer.isView(data)) return data.byteLength;
@@ -135,28 +129,16 @@ function payloadLength(data: ChannelData): number {
   throw invalidArg(`a message must be a string, a typed array, a DataView or an ArrayBuffer, got ${describe(data)}`);
 }
 
-function checkOptionKeys(options: object, allowed: readonly string[], what: string): void {
-  if (typeof options !== "object" || options === null) throw invalidArg(`${what} must be an object`);
-  for (const key of Object.keys(options))
-    if (!allowed.includes(key)) throw invalidArg(`unknown ${what} "${key}" (expected one of: ${allowed.join(", ")})`);
-}
-
 function checkCopy(options: TryReceiveOptions | undefined): boolean {
-  const copy = options?.copy;
-  if (copy === undefined) return false;
-  if (typeof copy !== "boolean") throw invalidArg(`copy must be a boolean, got ${describe(copy)}`);
-  return copy;
+  return options?.copy === undefined ? false : validateBoolean(options.copy, "copy");
 }
 
 function checkSpin(spin: unknown): number | undefined {
-  if (spin === undefined) return undefined;
-  return checkInteger("spin", spin, 1e9);
+  return spin === undefined ? undefined : validateInteger(spin, "spin", 0, 1e9);
 }
 
 function checkSignal(signal: unknown): AbortSignal | undefined {
-  if (signal === undefined) return undefined;
-  if (!(signal instanceof AbortSignal)) throw invalidArg(`signal must be an AbortSignal, got ${describe(signal)}`);
-  return signal;
+  return signal === undefined ? undefined : validateAbortSignal(signal, "signal");
 }
 
 /** Closes a channel's lock descriptor if the Channel is garbage-collected unclosed (the kernel then drops its lock). */
@@ -192,17 +174,14 @@ function targetOf(target: unknown, what: string): string | number {
  */
 export function createChannel(pathOrShm: string | number | SharedMemory, options: CreateChannelOptions = {}): Channel {
   const target = targetOf(pathOrShm, "createChannel()");
-  checkOptionKeys(options, ["capacity", "producers", "mode", "replace", "strategy", "spin"], "option");
+  validateOptions(options, ["capacity", "producers", "mode", "replace", "strategy", "spin"], "createChannel");
   const requested = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
   if (requested < MIN_CAPACITY || requested > MAX_CAPACITY)
     throw invalidArg(`capacity must be from ${MIN_CAPACITY} (4 KiB) to ${MAX_CAPACITY} (1 GiB) bytes, got ${requested}`);
   const capacity = nextPowerOfTwo(requested);
-  const producers = options.producers ?? "single";
-  if (producers !== "single" && producers !== "multi")
-    throw invalidArg(`producers must be "single" or "multi", got ${describe(producers)}`);
+  const producers = options.producers === undefined ? "single" : validateOneOf(options.producers, "producers", ["single", "multi"] as const);
   const mode = checkMode(options.mode);
-  if (options.replace !== undefined && typeof options.replace !== "boolean")
-    throw invalidArg(`replace must be a boolean, got ${describe(options.replace)}`);
+  if (options.replace !== undefined) validateBoolean(options.replace, "replace");
   const strategy = checkStrategy(options.strategy);
   const spin = checkSpin(options.spin);
   const total = HEADER_LENGTH + capacity;
@@ -251,7 +230,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
  */
 export function openChannel(pathOrFd: string | number | SharedMemory, options: OpenChannelOptions = {}): Channel {
   const target = targetOf(pathOrFd, "openChannel()");
-  checkOptionKeys(options, ["strategy", "spin"], "option");
+  validateOptions(options, ["strategy", "spin"], "openChannel");
   const strategy = checkStrategy(options.strategy);
   const spin = checkSpin(options.spin);
   const { fd, path } = openOwn(target, true);
@@ -391,7 +370,7 @@ export class Channel {
    * Throws ERR_TIMEOUT, or ERR_PEER_GONE when it timed out with no consumer attached.
    */
   send(data: ChannelData, options?: SendOptions): void {
-    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
+    validateOptions(options, ["timeout"], "send");
     const timeout = checkTimeout(options?.timeout);
     if (this.trySend(data)) return;
     const frame = frameLength(payloadLength(data));
@@ -404,7 +383,7 @@ export class Channel {
    * Rejects with ERR_TIMEOUT / ERR_PEER_GONE, or ERR_ABORTED from the signal.
    */
   async sendAsync(data: ChannelData, options?: SendAsyncOptions): Promise<void> {
-    if (options !== undefined) checkOptionKeys(options, ["timeout", "signal"], "option");
+    validateOptions(options, ["timeout", "signal"], "sendAsync");
     const timeout = checkTimeout(options?.timeout);
     const signal = checkSignal(options?.signal);
     if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the send was aborted", { cause: signal.reason });
@@ -430,7 +409,7 @@ export class Channel {
 
   /** Sends every message, waiting (blocking the thread) for room as needed; as few publications as room allows. */
   sendBatch(messages: readonly ChannelData[], options?: SendOptions): void {
-    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
+    validateOptions(options, ["timeout"], "sendBatch");
     const timeout = checkTimeout(options?.timeout);
     const lengths = this.#lengthsOf(messages);
     let sent = this.#sendSome(messages, lengths, 0);
@@ -454,7 +433,7 @@ export class Channel {
 
   /** {@link tryClaim}, waiting (blocking the thread) for room; ERR_TIMEOUT / ERR_PEER_GONE on timeout. */
   claim(n: number, options?: SendOptions): Uint8Array {
-    if (options !== undefined) checkOptionKeys(options, ["timeout"], "option");
+    validateOptions(options, ["timeout"], "claim");
     const timeout = checkTimeout(options?.timeout);
     let view = this.tryClaim(n);
     if (view) return view;
@@ -521,7 +500,7 @@ export class Channel {
    * is empty.
    */
   receive(options?: ReceiveOptions): Uint8Array {
-    if (options !== undefined) checkOptionKeys(options, ["timeout", "copy"], "option");
+    validateOptions(options, ["timeout", "copy"], "receive");
     const timeout = checkTimeout(options?.timeout);
     const first = this.tryReceive(options);
     if (first) return first;
@@ -548,7 +527,7 @@ export class Channel {
    * with ERR_ABORTED when the signal fires.
    */
   async receiveAsync(options?: ReceiveAsyncOptions): Promise<Uint8Array> {
-    if (options !== undefined) checkOptionKeys(options, ["timeout", "copy", "signal"], "option");
+    validateOptions(options, ["timeout", "copy", "signal"], "receiveAsync");
     const timeout = checkTimeout(options?.timeout);
     const signal = checkSignal(options?.signal);
     if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the receive was aborted", { cause: signal.reason });
@@ -612,7 +591,7 @@ export class Channel {
    */
   messages(options?: ReceiveAsyncOptions): AsyncGenerator<Uint8Array, void, undefined> {
     if (options !== undefined) {
-      checkOptionKeys(options, ["timeout", "copy", "signal"], "option");
+      validateOptions(options, ["timeout", "copy", "signal"], "messages");
       checkTimeout(options.timeout);
       checkCopy(options);
       checkSignal(options.signal);

@@ -27,6 +27,7 @@ import * as path from "node:path";
 import { MmapError, invalidArg, toMmapError } from "../errors.ts";
 import { FrameType, alignFrame } from "../framing.ts";
 import { checkInteger } from "../mapped-file.ts";
+import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
 import { native } from "../native.ts";
 import { LogCore } from "./core.ts";
 import { corrupt, isCorrupt, type LogCorruptError, type LogDamage } from "./damage.ts";
@@ -170,14 +171,11 @@ interface Checked {
 }
 
 function choice<T extends string>(name: string, value: unknown, choices: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (typeof value === "string" && (choices as readonly string[]).includes(value)) return value as T;
-  throw invalidArg(`${name} must be one of ${choices.map((c) => `"${c}"`).join(", ")}, got ${JSON.stringify(value)}`);
+  return value === undefined ? fallback : validateOneOf(value, name, choices);
 }
 
 function bool(name: string, value: unknown): boolean | undefined {
-  if (value === undefined || typeof value === "boolean") return value;
-  throw invalidArg(`${name} must be a boolean, got ${typeof value}`);
+  return value === undefined ? undefined : validateBoolean(value, name);
 }
 
 function nonNegative(name: string, value: unknown, fallback: number): number {
@@ -187,20 +185,14 @@ function nonNegative(name: string, value: unknown, fallback: number): number {
   return value;
 }
 
-function checkOptions(options: LogOptions | undefined): Checked {
-  if (options === undefined) options = {};
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
-  for (const key of Object.keys(options))
-    if (!OPTION_KEYS.has(key)) throw invalidArg(`unknown option "${key}" (expected one of: ${[...OPTION_KEYS].join(", ")})`);
+function checkOptions(given: LogOptions | undefined): Checked {
+  const options = validateOptions(given, OPTION_KEYS, "openLog");
   const segmentSize = options.segmentSize === undefined ? DEFAULT_SEGMENT_SIZE : checkInteger("segmentSize", options.segmentSize);
   if (segmentSize < MIN_SEGMENT_SIZE || segmentSize > MAX_SEGMENT_SIZE || segmentSize % 4096 !== 0)
     throw invalidArg(`segmentSize must be a multiple of 4096 between ${MIN_SEGMENT_SIZE} and ${MAX_SEGMENT_SIZE}, got ${segmentSize}`);
   let retention: RetentionOptions | undefined;
   if (options.retention !== undefined) {
-    const r = options.retention;
-    if (typeof r !== "object" || r === null) throw invalidArg("retention must be an object");
-    for (const key of Object.keys(r))
-      if (!RETENTION_KEYS.has(key)) throw invalidArg(`unknown retention option "${key}" (expected one of: ${[...RETENTION_KEYS].join(", ")})`);
+    const r = validateOptions(options.retention, RETENTION_KEYS, "openLog retention");
     retention = {};
     if (r.maxSegments !== undefined) {
       retention.maxSegments = checkInteger("retention.maxSegments", r.maxSegments);

@@ -7,6 +7,7 @@
 import { MmapError, invalidArg } from "../errors.ts";
 import { FrameType } from "../framing.ts";
 import { checkInteger } from "../mapped-file.ts";
+import { validateBoolean } from "../core/validate.ts";
 import { type LogCore, type Position } from "./core.ts";
 import { corrupt } from "./damage.ts";
 import {
@@ -72,7 +73,7 @@ export class LogReader {
     if (from !== "start" && from !== "end" && typeof from !== "number")
       throw invalidArg(`from must be "start", "end" or a sequence number, got ${JSON.stringify(from)}`);
     if (typeof from === "number") checkInteger("from", from);
-    if (verifyCrc !== undefined && typeof verifyCrc !== "boolean") throw invalidArg("verifyCrc must be a boolean");
+    if (verifyCrc !== undefined) validateBoolean(verifyCrc, "verifyCrc");
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg("signal must be an AbortSignal");
     if (name !== undefined) core.checkWritable("a named reader (its position is kept in the log's meta file)");
     const nameBytes = name === undefined ? undefined : Meta.cursorName(name);

@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../errors.ts";
 import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
+import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
 import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
 import { native } from "../native.ts";
 import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount, MAX_CHECKED_ROWS } from "./record-format.ts";
@@ -354,13 +355,10 @@ function lockReplaced(filePath: string): number | undefined {
 export function createRecordFile<S extends Schema>(filePath: string, layout: Layout<S>, options: CreateRecordFileOptions = {}): RecordFile<S> {
   checkPath(filePath);
   if (!(layout instanceof Layout)) throw invalidArg("createRecordFile() needs a layout made by struct()");
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
-  for (const key of Object.keys(options))
-    if (key !== "capacity" && key !== "overwrite" && key !== "mode")
-      throw invalidArg(`unknown option "${key}" (expected one of: capacity, overwrite, mode)`);
+  validateOptions(options, ["capacity", "overwrite", "mode"], "createRecordFile");
   const capacity = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
   const mode = checkMode(options.mode);
-  if (options.overwrite !== undefined && typeof options.overwrite !== "boolean") throw invalidArg("overwrite must be a boolean");
+  if (options.overwrite !== undefined) validateBoolean(options.overwrite, "overwrite");
   const header = encodeHeader(layout);
   const size = header.length + capacity * layout.byteLength;
   if (!Number.isSafeInteger(size)) throw invalidArg(`${capacity} rows of ${layout.byteLength} bytes are more than a file can hold`);
@@ -415,11 +413,8 @@ export function openRecordFile(
     if (maybeOptions !== undefined) throw invalidArg("openRecordFile(path, layout, options): the second argument must be a layout made by struct()");
     options = layoutOrOptions;
   }
-  options ??= {};
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
-  for (const key of Object.keys(options)) if (key !== "access") throw invalidArg(`unknown option "${key}" (expected: access)`);
-  const access = options.access ?? "read";
-  if (access !== "read" && access !== "write") throw invalidArg(`access must be "read" or "write", got ${JSON.stringify(access)}`);
+  options = validateOptions(options ?? undefined, ["access"], "openRecordFile");
+  const access = options.access === undefined ? "read" : validateOneOf(options.access, "access", ["read", "write"] as const);
 
   // O_NONBLOCK: opening a FIFO must not block; only regular files get past the fstat below.
   const flags = (access === "write" ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK;

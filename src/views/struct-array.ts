@@ -4,6 +4,7 @@
  */
 import { MmapError, invalidArg } from "../errors.ts";
 import { MAX_BUFFER_LENGTH, MappedFile, checkInteger } from "../mapped-file.ts";
+import { validateBoolean } from "../core/validate.ts";
 import { codecOf, outOfBounds, type AccessorClass, type LayoutCodec } from "./accessors.ts";
 import type { Layout } from "./struct.ts";
 import {
@@ -430,7 +431,7 @@ export function createStructArray<S extends Schema>(layout: Layout<S>, source: S
     if (key !== "byteOffset" && key !== "length" && key !== "readOnly")
       throw invalidArg(`unknown array() option "${key}" (expected one of: byteOffset, length, readOnly)`);
   const byteOffset = options.byteOffset === undefined ? 0 : checkInteger("byteOffset", options.byteOffset);
-  if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") throw invalidArg("readOnly must be a boolean");
+  if (options.readOnly !== undefined) validateBoolean(options.readOnly, "readOnly");
   const stride = layout.byteLength;
   let sourceLength: number;
   let readOnly = options.readOnly ?? false;
