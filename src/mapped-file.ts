@@ -23,7 +23,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import { fileURLToPath } from "node:url";
 import { MmapError, invalidArg, sys, toMmapError } from "./errors.ts";
-import { native, type MappingHandle } from "./native.ts";
+import { Access as AccessCodes, Advice as AdviceCodes, native, type MappingHandle } from "./native.ts";
 import { describe, validateBoolean, validateInteger, validateOneOf, validateOptions } from "./core/validate.ts";
 
 /** How a mapping may be used: "read" (private, stray writes never reach the file), "write" (shared with the file and every process), "copy" (private copy-on-write). */
@@ -99,8 +99,6 @@ process.on("removeListener", reassertGuard);
 /** The most bytes one ArrayBuffer or typed array can cover here (2^32 on Node 20). */
 export const MAX_BUFFER_LENGTH: number = Math.min(2 ** 32, 2 ** 53 - 1);
 
-const ACCESS_CODES: Record<Access, number> = { read: 0, write: 1, copy: 2 };
-const ADVICE_CODES: Record<Advice, number> = { normal: 0, sequential: 1, random: 2, willneed: 3 };
 const OPTION_KEYS = new Set([
   "access", "create", "size", "sparse", "offset", "length", "populate", "advice", "mode",
   "followSymlinks", "allowHardLinks",
@@ -299,9 +297,9 @@ export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapO
         `offset ${o.offset} + length ${length} is beyond the end of the file (${fileSize} bytes); use size to grow it`,
         { path },
       );
-    const h = sys(path, () => native.map(fd, o.offset, length, ACCESS_CODES[o.access], o.populate));
+    const h = sys(path, () => native.map(fd, o.offset, length, AccessCodes[o.access], o.populate));
     handle = h;
-    if (o.advice !== "normal" && length > 0) sys(path, () => native.advise(h, 0, length, ADVICE_CODES[o.advice]));
+    if (o.advice !== "normal" && length > 0) sys(path, () => native.advise(h, 0, length, AdviceCodes[o.advice]));
     // A read-only mapping of a named file needs no descriptor: resize() reopens the path.
     if (path !== undefined && o.access !== "write") {
       closeDescriptor(fd, path);
@@ -599,7 +597,7 @@ export class MappedFile {
     this.#check();
     const a = optional(advice, "normal", (v) => validateOneOf(v, "advice", ["normal", "sequential", "random", "willneed"] as const));
     const [off, len] = this.#range(byteOffset, byteLength);
-    sys(this.path, () => native.advise(this.#handle, off, len, ADVICE_CODES[a]));
+    sys(this.path, () => native.advise(this.#handle, off, len, AdviceCodes[a]));
   }
 
   /** Keeps the range's pages in RAM (mlock); limited by RLIMIT_MEMLOCK unless root. */
@@ -660,7 +658,7 @@ export class MappedFile {
         if (this.#length > 0 && newLength > 0) {
           sys(this.path, () => native.remap(this.#handle, fd, newLength));
         } else {
-          const handle = sys(this.path, () => native.map(fd, this.offset, newLength, ACCESS_CODES[this.access], false));
+          const handle = sys(this.path, () => native.map(fd, this.offset, newLength, AccessCodes[this.access], false));
           native.unmap(this.#handle);
           this.#handle = handle;
         }

@@ -8,10 +8,8 @@ import * as fs from "node:fs";
 import { MmapError, invalidArg, sys } from "./errors.ts";
 import { checkInteger } from "./mapped-file.ts";
 import { validateBoolean, validateOptions } from "./core/validate.ts";
-import { native } from "./native.ts";
+import { FADV_DONTNEED, native } from "./native.ts";
 
-/** Index of POSIX_FADV_DONTNEED in the addon's advice table. */
-const FADVISE_DONTNEED = 4;
 
 /** What {@link evictFile} drops. */
 export interface EvictOptions {
@@ -55,7 +53,7 @@ export function evictFile(pathOrFd: string | number, options: EvictOptions = {})
     if (!st.isFile())
       throw new MmapError(st.isDirectory() ? "EISDIR" : "ENODEV", `only regular files can be evicted '${path ?? `fd ${fd}`}'`, { syscall: "fadvise", path });
     if (options.flush !== false) sys(path, () => fs.fdatasyncSync(fd));
-    sys(path, () => native.fadvise(fd, offset, length, FADVISE_DONTNEED));
+    sys(path, () => native.fadvise(fd, offset, length, FADV_DONTNEED));
   } finally {
     if (path !== undefined) fs.closeSync(fd);
   }

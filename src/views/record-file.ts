@@ -20,7 +20,7 @@ import { MmapError, invalidArg, sys } from "../errors.ts";
 import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
 import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
-import { native } from "../native.ts";
+import { LockOp, native } from "../native.ts";
 import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount, MAX_CHECKED_ROWS } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
 import { rebindStructArray, rowsPerWindow, structArrayAt, type StructArray } from "./struct-array.ts";
@@ -45,8 +45,6 @@ export interface OpenRecordFileOptions {
 const DEFAULT_CAPACITY = 1024;
 /** Files with at most this many windows of rows map them all at open (see #rebind). */
 const EAGER_WINDOWS = 64;
-const FLOCK_UNLOCK = 0;
-const FLOCK_EXCLUSIVE = 2;
 
 const Token = Symbol("RecordFile");
 
@@ -266,7 +264,7 @@ export class RecordFile<S extends Schema = Schema> {
     if (this.#closed) return;
     this.#closed = true;
     this.#map.close();
-    if (this.access === "write") native.flock(this.#fd, FLOCK_UNLOCK);
+    if (this.access === "write") native.flock(this.#fd, LockOp.unlock);
     fs.closeSync(this.#fd);
   }
 
@@ -325,7 +323,7 @@ function checkPath(filePath: unknown): string {
 
 /** Takes the writer's lock (flock, exclusive, non-blocking) or fails with ERR_BUSY. */
 function lockForWriting(fd: number, filePath: string): void {
-  if (!sys(filePath, () => native.flock(fd, FLOCK_EXCLUSIVE)))
+  if (!sys(filePath, () => native.flock(fd, LockOp.exclusive)))
     throw new MmapError("ERR_BUSY", "another process (or another RecordFile) has this record file open for writing", { path: filePath });
 }
 
@@ -338,7 +336,7 @@ function lockReplaced(filePath: string): number | undefined {
     return undefined; // nothing there (or nothing we may read): the rename decides
   }
   try {
-    if (native.flock(fd, FLOCK_EXCLUSIVE)) return fd;
+    if (native.flock(fd, LockOp.exclusive)) return fd;
   } catch {
     return fd; // not lockable: not a record file anyone writes
   }
