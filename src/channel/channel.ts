@@ -25,7 +25,7 @@ import { MmapError, invalidArg, sys } from "../errors.ts";
 import { describe, validateAbortSignal, validateBoolean, validateInteger, validateOneOf, validateOptions } from "../core/validate.ts";
 import { FRAME_HEADER_LENGTH } from "../framing.ts";
 import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
-import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
+import { writeAtomically } from "../temp-file.ts";
 import { SharedMemory } from "../shared-memory.ts";
 import { Doorbell, checkStrategy, checkTimeout, type WaitStrategy } from "../wait.ts";
 import { RingReader } from "./consumer.ts";
@@ -188,22 +188,21 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
 
   if (typeof target === "string") {
     if (target.length === 0) throw invalidArg("path must not be empty");
-    checkTarget(target, options.replace === true, EXISTS_HINT);
     // Built under a temporary name and linked into place whole: no process ever opens a half-made channel.
-    const { fd, temp } = createTemp(target, mode, false);
-    let file: MappedFile | undefined;
-    try {
-      growFile(fd, 0, total, false, target);
-      file = mapFile(fd, { access: "write", length: total });
-      initialize(file, capacity, producers === "multi", false);
-      publishTemp(temp, target, options.replace === true, EXISTS_HINT);
-    } catch (error) {
-      file?.close();
-      fs.closeSync(fd);
-      fs.rmSync(temp, { force: true });
-      throw error;
-    }
-    file.close();
+    const fd = writeAtomically(
+      target,
+      mode,
+      (fd) => {
+        growFile(fd, 0, total, false, target);
+        const file = mapFile(fd, { access: "write", length: total });
+        try {
+          initialize(file, capacity, producers === "multi", false);
+        } finally {
+          file.close();
+        }
+      },
+      { replace: options.replace === true, hint: EXISTS_HINT },
+    );
     fs.closeSync(fd);
     return openChannel(target, { strategy, ...(spin === undefined ? {} : { spin }) });
   }

@@ -19,7 +19,7 @@ import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../errors.ts";
 import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../mapped-file.ts";
 import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
-import { checkTarget, createTemp, publishTemp } from "../temp-file.ts";
+import { writeAtomically } from "../temp-file.ts";
 import { LockOp, native } from "../native.ts";
 import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount, MAX_CHECKED_ROWS } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
@@ -361,26 +361,24 @@ export function createRecordFile<S extends Schema>(filePath: string, layout: Lay
   const size = header.length + capacity * layout.byteLength;
   if (!Number.isSafeInteger(size)) throw invalidArg(`${capacity} rows of ${layout.byteLength} bytes are more than a file can hold`);
 
-  checkTarget(filePath, options.overwrite === true, OVERWRITE_HINT);
-  const { fd, temp: tmp } = createTemp(filePath, mode, true);
-  let linked = false;
+  const fd = writeAtomically(
+    filePath,
+    mode,
+    (fd) => {
+      lockForWriting(fd, filePath); // the lock belongs to the file, whatever its name, from the moment it appears
+      sys(filePath, () => fs.writeSync(fd, header, 0, header.length, 0));
+      growFile(fd, header.length, size, false, filePath);
+      // A writer of the file being replaced would go on appending to an unlinked file, unseen: refuse,
+      // and hold its lock through the rename so that no writer opens it meanwhile.
+      const replaced = options.overwrite === true ? lockReplaced(filePath) : undefined;
+      return replaced === undefined ? undefined : () => fs.closeSync(replaced);
+    },
+    { replace: options.overwrite === true, hint: OVERWRITE_HINT },
+  );
   try {
-    lockForWriting(fd, filePath); // the lock belongs to the file, whatever its name, from the moment it appears
-    sys(filePath, () => fs.writeSync(fd, header, 0, header.length, 0));
-    growFile(fd, header.length, size, false, filePath);
-    // A writer of the file being replaced would go on appending to an unlinked file, unseen: refuse,
-    // and hold its lock through the rename so that no writer opens it meanwhile.
-    const replaced = options.overwrite === true ? lockReplaced(filePath) : undefined;
-    try {
-      publishTemp(tmp, filePath, options.overwrite === true, OVERWRITE_HINT);
-    } finally {
-      if (replaced !== undefined) fs.closeSync(replaced);
-    }
-    linked = true;
     const map = mapFile(fd, { access: "write" });
     return new RecordFile(Token, filePath, layout, map, fd, header.length, 0, true);
   } catch (error) {
-    if (!linked) fs.rmSync(tmp, { force: true });
     fs.closeSync(fd);
     throw error;
   }
