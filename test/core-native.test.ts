@@ -66,7 +66,7 @@ test(
   },
   () => {
     // Root ignores RLIMIT_MEMLOCK (CAP_IPC_LOCK): the child runs as uid 65534 under a 128 KiB limit.
-    const shared = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-nobody-"));
+    const shared = makeTmpDir("memmap-nobody-");
     fs.chmodSync(shared, 0o777);
     const file = path.join(shared, "locked.bin");
     fs.writeFileSync(file, Buffer.alloc(16 * 1024, 7), { mode: 0o666 });
@@ -87,7 +87,7 @@ test(
         written: 0x42, // and still reaches the file
       });
     } finally {
-      fs.rmSync(shared, { recursive: true, force: true });
+      removeTmpDir(shared);
     }
   },
 );
@@ -107,7 +107,7 @@ test("the addon uses no glibc-only function (strerrorname_np & co.), so it build
 const hasMusl = spawnSync("musl-gcc", ["--version"]).status === 0;
 
 test("with musl-gcc installed: every native source compiles against musl, and musl's libc defines every function the addon calls", { skip: !hasMusl && "musl-gcc is not installed (apt-get install musl-tools)" }, () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-musl-"));
+  const out = makeTmpDir("memmap-musl-");
   try {
     // musl-gcc sees only musl's headers: add the kernel's (linux/futex.h) after them.
     const kernel = path.join(out, "kernel");
@@ -136,6 +136,6 @@ test("with musl-gcc installed: every native source compiles against musl, and mu
     assert.ok(called.length > 10);
     assert.deepEqual(called.filter((name) => !defined.has(name)), [], "functions musl does not define");
   } finally {
-    fs.rmSync(out, { recursive: true, force: true });
+    removeTmpDir(out);
   }
 });

@@ -8,9 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { struct, utf8, array, createRecordFile, openRecordFile, type Row } from "../src/index.ts";
 
 const source = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "views-c-reader.c");
@@ -89,7 +89,7 @@ test("a C program compiled now reads what memmap wrote, at the offsets its compi
     t.skip("no C compiler (cc, gcc or clang) on this machine: the C compatibility test cannot run");
     return;
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"));
+  const dir = makeTmpDir();
   try {
     const exe = path.join(dir, "views-c-reader");
     execFileSync(compiler, ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-o", exe, source], { stdio: "pipe" });
@@ -137,6 +137,6 @@ test("a C program compiled now reads what memmap wrote, at the offsets its compi
     assert.equal(r0.pk.b, 4000000000);
     assert.deepEqual({ ...r0, i32: 0, u64: 0n, f64: 0, name: "", pts: [], pk: { ...r0.pk, b: 0 } }, { ...rows[0]!, i32: 0, u64: 0n, f64: 0, name: "", pts: [], pk: { ...rows[0]!.pk, b: 0 } });
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });

@@ -2,9 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createRecordFile, openRecordFile } from "../src/index.ts";
 import { Tick, tick, tickProblem } from "./fixtures/views-rows.ts";
 
@@ -38,8 +38,8 @@ function line(proc: ChildProcess, match: (line: string) => boolean): Promise<str
 }
 
 function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"));
-  return fn(dir).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = makeTmpDir();
+  return fn(dir).finally(() => removeTmpDir(dir));
 }
 
 test("a reader process sees rows as another process appends them, never a partial row", { timeout: 60_000 }, () =>

@@ -10,8 +10,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { struct, utf8, array, createRecordFile, openRecordFile, MmapError, type Layout } from "../src/index.ts";
 import {
   CHECKSUM_OFFSET,
@@ -49,7 +49,7 @@ test("randomly damaged headers open consistently or fail with MmapError", { time
   t.diagnostic(`seed ${SEED}, ${CASES} cases (MEMMAP_FUZZ_SEED / MEMMAP_FUZZ_CASES to change)`);
   const random = prng(SEED);
   const int = (n: number): number => Math.floor(random() * n);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"));
+  const dir = makeTmpDir();
   try {
     const originals = LAYOUTS.map((layout, k) => {
       const file = path.join(dir, `valid-${k}.rec`);
@@ -153,6 +153,6 @@ test("randomly damaged headers open consistently or fail with MmapError", { time
     assert.ok(opened > 0, "some damage is harmless (e.g. in padding): those files must open");
     assert.ok(outcomes.size >= 8, `the fuzz reached many different checks (${outcomes.size})`);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });

@@ -3,8 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { array, createRecordFile, openRecordFile, struct, type Layout } from "../src/index.ts";
 import { ROW_COUNT_OFFSET, encodeRowCount } from "../src/views/record-format.ts";
 
@@ -25,12 +25,8 @@ function sparseRecordFile(file: string, rows: number, count: number, layout: Lay
   return { headerLength };
 }
 
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "memmap-rec-large-"));
-}
-
 test("a 6 GiB record file: rows near the start, across the 4 GiB boundary and at the end; append; column; reopen in another process", () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-rec-large-");
   try {
     const file = path.join(dir, "big.rec");
     const rows = Math.floor((6 * GiB) / Tick.byteLength);
@@ -64,12 +60,12 @@ test("a 6 GiB record file: rows near the start, across the 4 GiB boundary and at
     ) as unknown[];
     assert.deepEqual(got, [rows - 7, ...marks.map((i) => [String(i), i / 2, i % 1000]), ["-1", -1, 1], ["-3", -3, 3]]);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("iteration moves one cursor across window boundaries, in order", () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-rec-large-");
   try {
     const Page = struct({ n: "u32", body: array("u8", 4092) }); // 4 KiB rows: 262,144 per window
     const file = path.join(dir, "pages.rec");
@@ -92,12 +88,12 @@ test("iteration moves one cursor across window boundaries, in order", () => {
     assert.equal(i, rows);
     assert.equal(marked, Math.ceil(rows / 9973) + 1);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("bisect across the 4 GiB boundary", () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-rec-large-");
   try {
     const file = path.join(dir, "sorted.rec");
     const rows = Math.floor((4 * GiB + 16 * 2 ** 20) / Tick.byteLength); // 16 MiB past 4 GiB
@@ -120,12 +116,12 @@ test("bisect across the 4 GiB boundary", () => {
     assert.equal(r.rows.bisect("ts", BigInt(rows - 1)), rows - 1);
     assert.equal(r.rows.bisect("ts", BigInt(rows)), rows);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("a 1 TiB sparse record file opens by mapping windows lazily and reads its last row", () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-rec-large-");
   try {
     const file = path.join(dir, "huge.rec");
     const rows = Math.floor(2 ** 40 / Tick.byteLength);
@@ -144,6 +140,6 @@ test("a 1 TiB sparse record file opens by mapping windows lazily and reads its l
     // Constant work: opening and reading the last row made one window besides the first, not ~1,024.
     assert.ok(r.rows.$w.filter(Boolean).length <= 1, `windows made: ${r.rows.$w.filter(Boolean).length}`);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });

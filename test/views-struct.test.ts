@@ -1,8 +1,8 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { struct, utf8, array, mapFile, MmapError, type Row, type RowAccessor } from "../src/index.ts";
 
 function rejectsWith(fn: () => unknown, code: string, message?: RegExp): void {
@@ -345,7 +345,7 @@ describe("struct arrays", () => {
   });
 
   test("over a mapped file: writes reach the file; a read-only mapping refuses writes", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"));
+    const dir = makeTmpDir();
     try {
       const file = path.join(dir, "points.bin");
       using m = mapFile(file, { access: "write", create: true, size: Point.byteLength * 10 });
@@ -368,7 +368,7 @@ describe("struct arrays", () => {
       assert.throws(() => held.y, TypeError, "a closed mapping's accessors throw, never read unmapped memory");
       assert.throws(() => ro.read(0), TypeError);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      removeTmpDir(dir);
     }
   });
 });
