@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
+import { makeTmpDir, removeTmpDir, tmpDir } from "./helpers/tmp.ts";
 import { createNpy, openNpy, struct, utf8, array, MmapError, type NpyArray } from "../src/index.ts";
 
 const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
@@ -305,71 +305,65 @@ print("null")
 });
 
 test("hostile headers: 3,000 mutated files give ERR_CORRUPT or ERR_UNSUPPORTED or a view inside the file, never anything else", () => {
-  const dir = makeTmpDir("memmap-npy-");
-  try {
-    const good = path.join(dir, "good.npy");
-    const Row = struct({ a: "u8", b: "f64", c: array("i16", 3) });
-    {
-      using a = createNpy(good, Row, [9]);
-      using b = createNpy(path.join(dir, "scalar.npy"), "<i4", [3, 5]);
-      void a; void b;
-    }
-    const seeds = [fs.readFileSync(good), fs.readFileSync(path.join(dir, "scalar.npy"))];
-    let seed = 12345;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
-    };
-    const outcomes = { ok: 0, ERR_CORRUPT: 0, ERR_UNSUPPORTED: 0 };
-    const alphabet = "{}[](),:' \"0123456789-<>|=fiubcSUVMm\\xTrueFalseNone\n";
-    for (let trial = 0; trial < 3000; trial++) {
-      const bytes = Buffer.from(seeds[trial % 2]!);
-      const headerEnd = bytes.indexOf(0x0a) + 1;
-      const edits = 1 + rand(4);
-      for (let k = 0; k < edits; k++) {
-        const at = rand(headerEnd + 16);
-        if (rand(3) === 0) bytes[at] = rand(256);
-        else bytes[at] = alphabet.charCodeAt(rand(alphabet.length));
-      }
-      const file = path.join(dir, `t${trial % 4}.npy`);
-      fs.writeFileSync(file, rand(10) === 0 ? bytes.subarray(0, rand(bytes.length)) : bytes);
-      try {
-        using a = openNpy(file);
-        assert.ok(a.dataOffset + a.byteLength <= fs.statSync(file).size, `trial ${trial}: the view runs past the file`);
-        const d = a.data;
-        if (a.layout) for (const row of d as Iterable<unknown>) void row;
-        else void (d as Uint8Array)[(d as Uint8Array).length - 1];
-        outcomes.ok++;
-      } catch (error) {
-        assert.ok(error instanceof MmapError, `trial ${trial}: ${String(error)}`);
-        assert.ok(error.code === "ERR_CORRUPT" || error.code === "ERR_UNSUPPORTED", `trial ${trial}: ${error.code} ${error.message}`);
-        outcomes[error.code as "ERR_CORRUPT"]++;
-      }
-    }
-    assert.ok(outcomes.ERR_CORRUPT > 100 && outcomes.ok > 10, JSON.stringify(outcomes));
-  } finally {
-    removeTmpDir(dir);
+  using tmp = tmpDir("memmap-npy-");
+  const dir = tmp.path;
+  const good = path.join(dir, "good.npy");
+  const Row = struct({ a: "u8", b: "f64", c: array("i16", 3) });
+  {
+    using a = createNpy(good, Row, [9]);
+    using b = createNpy(path.join(dir, "scalar.npy"), "<i4", [3, 5]);
+    void a; void b;
   }
+  const seeds = [fs.readFileSync(good), fs.readFileSync(path.join(dir, "scalar.npy"))];
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const outcomes = { ok: 0, ERR_CORRUPT: 0, ERR_UNSUPPORTED: 0 };
+  const alphabet = "{}[](),:' \"0123456789-<>|=fiubcSUVMm\\xTrueFalseNone\n";
+  for (let trial = 0; trial < 3000; trial++) {
+    const bytes = Buffer.from(seeds[trial % 2]!);
+    const headerEnd = bytes.indexOf(0x0a) + 1;
+    const edits = 1 + rand(4);
+    for (let k = 0; k < edits; k++) {
+      const at = rand(headerEnd + 16);
+      if (rand(3) === 0) bytes[at] = rand(256);
+      else bytes[at] = alphabet.charCodeAt(rand(alphabet.length));
+    }
+    const file = path.join(dir, `t${trial % 4}.npy`);
+    fs.writeFileSync(file, rand(10) === 0 ? bytes.subarray(0, rand(bytes.length)) : bytes);
+    try {
+      using a = openNpy(file);
+      assert.ok(a.dataOffset + a.byteLength <= fs.statSync(file).size, `trial ${trial}: the view runs past the file`);
+      const d = a.data;
+      if (a.layout) for (const row of d as Iterable<unknown>) void row;
+      else void (d as Uint8Array)[(d as Uint8Array).length - 1];
+      outcomes.ok++;
+    } catch (error) {
+      assert.ok(error instanceof MmapError, `trial ${trial}: ${String(error)}`);
+      assert.ok(error.code === "ERR_CORRUPT" || error.code === "ERR_UNSUPPORTED", `trial ${trial}: ${error.code} ${error.message}`);
+      outcomes[error.code as "ERR_CORRUPT"]++;
+    }
+  }
+  assert.ok(outcomes.ERR_CORRUPT > 100 && outcomes.ok > 10, JSON.stringify(outcomes));
 });
 
 test("createNpy refuses an existing file unless overwrite, a symlink, bad shapes and dtypes", () => {
-  const dir = makeTmpDir("memmap-npy-");
-  try {
-    const f = path.join(dir, "x.npy");
-    createNpy(f, "<u2", [3]).close();
-    assert.throws(() => createNpy(f, "<u2", [3]), (e: MmapError) => e.code === "EEXIST" && e.path === f);
-    createNpy(f, "<u2", [4], { overwrite: true }).close();
-    assert.deepEqual(openNpy(f).shape, [4]);
-    const link = path.join(dir, "link.npy");
-    fs.symlinkSync(path.join(dir, "target"), link);
-    assert.throws(() => createNpy(link, "<u2", [3]), (e: MmapError) => e.code === "EEXIST");
-    assert.equal(fs.existsSync(path.join(dir, "target")), false);
-    assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [-1]), (e: MmapError) => e.code === "ERR_INVALID_ARG");
-    assert.throws(() => createNpy(path.join(dir, "y.npy"), "<q9", [1]), (e: MmapError) => e.code === "ERR_UNSUPPORTED" || e.code === "ERR_INVALID_ARG");
-    assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { mode: 0o4755 }), (e: MmapError) => e.code === "ERR_INVALID_ARG");
-    assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { bogus: 1 } as never), (e: MmapError) => e.code === "ERR_INVALID_ARG");
-    assert.equal(fs.existsSync(path.join(dir, "y.npy")), false);
-  } finally {
-    removeTmpDir(dir);
-  }
+  using tmp = tmpDir("memmap-npy-");
+  const dir = tmp.path;
+  const f = path.join(dir, "x.npy");
+  createNpy(f, "<u2", [3]).close();
+  assert.throws(() => createNpy(f, "<u2", [3]), (e: MmapError) => e.code === "EEXIST" && e.path === f);
+  createNpy(f, "<u2", [4], { overwrite: true }).close();
+  assert.deepEqual(openNpy(f).shape, [4]);
+  const link = path.join(dir, "link.npy");
+  fs.symlinkSync(path.join(dir, "target"), link);
+  assert.throws(() => createNpy(link, "<u2", [3]), (e: MmapError) => e.code === "EEXIST");
+  assert.equal(fs.existsSync(path.join(dir, "target")), false);
+  assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [-1]), (e: MmapError) => e.code === "ERR_INVALID_ARG");
+  assert.throws(() => createNpy(path.join(dir, "y.npy"), "<q9", [1]), (e: MmapError) => e.code === "ERR_UNSUPPORTED" || e.code === "ERR_INVALID_ARG");
+  assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { mode: 0o4755 }), (e: MmapError) => e.code === "ERR_INVALID_ARG");
+  assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { bogus: 1 } as never), (e: MmapError) => e.code === "ERR_INVALID_ARG");
+  assert.equal(fs.existsSync(path.join(dir, "y.npy")), false);
 });

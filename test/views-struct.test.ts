@@ -2,7 +2,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 import { struct, utf8, array, mapFile, MmapError, type Row, type RowAccessor } from "../src/index.ts";
 
 function rejectsWith(fn: () => unknown, code: string, message?: RegExp): void {
@@ -345,30 +345,27 @@ describe("struct arrays", () => {
   });
 
   test("over a mapped file: writes reach the file; a read-only mapping refuses writes", () => {
-    const dir = makeTmpDir();
-    try {
-      const file = path.join(dir, "points.bin");
-      using m = mapFile(file, { access: "write", create: true, size: Point.byteLength * 10 });
-      const rows = Point.array(m);
-      assert.equal(rows.length, 10);
-      assert.equal(rows.readOnly, false);
-      rows.get(3).y = 7.25;
-      m.flush();
-      assert.equal(fs.readFileSync(file).readDoubleLE(3 * 16 + 8), 7.25);
-      using r = mapFile(file);
-      const ro = Point.array(r);
-      assert.equal(ro.readOnly, true);
-      assert.equal(ro.get(3).y, 7.25);
-      rejectsWith(() => (ro.get(3).y = 1), "EACCES", /read-only/);
-      rejectsWith(() => ro.write(0, { x: 1, y: 1 }), "EACCES");
-      rows.get(3).y = 8; // the writer's change shows through the reader's mapping
-      assert.equal(ro.get(3).y, 8);
-      const held = ro.get(3);
-      r.close();
-      assert.throws(() => held.y, TypeError, "a closed mapping's accessors throw, never read unmapped memory");
-      assert.throws(() => ro.read(0), TypeError);
-    } finally {
-      removeTmpDir(dir);
-    }
+    using tmp = tmpDir();
+    const dir = tmp.path;
+    const file = path.join(dir, "points.bin");
+    using m = mapFile(file, { access: "write", create: true, size: Point.byteLength * 10 });
+    const rows = Point.array(m);
+    assert.equal(rows.length, 10);
+    assert.equal(rows.readOnly, false);
+    rows.get(3).y = 7.25;
+    m.flush();
+    assert.equal(fs.readFileSync(file).readDoubleLE(3 * 16 + 8), 7.25);
+    using r = mapFile(file);
+    const ro = Point.array(r);
+    assert.equal(ro.readOnly, true);
+    assert.equal(ro.get(3).y, 7.25);
+    rejectsWith(() => (ro.get(3).y = 1), "EACCES", /read-only/);
+    rejectsWith(() => ro.write(0, { x: 1, y: 1 }), "EACCES");
+    rows.get(3).y = 8; // the writer's change shows through the reader's mapping
+    assert.equal(ro.get(3).y, 8);
+    const held = ro.get(3);
+    r.close();
+    assert.throws(() => held.y, TypeError, "a closed mapping's accessors throw, never read unmapped memory");
+    assert.throws(() => ro.read(0), TypeError);
   });
 });

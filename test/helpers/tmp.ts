@@ -31,3 +31,17 @@ export function removeTmpDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
   made.delete(dir);
 }
+
+/**
+ * makeTmpDir() for `using`: the directory is removed when the block is left,
+ * however it is left (the try/finally of a test, written once).
+ *
+ * ```ts
+ * using tmp = tmpDir();
+ * fs.writeFileSync(path.join(tmp.path, "a.bin"), data);
+ * ```
+ */
+export function tmpDir(prefix = "memmap-"): { readonly path: string } & Disposable {
+  const dir = makeTmpDir(prefix);
+  return { path: dir, [Symbol.dispose]: () => removeTmpDir(dir) };
+}
