@@ -7,7 +7,7 @@
 import { MmapError, invalidArg } from "../errors.ts";
 import { FrameType } from "../framing.ts";
 import { checkInteger } from "../mapped-file.ts";
-import { validateBoolean } from "../core/validate.ts";
+import { validateBoolean, validateOptions } from "../core/validate.ts";
 import { type LogCore, type Position } from "./core.ts";
 import { corrupt } from "./damage.ts";
 import {
@@ -66,9 +66,7 @@ export class LogReader {
 
   /** @internal use log.reader() */
   constructor(core: LogCore, options: LogReaderOptions, onClose: () => void) {
-    if (typeof options !== "object" || options === null) throw invalidArg("reader options must be an object");
-    for (const key of Object.keys(options))
-      if (!READER_KEYS.has(key)) throw invalidArg(`unknown reader option "${key}" (expected one of: ${[...READER_KEYS].join(", ")})`);
+    validateOptions(options, READER_KEYS, "reader");
     const { from = "start", name, verifyCrc, signal } = options;
     if (from !== "start" && from !== "end" && typeof from !== "number")
       throw invalidArg(`from must be "start", "end" or a sequence number, got ${JSON.stringify(from)}`);

@@ -4,7 +4,7 @@
  */
 import { MmapError, invalidArg } from "../errors.ts";
 import { MAX_BUFFER_LENGTH, MappedFile, checkInteger } from "../mapped-file.ts";
-import { validateBoolean } from "../core/validate.ts";
+import { validateBoolean, validateOptions } from "../core/validate.ts";
 import { codecOf, outOfBounds, type AccessorClass, type LayoutCodec } from "./accessors.ts";
 import type { Layout } from "./struct.ts";
 import {
@@ -426,10 +426,7 @@ function readOnlyError(): MmapError {
 
 /** Builds a StructArray over a source; see Layout.array(). */
 export function createStructArray<S extends Schema>(layout: Layout<S>, source: StructSource, options: StructArrayOptions = {}): StructArray<S> {
-  if (typeof options !== "object" || options === null) throw invalidArg("array() options must be an object");
-  for (const key of Object.keys(options))
-    if (key !== "byteOffset" && key !== "length" && key !== "readOnly")
-      throw invalidArg(`unknown array() option "${key}" (expected one of: byteOffset, length, readOnly)`);
+  validateOptions(options, ["byteOffset", "length", "readOnly"], "array()");
   const byteOffset = options.byteOffset === undefined ? 0 : checkInteger("byteOffset", options.byteOffset);
   if (options.readOnly !== undefined) validateBoolean(options.readOnly, "readOnly");
   const stride = layout.byteLength;
