@@ -5,16 +5,16 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { Channel, createChannel, createSharedMemory, inspectChannel, MmapError, openChannel } from "../src/index.ts";
 import * as L from "../src/channel/layout.ts";
 
 let dir: string;
 let n = 0;
-before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"))));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+before(() => (dir = makeTmpDir()));
+after(() => removeTmpDir(dir));
 
 const file = (): string => path.join(dir, `ch-${n++}`);
 const text = (m: Uint8Array | null): string => (m === null ? "<none>" : new TextDecoder().decode(m));

@@ -6,23 +6,24 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setImmediate, setTimeout as sleep } from "node:timers/promises";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createChannel, mapFile, MmapError, openChannel, type Channel } from "../src/index.ts";
 import { FrameType } from "../src/core/framing.ts";
 import * as L from "../src/channel/layout.ts";
 import { processStartTime } from "../src/channel/liveness.ts";
 import { native } from "../src/core/native.ts";
-import { finished, firstLine, killChildren, makePool, spawnFixture } from "./fixtures/channel-stream.ts";
+import { makePool } from "./fixtures/channel-stream.ts";
+import { finished, firstLine, killChildren, spawnFixture } from "./helpers/spawn.ts";
 import { startWorker } from "./fixtures/core-helpers.ts";
 
 let dir: string;
-before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"))));
+before(() => (dir = makeTmpDir()));
 after(() => {
   killChildren();
-  fs.rmSync(dir, { recursive: true, force: true });
+  removeTmpDir(dir);
 });
 
 const pool = makePool(1234);

@@ -7,19 +7,19 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createChannel, inspectChannel, mapFile, MmapError, openChannel } from "../src/index.ts";
 import * as L from "../src/channel/layout.ts";
-import { finished, firstLine, killChildren, spawnFixture } from "./fixtures/channel-stream.ts";
+import { finished, firstLine, killChildren, spawnFixture } from "./helpers/spawn.ts";
 
 let dir: string;
-before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-chdmg-"))));
+before(() => (dir = makeTmpDir("memmap-chdmg-")));
 after(() => {
   killChildren();
-  fs.rmSync(dir, { recursive: true, force: true });
+  removeTmpDir(dir);
 });
 
 /** Damages the file with an ordinary write, as a stray process or a bad disk would. */

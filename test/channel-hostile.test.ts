@@ -6,17 +6,17 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createChannel, inspectChannel, mapFile, MmapError, openChannel, type Channel } from "../src/index.ts";
 import * as L from "../src/channel/layout.ts";
 import { prng } from "./fixtures/channel-stream.ts";
 
 let dir: string;
 let n = 0;
-before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"))));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+before(() => (dir = makeTmpDir()));
+after(() => removeTmpDir(dir));
 
 /** Writes into a channel file through a second, shared mapping, as another process would. */
 function poke(file: string, write: (view: DataView) => void): void {

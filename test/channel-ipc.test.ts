@@ -5,17 +5,18 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createChannel, createSharedMemory, MmapError, type Channel } from "../src/index.ts";
-import { StreamPlan, finished, firstLine, killChildren, makePool, spawnFixture } from "./fixtures/channel-stream.ts";
+import { StreamPlan, makePool } from "./fixtures/channel-stream.ts";
+import { finished, firstLine, killChildren, spawnFixture } from "./helpers/spawn.ts";
 
 let dir: string;
-before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"))));
+before(() => (dir = makeTmpDir()));
 after(() => {
   killChildren();
-  fs.rmSync(dir, { recursive: true, force: true });
+  removeTmpDir(dir);
 });
 
 /** Checks each message against the stream plan; throws on the first difference. */

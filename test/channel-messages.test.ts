@@ -5,14 +5,14 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createChannel, MmapError } from "../src/index.ts";
 
 let dir: string;
-before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-chmsg-"))));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+before(() => (dir = makeTmpDir("memmap-chmsg-")));
+after(() => removeTmpDir(dir));
 
 /** A producer process that sends `n` messages, says so, and then hangs until killed. */
 function producer(file: string, n: number) {

@@ -5,14 +5,14 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createChannel, openChannel, type Channel } from "../src/index.ts";
 
 let dir: string;
-before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"))));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+before(() => (dir = makeTmpDir()));
+after(() => removeTmpDir(dir));
 
 test("fs.promises operations complete while 8 channels have receiveAsync pending and 8 have sendAsync pending", async () => {
   const receivers: Channel[] = [];

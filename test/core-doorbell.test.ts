@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
+import { tmpDir } from "./helpers/tmp.ts";
 import { Doorbell, createSharedMemory, mapFile, pageSize, type MappedFile, type SharedMemory } from "../src/index.ts";
 import { native } from "../src/core/native.ts";
 import { Child, makeTmpDir, rejectsCode, removeTmpDir, throwsCode } from "./fixtures/core-helpers.ts";
@@ -114,29 +115,26 @@ describe("across processes", () => {
   });
 
   test("two processes mapping one file (not shared memory) share the futex too", async () => {
-    const dir = makeTmpDir();
+    using tmp = tmpDir();
+    const dir = tmp.path;
+    const file = path.join(dir, "bell.bin");
+    fs.writeFileSync(file, new Uint8Array(pageSize));
+    const fileMapping = mapFile(file, { access: "write" });
+    const fileWords = fileMapping.view(Int32Array);
+    const fileBell = new Doorbell(fileMapping.buffer, 0, 4);
+    const fd = fs.openSync(file, "r+");
+    const child = new Child("core-doorbell-child.ts", ["wait-sync", "futex"], { stdio: ["pipe", "pipe", "pipe", fd] });
+    fs.closeSync(fd);
     try {
-      const file = path.join(dir, "bell.bin");
-      fs.writeFileSync(file, new Uint8Array(pageSize));
-      const fileMapping = mapFile(file, { access: "write" });
-      const fileWords = fileMapping.view(Int32Array);
-      const fileBell = new Doorbell(fileMapping.buffer, 0, 4);
-      const fd = fs.openSync(file, "r+");
-      const child = new Child("core-doorbell-child.ts", ["wait-sync", "futex"], { stdio: ["pipe", "pipe", "pipe", fd] });
-      fs.closeSync(fd);
-      try {
-        assert.deepEqual(await child.next(), { waiting: true });
-        await until(() => fileBell.waiters === 1, "the child to park");
-        Atomics.store(fileWords, VALUE, 9);
-        fileBell.ring();
-        assert.deepEqual(await child.next().then((r) => [r.woke, r.value]), [true, 9]);
-        await child.exitsCleanly();
-      } finally {
-        child.kill();
-        fileMapping.close();
-      }
+      assert.deepEqual(await child.next(), { waiting: true });
+      await until(() => fileBell.waiters === 1, "the child to park");
+      Atomics.store(fileWords, VALUE, 9);
+      fileBell.ring();
+      assert.deepEqual(await child.next().then((r) => [r.woke, r.value]), [true, 9]);
+      await child.exitsCleanly();
     } finally {
-      removeTmpDir(dir);
+      child.kill();
+      fileMapping.close();
     }
   });
 });

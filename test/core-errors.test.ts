@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { MmapError, mapFile, type MmapErrorCode } from "../src/index.ts";
+import { MmapError, mapFile, type MmapErrorCode, createSharedMemory, evictFile } from "../src/index.ts";
 import { fdCount, makeTmpDir, removeTmpDir, runChild, throwsCode } from "./fixtures/core-helpers.ts";
 
 let dir: string;
@@ -155,6 +155,14 @@ describe("bad arguments", () => {
     throwsCode(() => mapFile(small, { access: "write", mode: 0o10000 }), "ERR_INVALID_ARG", /mode must be permission bits/);
     throwsCode(() => mapFile(small, null as never), "ERR_INVALID_ARG", /options must be an object/);
     throwsCode(() => mapFile(small, "write" as never), "ERR_INVALID_ARG", /options must be an object/);
+  });
+
+  test("evictFile rejects unknown option keys, naming the allowed ones", () => {
+    throwsCode(() => evictFile(small, { lenght: 10 } as never), "ERR_INVALID_ARG", /evictFile: unknown option "lenght" \(expected one of: offset, length, flush\)/);
+  });
+
+  test("createSharedMemory rejects unknown option keys, naming the allowed ones", () => {
+    throwsCode(() => createSharedMemory(4096, { nmae: "x" } as never), "ERR_INVALID_ARG", /createSharedMemory: unknown option "nmae" \(expected one of: name\)/);
   });
 
   test("a path or descriptor of the wrong kind is ERR_INVALID_ARG", () => {

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { mapFile, pageSize } from "../src/index.ts";
-import { native } from "../src/core/native.ts";
+import { native, Access, FADV_DONTNEED } from "../src/core/native.ts";
 import {
   dirtyKb, fileMaker, makeTmpDir, rejectsCode, removeTmpDir, runChild, smapsFor, throwsCode,
 } from "./fixtures/core-helpers.ts";
@@ -25,7 +25,7 @@ function evict(file: string): void {
   const fd = fs.openSync(file, "r");
   try {
     fs.fsyncSync(fd);
-    native.fadvise(fd, 0, 0, 4 /* dontneed */);
+    native.fadvise(fd, 0, 0, FADV_DONTNEED);
   } finally {
     fs.closeSync(fd);
   }
@@ -265,7 +265,7 @@ describe("flush, flushAsync, advise, lock, residency", () => {
       const pages = 16;
       const file = fileWith(randomBytes(pages * pageSize));
       const fd = fs.openSync(file, "r");
-      const handle = native.map(fd, 0, pages * pageSize, 0 /* read */, true);
+      const handle = native.map(fd, 0, pages * pageSize, Access.read, true);
       fs.closeSync(fd);
       const s = smapsFor(file);
       native.unmap(handle);

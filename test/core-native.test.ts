@@ -11,6 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
+import { tmpDir } from "./helpers/tmp.ts";
 import { pageSize } from "../src/index.ts";
 import { FIXTURES_DIR, makeTmpDir, removeTmpDir, runChild } from "./fixtures/core-helpers.ts";
 
@@ -66,7 +67,7 @@ test(
   },
   () => {
     // Root ignores RLIMIT_MEMLOCK (CAP_IPC_LOCK): the child runs as uid 65534 under a 128 KiB limit.
-    const shared = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-nobody-"));
+    const shared = makeTmpDir("memmap-nobody-");
     fs.chmodSync(shared, 0o777);
     const file = path.join(shared, "locked.bin");
     fs.writeFileSync(file, Buffer.alloc(16 * 1024, 7), { mode: 0o666 });
@@ -87,7 +88,7 @@ test(
         written: 0x42, // and still reaches the file
       });
     } finally {
-      fs.rmSync(shared, { recursive: true, force: true });
+      removeTmpDir(shared);
     }
   },
 );
@@ -107,35 +108,32 @@ test("the addon uses no glibc-only function (strerrorname_np & co.), so it build
 const hasMusl = spawnSync("musl-gcc", ["--version"]).status === 0;
 
 test("with musl-gcc installed: every native source compiles against musl, and musl's libc defines every function the addon calls", { skip: !hasMusl && "musl-gcc is not installed (apt-get install musl-tools)" }, () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-musl-"));
-  try {
-    // musl-gcc sees only musl's headers: add the kernel's (linux/futex.h) after them.
-    const kernel = path.join(out, "kernel");
-    fs.mkdirSync(kernel);
-    for (const [name, target] of [["linux", "/usr/include/linux"], ["asm", `/usr/include/${os.arch() === "x64" ? "x86_64" : "aarch64"}-linux-gnu/asm`], ["asm-generic", "/usr/include/asm-generic"]])
-      fs.symlinkSync(target!, path.join(kernel, name!));
-    const nodeInclude = path.join(path.dirname(path.dirname(process.execPath)), "include", "node");
-    const objects: string[] = [];
-    for (const source of fs.readdirSync(path.join(root, "native")).filter((f) => f.endsWith(".c"))) {
-      const object = path.join(out, source.replace(/\.c$/, ".o"));
-      const cc = spawnSync("musl-gcc", ["-std=gnu11", "-fPIC", "-DNAPI_VERSION=8", `-I${nodeInclude}`, "-idirafter", kernel, "-c", path.join(root, "native", source), "-o", object], { encoding: "utf8" });
-      assert.equal(cc.status, 0, `${source}:\n${cc.stderr}`);
-      objects.push(object);
-    }
-    const addon = path.join(out, "memmap.node");
-    // --trace names the libc the linker used: musl's.
-    const ld = spawnSync("musl-gcc", ["-shared", "-Wl,--trace", "-o", addon, ...objects], { encoding: "utf8" });
-    assert.equal(ld.status, 0, ld.stderr);
-    const libc = ld.stdout.split("\n").map((l) => l.trim()).find((l) => /musl.*\/libc\.so$/.test(l));
-    assert.ok(libc, `musl's libc.so not found in:\n${ld.stdout}`);
-    const defined = new Set(spawnSync("nm", ["-D", "--defined-only", libc], { encoding: "utf8" }).stdout.split("\n").map((l) => l.split(" ").pop()));
-    const called = spawnSync("nm", ["-D", "--undefined-only", addon], { encoding: "utf8" }).stdout.split("\n")
-      .map((l) => l.trim().split(/\s+/))
-      .filter((f) => f[0] === "U" && !f[1]!.startsWith("napi_"))
-      .map((f) => f[1]!);
-    assert.ok(called.length > 10);
-    assert.deepEqual(called.filter((name) => !defined.has(name)), [], "functions musl does not define");
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
+  using tmp = tmpDir("memmap-musl-");
+  const out = tmp.path;
+  // musl-gcc sees only musl's headers: add the kernel's (linux/futex.h) after them.
+  const kernel = path.join(out, "kernel");
+  fs.mkdirSync(kernel);
+  for (const [name, target] of [["linux", "/usr/include/linux"], ["asm", `/usr/include/${os.arch() === "x64" ? "x86_64" : "aarch64"}-linux-gnu/asm`], ["asm-generic", "/usr/include/asm-generic"]])
+    fs.symlinkSync(target!, path.join(kernel, name!));
+  const nodeInclude = path.join(path.dirname(path.dirname(process.execPath)), "include", "node");
+  const objects: string[] = [];
+  for (const source of fs.readdirSync(path.join(root, "native")).filter((f) => f.endsWith(".c"))) {
+    const object = path.join(out, source.replace(/\.c$/, ".o"));
+    const cc = spawnSync("musl-gcc", ["-std=gnu11", "-fPIC", "-DNAPI_VERSION=8", `-I${nodeInclude}`, "-idirafter", kernel, "-c", path.join(root, "native", source), "-o", object], { encoding: "utf8" });
+    assert.equal(cc.status, 0, `${source}:\n${cc.stderr}`);
+    objects.push(object);
   }
+  const addon = path.join(out, "memmap.node");
+  // --trace names the libc the linker used: musl's.
+  const ld = spawnSync("musl-gcc", ["-shared", "-Wl,--trace", "-o", addon, ...objects], { encoding: "utf8" });
+  assert.equal(ld.status, 0, ld.stderr);
+  const libc = ld.stdout.split("\n").map((l) => l.trim()).find((l) => /musl.*\/libc\.so$/.test(l));
+  assert.ok(libc, `musl's libc.so not found in:\n${ld.stdout}`);
+  const defined = new Set(spawnSync("nm", ["-D", "--defined-only", libc], { encoding: "utf8" }).stdout.split("\n").map((l) => l.split(" ").pop()));
+  const called = spawnSync("nm", ["-D", "--undefined-only", addon], { encoding: "utf8" }).stdout.split("\n")
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[0] === "U" && !f[1]!.startsWith("napi_"))
+    .map((f) => f[1]!);
+  assert.ok(called.length > 10);
+  assert.deepEqual(called.filter((name) => !defined.has(name)), [], "functions musl does not define");
 });

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createSharedMemory, pageSize } from "../src/index.ts";
-import { native } from "../src/core/native.ts";
+import { native, Access } from "../src/core/native.ts";
 import { Child, runChild } from "./fixtures/core-helpers.ts";
 
 describe("many parked async waits", () => {
@@ -40,7 +40,7 @@ function throwsNativeCode(fn: () => unknown, code: string, message: RegExp): voi
 describe("wait requests and wakes: bad arguments are coded errors", () => {
   test("cancelWait() with anything but a wait request (a mapping handle, an object) is ERR_INVALID_ARG", () => {
     using shm = createSharedMemory(pageSize);
-    const mapping = native.map(shm.fd, 0, pageSize, 1, false);
+    const mapping = native.map(shm.fd, 0, pageSize, Access.write, false);
     try {
       throwsNativeCode(() => native.cancelWait(mapping as never), "ERR_INVALID_ARG", /wait request/);
       throwsNativeCode(() => native.cancelWait({} as never), "ERR_INVALID_ARG", /wait request/);

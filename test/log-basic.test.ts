@@ -227,7 +227,7 @@ test("bad arguments are coded errors that say what was expected", () => {
   assert.throws(() => openLog(""), isCode("ERR_INVALID_ARG"));
   assert.throws(() => openLog(dir, { create: true, segmentSize: 1000 }), (e: MmapError) => e.code === "ERR_INVALID_ARG" && /multiple of 4096/.test(e.message));
   assert.throws(() => openLog(dir, { create: true, durability: "fast" as "none" }), (e: MmapError) => e.code === "ERR_INVALID_ARG" && /"batch"/.test(e.message));
-  assert.throws(() => openLog(dir, { create: true, retention: { maxCount: 3 } as object }), (e: MmapError) => /unknown retention option "maxCount"/.test(e.message));
+  assert.throws(() => openLog(dir, { create: true, retention: { maxCount: 3 } as object }), (e: MmapError) => /openLog retention: unknown option "maxCount"/.test(e.message));
   assert.throws(() => openLog(dir, { create: true, colour: 1 } as object), (e: MmapError) => /unknown option "colour"/.test(e.message));
   assert.throws(() => openLog(dir, { create: true, flushRecords: 0 }), isCode("ERR_INVALID_ARG"));
   const log = openLog(dir, { create: true });

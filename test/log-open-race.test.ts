@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { tmpDir } from "./helpers/tmp.ts";
 import { MmapError, inspectLog, openLog, type Log, type LogOptions } from "../src/index.ts";
 import { delay, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } from "./fixtures/log-helpers.ts";
 
@@ -62,28 +63,25 @@ test("a segment retention dropped and a slow appender re-created is no damage, a
   const { Segment } = await import("../src/log/segment.ts");
   const fs = await import("node:fs");
   const path = await import("node:path");
-  const dir = makeTmpDir();
-  try {
-    const log = openLog(dir, { create: true, segmentSize: 64 * 1024 });
-    for (let i = 0; i < 800; i++) log.append(`record ${i} ${"x".repeat(300)}`);
-    const dropped = log.retain({ maxSegments: 2 });
-    assert.ok(dropped.length >= 2);
-    const first = log.firstSeq;
-    // What a slow appender leaves for a moment: the segment after a dropped one, linked into place again.
-    const stale = Number(path.basename(dropped[dropped.length - 1]!).slice(0, 20));
-    Segment.create(dir, stale, 64 * 1024, false).close();
-    assert.ok(fs.existsSync(dropped[dropped.length - 1]!));
-    assert.equal(inspectLog(dir).damage, undefined);
-    assert.equal(inspectLog(dir).firstSeq, first);
-    const other = openLog(dir, { verify: "full" }); // not exclusive: `log` is open
-    assert.equal(other.firstSeq, first);
-    const r = other.reader();
-    assert.equal(r.next()?.seq, first);
-    other.close();
-    log.close();
-    openLog(dir).close(); // exclusive: removes it
-    assert.ok(!fs.existsSync(dropped[dropped.length - 1]!), "the exclusive open removed the re-created file");
-  } finally {
-    removeTmpDir(dir);
-  }
+  using tmp = tmpDir();
+  const dir = tmp.path;
+  const log = openLog(dir, { create: true, segmentSize: 64 * 1024 });
+  for (let i = 0; i < 800; i++) log.append(`record ${i} ${"x".repeat(300)}`);
+  const dropped = log.retain({ maxSegments: 2 });
+  assert.ok(dropped.length >= 2);
+  const first = log.firstSeq;
+  // What a slow appender leaves for a moment: the segment after a dropped one, linked into place again.
+  const stale = Number(path.basename(dropped[dropped.length - 1]!).slice(0, 20));
+  Segment.create(dir, stale, 64 * 1024, false).close();
+  assert.ok(fs.existsSync(dropped[dropped.length - 1]!));
+  assert.equal(inspectLog(dir).damage, undefined);
+  assert.equal(inspectLog(dir).firstSeq, first);
+  const other = openLog(dir, { verify: "full" }); // not exclusive: `log` is open
+  assert.equal(other.firstSeq, first);
+  const r = other.reader();
+  assert.equal(r.next()?.seq, first);
+  other.close();
+  log.close();
+  openLog(dir).close(); // exclusive: removes it
+  assert.ok(!fs.existsSync(dropped[dropped.length - 1]!), "the exclusive open removed the re-created file");
 });

@@ -3,8 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { makeTmpDir, removeTmpDir, tmpDir } from "./helpers/tmp.ts";
 import {
   Dictionary, Float64, Int32, Int8, RecordBatch, RecordBatchFileWriter, Table, Utf8, makeData, tableToIPC, vectorFromArray,
   compressionRegistry, CompressionType, Field, Schema,
@@ -12,10 +12,6 @@ import {
 import { MmapError, mapFile, openArrowFile } from "../src/index.ts";
 
 const GiB = 2 ** 30;
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "memmap-arrow-"));
-}
 
 function sampleTable(): Table {
   const n = 1000;
@@ -43,51 +39,45 @@ async function writeSparse(file: string, schema: Schema, batches: RecordBatch[],
 }
 
 test("a file from apache-arrow's writer: every column's values, nulls, strings and dictionaries match", () => {
-  const dir = tmpDir();
-  try {
-    const file = path.join(dir, "t.arrow");
-    const original = sampleTable();
-    fs.writeFileSync(file, tableToIPC(original, "file"));
-    const t = openArrowFile(file);
-    assert.ok(t instanceof Table);
-    assert.equal(t.numRows, 1000);
-    assert.deepEqual(t.schema.fields.map((f) => f.name), ["price", "qty", "sym", "side"]);
-    for (const name of ["price", "qty", "sym", "side"]) assert.deepEqual(t.getChild(name)!.toArray().length, 1000, name);
-    for (let i = 0; i < 1000; i++) {
-      assert.equal(t.getChild("price")!.get(i), i * 1.5);
-      assert.equal(t.getChild("qty")!.get(i), i % 7 === 0 ? null : i);
-      assert.equal(t.getChild("sym")!.get(i), i % 5 === 0 ? null : `s${i}-é`);
-      assert.equal(t.getChild("side")!.get(i), i % 3 === 0 ? "buy" : "sell");
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+  using tmp = tmpDir("memmap-arrow-");
+  const dir = tmp.path;
+  const file = path.join(dir, "t.arrow");
+  const original = sampleTable();
+  fs.writeFileSync(file, tableToIPC(original, "file"));
+  const t = openArrowFile(file);
+  assert.ok(t instanceof Table);
+  assert.equal(t.numRows, 1000);
+  assert.deepEqual(t.schema.fields.map((f) => f.name), ["price", "qty", "sym", "side"]);
+  for (const name of ["price", "qty", "sym", "side"]) assert.deepEqual(t.getChild(name)!.toArray().length, 1000, name);
+  for (let i = 0; i < 1000; i++) {
+    assert.equal(t.getChild("price")!.get(i), i * 1.5);
+    assert.equal(t.getChild("qty")!.get(i), i % 7 === 0 ? null : i);
+    assert.equal(t.getChild("sym")!.get(i), i % 5 === 0 ? null : `s${i}-é`);
+    assert.equal(t.getChild("side")!.get(i), i % 3 === 0 ? "buy" : "sell");
   }
 });
 
 test("zero copy: a store through another mapping of the file shows in the table's values, strings and bitmaps", () => {
-  const dir = tmpDir();
-  try {
-    const file = path.join(dir, "t.arrow");
-    fs.writeFileSync(file, tableToIPC(sampleTable(), "file"));
-    const t = openArrowFile(file);
-    const price = t.getChild("price")!.data[0]!;
-    const sym = t.getChild("sym")!.data[0]!;
-    using w = mapFile(file, { access: "write" });
-    // The views' byte offsets are file offsets: the table's buffers are the mapping's.
-    new DataView(w.buffer).setFloat64(price.values.byteOffset + 8 * 10, -42.25, true);
-    assert.equal(t.getChild("price")!.get(10), -42.25);
-    w.bytes[sym.values.byteOffset + sym.valueOffsets[1]!] = "S".charCodeAt(0);
-    assert.equal(t.getChild("sym")!.get(1), "S1-é");
-    const bitmapAt = sym.nullBitmap!.byteOffset;
-    w.bytes[bitmapAt] = w.bytes[bitmapAt]! | 1; // row 0's validity bit
-    assert.equal(t.getChild("sym")!.isValid(0), true);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  using tmp = tmpDir("memmap-arrow-");
+  const dir = tmp.path;
+  const file = path.join(dir, "t.arrow");
+  fs.writeFileSync(file, tableToIPC(sampleTable(), "file"));
+  const t = openArrowFile(file);
+  const price = t.getChild("price")!.data[0]!;
+  const sym = t.getChild("sym")!.data[0]!;
+  using w = mapFile(file, { access: "write" });
+  // The views' byte offsets are file offsets: the table's buffers are the mapping's.
+  new DataView(w.buffer).setFloat64(price.values.byteOffset + 8 * 10, -42.25, true);
+  assert.equal(t.getChild("price")!.get(10), -42.25);
+  w.bytes[sym.values.byteOffset + sym.valueOffsets[1]!] = "S".charCodeAt(0);
+  assert.equal(t.getChild("sym")!.get(1), "S1-é");
+  const bitmapAt = sym.nullBitmap!.byteOffset;
+  w.bytes[bitmapAt] = w.bytes[bitmapAt]! | 1; // row 0's validity bit
+  assert.equal(t.getChild("sym")!.isValid(0), true);
 });
 
 test("a 2 GiB file: opening and summing a column adds under 5% of the file to the process's anonymous memory", async () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-arrow-");
   try {
     const file = path.join(dir, "big.arrow");
     const rowsPerBatch = 8 * 2 ** 20; // 64 MiB of f64, all but the first batch written as holes (zeros)
@@ -114,34 +104,31 @@ test("a 2 GiB file: opening and summing a column adds under 5% of the file to th
     assert.equal(out.sum, rowsPerBatch * 0.5);
     assert.ok(out.added < 0.05 * fs.statSync(file).size, `anonymous memory grew by ${out.added} bytes`);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("a file past 4 GiB (sparse): batches before and after the 4 GiB mark read through windows of the mapping", async () => {
-  const dir = tmpDir();
-  try {
-    const file = path.join(dir, "huge.arrow");
-    const zeros = new Float64Array(2 ** 27); // 1 GiB of f64, written as holes
-    const big = new RecordBatch({ x: makeData({ type: new Float64(), length: zeros.length, data: zeros }) });
-    const small = (k: number) => new RecordBatch({ x: makeData({ type: new Float64(), length: 4, data: Float64Array.from([k, k + 1, k + 2, k + 3]) }) });
-    await writeSparse(file, big.schema, [small(1), big, big, big, big, small(10), big, small(20)], zeros.buffer);
-    assert.ok(fs.statSync(file).size > 5 * GiB);
-    const t = openArrowFile(file);
-    assert.equal(t.numRows, 5 * zeros.length + 12);
-    const x = t.getChild("x")!;
-    assert.deepEqual([x.get(0), x.get(3)], [1, 4]);
-    const afterFour = 4 + 4 * zeros.length;
-    assert.deepEqual([x.get(afterFour), x.get(afterFour + 3)], [10, 13]);
-    assert.deepEqual([x.get(t.numRows - 4), x.get(t.numRows - 1)], [20, 23]);
-    assert.equal(x.get(afterFour - 1), 0);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  using tmp = tmpDir("memmap-arrow-");
+  const dir = tmp.path;
+  const file = path.join(dir, "huge.arrow");
+  const zeros = new Float64Array(2 ** 27); // 1 GiB of f64, written as holes
+  const big = new RecordBatch({ x: makeData({ type: new Float64(), length: zeros.length, data: zeros }) });
+  const small = (k: number) => new RecordBatch({ x: makeData({ type: new Float64(), length: 4, data: Float64Array.from([k, k + 1, k + 2, k + 3]) }) });
+  await writeSparse(file, big.schema, [small(1), big, big, big, big, small(10), big, small(20)], zeros.buffer);
+  assert.ok(fs.statSync(file).size > 5 * GiB);
+  const t = openArrowFile(file);
+  assert.equal(t.numRows, 5 * zeros.length + 12);
+  const x = t.getChild("x")!;
+  assert.deepEqual([x.get(0), x.get(3)], [1, 4]);
+  const afterFour = 4 + 4 * zeros.length;
+  assert.deepEqual([x.get(afterFour), x.get(afterFour + 3)], [10, 13]);
+  assert.deepEqual([x.get(t.numRows - 4), x.get(t.numRows - 1)], [20, 23]);
+  assert.equal(x.get(afterFour - 1), 0);
 });
 
 test("compressed files are ERR_UNSUPPORTED naming the codec; damaged files are ERR_CORRUPT", () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-arrow-");
   try {
     // apache-arrow writes compressed buffers when a codec is registered: register one (an identity "LZ4")
     // in a child process only, so that this process's reader has none, as a user's would not.
@@ -192,7 +179,7 @@ test("compressed files are ERR_UNSUPPORTED naming the codec; damaged files are E
     }
     assert.ok(corrupt > 0);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
@@ -200,7 +187,7 @@ const pyarrow = spawnSync("python3", ["-c", "import pyarrow"]).status === 0;
 if (!pyarrow) console.log("# views-arrow: pyarrow tests skipped: python3 cannot import pyarrow (.ci/run installs it with pip when it can)");
 
 test("a file written by pyarrow, with nulls, strings, dictionaries and several batches", { skip: pyarrow ? false : "pyarrow is not installed" }, () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-arrow-");
   try {
     const file = path.join(dir, "py.arrow");
     execFileSync("python3", [
@@ -228,7 +215,7 @@ feather.write_feather(t, sys.argv[1], compression="uncompressed", chunksize=1000
       assert.equal(t.getChild("side")!.get(i), i % 3 === 0 ? "buy" : "sell");
     }
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 

@@ -8,9 +8,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { tmpDir } from "./helpers/tmp.ts";
 import { struct, utf8, array, createRecordFile, openRecordFile, type Row } from "../src/index.ts";
 
 const source = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "views-c-reader.c");
@@ -89,54 +89,51 @@ test("a C program compiled now reads what memmap wrote, at the offsets its compi
     t.skip("no C compiler (cc, gcc or clang) on this machine: the C compatibility test cannot run");
     return;
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"));
-  try {
-    const exe = path.join(dir, "views-c-reader");
-    execFileSync(compiler, ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-o", exe, source], { stdio: "pipe" });
+  using tmp = tmpDir();
+  const dir = tmp.path;
+  const exe = path.join(dir, "views-c-reader");
+  execFileSync(compiler, ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-o", exe, source], { stdio: "pipe" });
 
-    const file = path.join(dir, "recs.rec");
-    {
-      using out = createRecordFile(file, Rec, { capacity: 1 });
-      for (const r of rows) out.append(r);
-    }
-    const output = execFileSync(exe, [file], { encoding: "utf8" }).split("\n");
-
-    // The compiler's layout is memmap's layout.
-    assert.equal(output[0], `sizeof rec ${Rec.byteLength}`);
-    assert.equal(output[1], `sizeof packed_part ${PackedPart.byteLength}`);
-    const offsets = Object.fromEntries(output.filter((l) => l.startsWith("offset ")).map((l) => [l.split(" ")[1]!, Number(l.split(" ")[2])]));
-    assert.deepEqual(offsets, Rec.offsets);
-
-    // Every field of every row reads the same in C.
-    assert.ok(output.includes(`rows ${rows.length}`));
-    const printed = output.filter((l) => l.startsWith("row "));
-    assert.equal(printed.length, rows.length);
-    rows.forEach((r, i) => {
-      const expected = expectedLine(i, r);
-      const actual = parseLine(printed[i]!, expected);
-      for (const key of Object.keys(expected)) {
-        const e = expected[key];
-        if (typeof e === "number") {
-          // %.9g round-trips a float32 exactly once rounded back to single precision.
-          const got = FLOAT32_KEYS.has(key) ? Math.fround(actual[key] as number) : actual[key];
-          assert.ok(Object.is(got, e), `row ${i} ${key}: C read ${String(actual[key])}, memmap wrote ${e}`);
-        }
-        else assert.equal(actual[key], e, `row ${i} ${key}`);
-      }
-    });
-
-    // And the other way: what C writes into a row, memmap reads.
-    execFileSync(exe, [file, "poke"], { encoding: "utf8" });
-    using back = openRecordFile(file, Rec);
-    const r0 = back.rows.read(0);
-    assert.equal(r0.i32, -123456789);
-    assert.equal(r0.u64, 2n ** 64n - 1n);
-    assert.equal(r0.f64, 0.1);
-    assert.equal(r0.name, "from C é");
-    assert.equal(r0.pts[1]!.y, 2.5);
-    assert.equal(r0.pk.b, 4000000000);
-    assert.deepEqual({ ...r0, i32: 0, u64: 0n, f64: 0, name: "", pts: [], pk: { ...r0.pk, b: 0 } }, { ...rows[0]!, i32: 0, u64: 0n, f64: 0, name: "", pts: [], pk: { ...rows[0]!.pk, b: 0 } });
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+  const file = path.join(dir, "recs.rec");
+  {
+    using out = createRecordFile(file, Rec, { capacity: 1 });
+    for (const r of rows) out.append(r);
   }
+  const output = execFileSync(exe, [file], { encoding: "utf8" }).split("\n");
+
+  // The compiler's layout is memmap's layout.
+  assert.equal(output[0], `sizeof rec ${Rec.byteLength}`);
+  assert.equal(output[1], `sizeof packed_part ${PackedPart.byteLength}`);
+  const offsets = Object.fromEntries(output.filter((l) => l.startsWith("offset ")).map((l) => [l.split(" ")[1]!, Number(l.split(" ")[2])]));
+  assert.deepEqual(offsets, Rec.offsets);
+
+  // Every field of every row reads the same in C.
+  assert.ok(output.includes(`rows ${rows.length}`));
+  const printed = output.filter((l) => l.startsWith("row "));
+  assert.equal(printed.length, rows.length);
+  rows.forEach((r, i) => {
+    const expected = expectedLine(i, r);
+    const actual = parseLine(printed[i]!, expected);
+    for (const key of Object.keys(expected)) {
+      const e = expected[key];
+      if (typeof e === "number") {
+        // %.9g round-trips a float32 exactly once rounded back to single precision.
+        const got = FLOAT32_KEYS.has(key) ? Math.fround(actual[key] as number) : actual[key];
+        assert.ok(Object.is(got, e), `row ${i} ${key}: C read ${String(actual[key])}, memmap wrote ${e}`);
+      }
+      else assert.equal(actual[key], e, `row ${i} ${key}`);
+    }
+  });
+
+  // And the other way: what C writes into a row, memmap reads.
+  execFileSync(exe, [file, "poke"], { encoding: "utf8" });
+  using back = openRecordFile(file, Rec);
+  const r0 = back.rows.read(0);
+  assert.equal(r0.i32, -123456789);
+  assert.equal(r0.u64, 2n ** 64n - 1n);
+  assert.equal(r0.f64, 0.1);
+  assert.equal(r0.name, "from C é");
+  assert.equal(r0.pts[1]!.y, 2.5);
+  assert.equal(r0.pk.b, 4000000000);
+  assert.deepEqual({ ...r0, i32: 0, u64: 0n, f64: 0, name: "", pts: [], pk: { ...r0.pk, b: 0 } }, { ...rows[0]!, i32: 0, u64: 0n, f64: 0, name: "", pts: [], pk: { ...rows[0]!.pk, b: 0 } });
 });

@@ -1,18 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createRecordFile, openRecordFile } from "../src/index.ts";
 import { Tick, tick, tickProblem } from "./fixtures/views-rows.ts";
-
-const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures");
-
-function child(fixture: string, args: string[]): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", path.join(fixtures, fixture), ...args], { stdio: ["ignore", "pipe", "pipe"] });
-}
+import { spawnFixture } from "./helpers/spawn.ts";
 
 /** Resolves with the first stdout line that satisfies `match`. */
 function line(proc: ChildProcess, match: (line: string) => boolean): Promise<string> {
@@ -38,8 +32,8 @@ function line(proc: ChildProcess, match: (line: string) => boolean): Promise<str
 }
 
 function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"));
-  return fn(dir).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = makeTmpDir();
+  return fn(dir).finally(() => removeTmpDir(dir));
 }
 
 test("a reader process sees rows as another process appends them, never a partial row", { timeout: 60_000 }, () =>
@@ -47,7 +41,7 @@ test("a reader process sees rows as another process appends them, never a partia
     const file = path.join(dir, "ticks.rec");
     const want = 20_000;
     using out = createRecordFile(file, Tick, { capacity: 4 }); // small: the file grows many times while the reader follows
-    const reader = child("views-reader.ts", [file, String(want), "45000"]);
+    const reader = spawnFixture("views-reader.ts", [file, String(want), "45000"]);
     // One listener for the whole run, so that no line is lost between waits.
     let started = false;
     let seenSoFar = 0;
@@ -87,7 +81,7 @@ test("a writer killed with SIGKILL mid-append leaves only complete rows, and its
     const file = path.join(dir, "killed.rec");
     createRecordFile(file, Tick, { capacity: 8 }).close();
     for (let round = 0; round < 3; round++) {
-      const writer = child("views-writer.ts", [file, String(2_000 + round * 50_000)]);
+      const writer = spawnFixture("views-writer.ts", [file, String(2_000 + round * 50_000)]);
       await line(writer, (l) => l === "appending");
       await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 80));
       const exited = new Promise((resolve) => writer.once("exit", resolve));

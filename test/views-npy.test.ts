@@ -3,8 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { makeTmpDir, removeTmpDir, tmpDir } from "./helpers/tmp.ts";
 import { createNpy, openNpy, struct, utf8, array, MmapError, type NpyArray } from "../src/index.ts";
 
 const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
@@ -16,10 +16,6 @@ function python(script: string, ...args: string[]): unknown {
   if (!hasNumpy) assert.fail("MEMMAP_REQUIRE_NUMPY=1 but python3 cannot import numpy");
   const out = execFileSync("python3", ["-c", script, ...args], { encoding: "utf8" });
   return JSON.parse(out);
-}
-
-function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "memmap-npy-"));
 }
 
 // Python helpers: values as JSON-friendly lists (64-bit ints as strings, complex as pairs, bytes as code lists).
@@ -62,7 +58,7 @@ function toJson(a: NpyArray): unknown {
 const SCALAR_DTYPES = ["|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8", "<c8", "<c16", "<M8[ns]", "<m8[s]", "|S5", "<U3", "|V4"];
 
 test("NumPy writes every fixed-size scalar dtype; memmap maps each and the values match", { skip }, () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-npy-");
   try {
     const expected = python(
       PY_TO_JSON +
@@ -94,12 +90,12 @@ print(json.dumps(out))
       assert.deepEqual(toJson(a), expected[t], `dtype ${t}`);
     });
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("format versions 1.0, 2.0 and 3.0, and multi-dimensional C and Fortran order", { skip }, () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-npy-");
   try {
     python(
       `
@@ -125,12 +121,12 @@ print("null")
     const d = f.data as Int32Array;
     for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) assert.equal(d[i + 2 * (j + 3 * k)], 12 * i + 4 * j + k);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("structured dtypes (aligned, packed, explicit offsets, nested, sub-arrays) map to struct() layouts field by field", { skip }, () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-npy-");
   try {
     const expected = python(
       PY_TO_JSON +
@@ -188,12 +184,12 @@ print(json.dumps(out))
       }
     }
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("memmap writes with createNpy; np.load(mmap_mode='r') reads the same values and dtype", { skip }, () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-npy-");
   try {
     const f4 = path.join(dir, "f4.npy");
     {
@@ -245,12 +241,12 @@ print(json.dumps({'f4': [a.dtype.str, list(a.shape), j(a)], 'i8': [b.dtype.str, 
     assert.equal(back.layout!.byteLength, Trade.byteLength);
     assert.deepEqual(back.layout!.fields.map((f) => [f.name, f.offset]), Trade.fields.map((f) => [f.name, f.offset]));
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("an array over 4 GiB: written in chunks across the 4 GiB boundary, read back by NumPy and by memmap", { skip }, () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-npy-");
   try {
     const file = path.join(dir, "big.npy");
     const n = (5 * 2 ** 30) / 8 + 3; // 5 GiB of f8, and a bit
@@ -282,12 +278,12 @@ print(json.dumps([a.shape[0]] + [float(a[int(i)]) for i in sys.argv[2:]]))
     }
     assert.equal(seen, marks.size);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("big-endian and object dtypes are a clear ERR_UNSUPPORTED", { skip }, () => {
-  const dir = tmpDir();
+  const dir = makeTmpDir("memmap-npy-");
   try {
     python(
       `
@@ -304,76 +300,70 @@ print("null")
     using one = openNpy(path.join(dir, "be1.npy")); // one-byte items have no byte order
     assert.deepEqual(Array.from(one.data as Uint8Array), [0, 1, 2, 3]);
   } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTmpDir(dir);
   }
 });
 
 test("hostile headers: 3,000 mutated files give ERR_CORRUPT or ERR_UNSUPPORTED or a view inside the file, never anything else", () => {
-  const dir = tmpDir();
-  try {
-    const good = path.join(dir, "good.npy");
-    const Row = struct({ a: "u8", b: "f64", c: array("i16", 3) });
-    {
-      using a = createNpy(good, Row, [9]);
-      using b = createNpy(path.join(dir, "scalar.npy"), "<i4", [3, 5]);
-      void a; void b;
-    }
-    const seeds = [fs.readFileSync(good), fs.readFileSync(path.join(dir, "scalar.npy"))];
-    let seed = 12345;
-    const rand = (n: number) => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed % n;
-    };
-    const outcomes = { ok: 0, ERR_CORRUPT: 0, ERR_UNSUPPORTED: 0 };
-    const alphabet = "{}[](),:' \"0123456789-<>|=fiubcSUVMm\\xTrueFalseNone\n";
-    for (let trial = 0; trial < 3000; trial++) {
-      const bytes = Buffer.from(seeds[trial % 2]!);
-      const headerEnd = bytes.indexOf(0x0a) + 1;
-      const edits = 1 + rand(4);
-      for (let k = 0; k < edits; k++) {
-        const at = rand(headerEnd + 16);
-        if (rand(3) === 0) bytes[at] = rand(256);
-        else bytes[at] = alphabet.charCodeAt(rand(alphabet.length));
-      }
-      const file = path.join(dir, `t${trial % 4}.npy`);
-      fs.writeFileSync(file, rand(10) === 0 ? bytes.subarray(0, rand(bytes.length)) : bytes);
-      try {
-        using a = openNpy(file);
-        assert.ok(a.dataOffset + a.byteLength <= fs.statSync(file).size, `trial ${trial}: the view runs past the file`);
-        const d = a.data;
-        if (a.layout) for (const row of d as Iterable<unknown>) void row;
-        else void (d as Uint8Array)[(d as Uint8Array).length - 1];
-        outcomes.ok++;
-      } catch (error) {
-        assert.ok(error instanceof MmapError, `trial ${trial}: ${String(error)}`);
-        assert.ok(error.code === "ERR_CORRUPT" || error.code === "ERR_UNSUPPORTED", `trial ${trial}: ${error.code} ${error.message}`);
-        outcomes[error.code as "ERR_CORRUPT"]++;
-      }
-    }
-    assert.ok(outcomes.ERR_CORRUPT > 100 && outcomes.ok > 10, JSON.stringify(outcomes));
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+  using tmp = tmpDir("memmap-npy-");
+  const dir = tmp.path;
+  const good = path.join(dir, "good.npy");
+  const Row = struct({ a: "u8", b: "f64", c: array("i16", 3) });
+  {
+    using a = createNpy(good, Row, [9]);
+    using b = createNpy(path.join(dir, "scalar.npy"), "<i4", [3, 5]);
+    void a; void b;
   }
+  const seeds = [fs.readFileSync(good), fs.readFileSync(path.join(dir, "scalar.npy"))];
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const outcomes = { ok: 0, ERR_CORRUPT: 0, ERR_UNSUPPORTED: 0 };
+  const alphabet = "{}[](),:' \"0123456789-<>|=fiubcSUVMm\\xTrueFalseNone\n";
+  for (let trial = 0; trial < 3000; trial++) {
+    const bytes = Buffer.from(seeds[trial % 2]!);
+    const headerEnd = bytes.indexOf(0x0a) + 1;
+    const edits = 1 + rand(4);
+    for (let k = 0; k < edits; k++) {
+      const at = rand(headerEnd + 16);
+      if (rand(3) === 0) bytes[at] = rand(256);
+      else bytes[at] = alphabet.charCodeAt(rand(alphabet.length));
+    }
+    const file = path.join(dir, `t${trial % 4}.npy`);
+    fs.writeFileSync(file, rand(10) === 0 ? bytes.subarray(0, rand(bytes.length)) : bytes);
+    try {
+      using a = openNpy(file);
+      assert.ok(a.dataOffset + a.byteLength <= fs.statSync(file).size, `trial ${trial}: the view runs past the file`);
+      const d = a.data;
+      if (a.layout) for (const row of d as Iterable<unknown>) void row;
+      else void (d as Uint8Array)[(d as Uint8Array).length - 1];
+      outcomes.ok++;
+    } catch (error) {
+      assert.ok(error instanceof MmapError, `trial ${trial}: ${String(error)}`);
+      assert.ok(error.code === "ERR_CORRUPT" || error.code === "ERR_UNSUPPORTED", `trial ${trial}: ${error.code} ${error.message}`);
+      outcomes[error.code as "ERR_CORRUPT"]++;
+    }
+  }
+  assert.ok(outcomes.ERR_CORRUPT > 100 && outcomes.ok > 10, JSON.stringify(outcomes));
 });
 
 test("createNpy refuses an existing file unless overwrite, a symlink, bad shapes and dtypes", () => {
-  const dir = tmpDir();
-  try {
-    const f = path.join(dir, "x.npy");
-    createNpy(f, "<u2", [3]).close();
-    assert.throws(() => createNpy(f, "<u2", [3]), (e: MmapError) => e.code === "EEXIST" && e.path === f);
-    createNpy(f, "<u2", [4], { overwrite: true }).close();
-    assert.deepEqual(openNpy(f).shape, [4]);
-    const link = path.join(dir, "link.npy");
-    fs.symlinkSync(path.join(dir, "target"), link);
-    assert.throws(() => createNpy(link, "<u2", [3]), (e: MmapError) => e.code === "EEXIST");
-    assert.equal(fs.existsSync(path.join(dir, "target")), false);
-    assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [-1]), (e: MmapError) => e.code === "ERR_INVALID_ARG");
-    assert.throws(() => createNpy(path.join(dir, "y.npy"), "<q9", [1]), (e: MmapError) => e.code === "ERR_UNSUPPORTED" || e.code === "ERR_INVALID_ARG");
-    assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { mode: 0o4755 }), (e: MmapError) => e.code === "ERR_INVALID_ARG");
-    assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { bogus: 1 } as never), (e: MmapError) => e.code === "ERR_INVALID_ARG");
-    assert.equal(fs.existsSync(path.join(dir, "y.npy")), false);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  using tmp = tmpDir("memmap-npy-");
+  const dir = tmp.path;
+  const f = path.join(dir, "x.npy");
+  createNpy(f, "<u2", [3]).close();
+  assert.throws(() => createNpy(f, "<u2", [3]), (e: MmapError) => e.code === "EEXIST" && e.path === f);
+  createNpy(f, "<u2", [4], { overwrite: true }).close();
+  assert.deepEqual(openNpy(f).shape, [4]);
+  const link = path.join(dir, "link.npy");
+  fs.symlinkSync(path.join(dir, "target"), link);
+  assert.throws(() => createNpy(link, "<u2", [3]), (e: MmapError) => e.code === "EEXIST");
+  assert.equal(fs.existsSync(path.join(dir, "target")), false);
+  assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [-1]), (e: MmapError) => e.code === "ERR_INVALID_ARG");
+  assert.throws(() => createNpy(path.join(dir, "y.npy"), "<q9", [1]), (e: MmapError) => e.code === "ERR_UNSUPPORTED" || e.code === "ERR_INVALID_ARG");
+  assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { mode: 0o4755 }), (e: MmapError) => e.code === "ERR_INVALID_ARG");
+  assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { bogus: 1 } as never), (e: MmapError) => e.code === "ERR_INVALID_ARG");
+  assert.equal(fs.existsSync(path.join(dir, "y.npy")), false);
 });

@@ -6,15 +6,15 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createRecordFile, MmapError, openRecordFile } from "../src/index.ts";
 import { Tick, tick, tickProblem } from "./fixtures/views-rows.ts";
 
 let dir: string;
-before(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-recdmg-"))));
-after(() => fs.rmSync(dir, { recursive: true, force: true }));
+before(() => (dir = makeTmpDir("memmap-recdmg-")));
+after(() => removeTmpDir(dir));
 
 function isCode(code: string): (e: unknown) => boolean {
   return (e) => e instanceof MmapError && e.code === code;

@@ -1,8 +1,8 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { struct, utf8, array, createRecordFile, openRecordFile, MmapError, Layout } from "../src/index.ts";
 import {
   FIXED_HEADER_LENGTH,
@@ -21,10 +21,10 @@ let counter = 0;
 const fresh = (): string => path.join(dir, `file-${counter++}.rec`);
 
 before(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-"));
+  dir = makeTmpDir();
 });
 after(() => {
-  fs.rmSync(dir, { recursive: true, force: true });
+  removeTmpDir(dir);
 });
 
 function rejectsWith(fn: () => unknown, code: string, message?: RegExp): void {

@@ -16,6 +16,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, sys, toMmapError } from "../core/errors.ts";
 import { META_CREATED_AT_OFFSET, META_FILE_NAME } from "../log/layout.ts";
+import { linkNoClobber, tempName } from "../core/temp-file.ts";
 
 export const LOG_ID_FILE = "bridge.id";
 const ID_PATTERN = /^([0-9a-f]{32}) (\d+)\n$/;
@@ -53,7 +54,7 @@ export function logId(dir: string): string {
       // A new log in an old directory: its old id would collide with the old log's messages.
       sys(file, () => fs.rmSync(file, { force: true }));
     }
-    const tmp = path.join(dir, `.${LOG_ID_FILE}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`);
+    const tmp = tempName(dir, LOG_ID_FILE);
     sys(tmp, () => fs.writeFileSync(tmp, `${crypto.randomBytes(16).toString("hex")} ${born}\n`, { mode: 0o600, flag: "wx" }));
     try {
       const fd = fs.openSync(tmp, "r");
@@ -62,7 +63,7 @@ export function logId(dir: string): string {
       } finally {
         fs.closeSync(fd);
       }
-      fs.linkSync(tmp, file); // EEXIST: another bridge made it first; read theirs
+      linkNoClobber(tmp, file, file); // false: another bridge made it first; read theirs
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw toMmapError(error, file);
     } finally {

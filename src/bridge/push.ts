@@ -14,6 +14,7 @@
  *   nothing either.
  */
 import { MmapError, invalidArg } from "../core/errors.ts";
+import { validateAbortSignal, validateBoolean, validateOptions } from "../core/validate.ts";
 import type { Log } from "../log/log.ts";
 import type { LogReader } from "../log/reader.ts";
 import { logId } from "./log-id.ts";
@@ -95,10 +96,8 @@ function positiveInt(name: string, value: unknown, fallback: number): number {
 }
 
 export function checkCommon(options: unknown, keys: Set<string>): Record<string, unknown> {
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
-  for (const key of Object.keys(options)) if (!keys.has(key)) throw invalidArg(`unknown option "${key}" (expected one of: ${[...keys].join(", ")})`);
-  const o = options as Record<string, unknown>;
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg("signal must be an AbortSignal");
+  const o = validateOptions(options as Record<string, unknown>, keys, "bridge");
+  if (o.signal !== undefined) validateAbortSignal(o.signal, "signal");
   if (o.onEvent !== undefined && typeof o.onEvent !== "function") throw invalidArg("onEvent must be a function");
   return o;
 }
@@ -171,7 +170,7 @@ export async function bridgeToJetStream(log: Log, options: PushBridgeOptions): P
   const connectTimeoutMs = positiveInt("connectTimeoutMs", o.connectTimeoutMs, 30_000);
   const publishTimeoutMs = positiveInt("publishTimeoutMs", o.publishTimeoutMs, 5000);
   const dupMs = o.duplicateWindowMs === undefined ? undefined : positiveInt("duplicateWindowMs", o.duplicateWindowMs, 0);
-  if (o.createStream !== undefined && typeof o.createStream !== "boolean") throw invalidArg("createStream must be a boolean");
+  if (o.createStream !== undefined) validateBoolean(o.createStream, "createStream");
   const onEvent = o.onEvent ?? stderrEvents;
 
   const nats = await loadNats();

@@ -24,9 +24,10 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg, sys } from "../core/errors.ts";
 import { FRAME_HEADER_LENGTH } from "../core/framing.ts";
 import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
-import { checkTarget, createTemp, publishTemp } from "../core/temp-file.ts";
+import { checkTarget, createTemp, publishTemp, writeAtomically } from "../core/temp-file.ts";
 import { SharedMemory } from "../core/shared-memory.ts";
-import { Doorbell, SpinBudget, checkStrategy, timeoutOf, type WaitStrategy } from "../core/wait.ts";
+import { Doorbell, SpinBudget, checkStrategy, timeoutOf, type WaitStrategy, checkTimeout } from "../core/wait.ts";
+import { describe, validateAbortSignal, validateBoolean, validateInteger, validateOneOf, validateOptions } from "../core/validate.ts";
 import { RingReader } from "./consumer.ts";
 import {
   ENDED_I32,
@@ -148,13 +149,6 @@ function nextPowerOfTwo(n: number): number {
   return p;
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "object" || typeof value === "function") return (value as object).constructor?.name ?? typeof value;
-  return String(value);
-}
-
 function payloadLength(data: ChannelData): number {
   if (typeof data === "string") return Buffer.byteLength(data, "utf8");
   if (ArrayBuffer.isView(data)) return data.byteLength;
@@ -162,28 +156,16 @@ function payloadLength(data: ChannelData): number {
   throw invalidArg(`a message must be a string, a typed array, a DataView or an ArrayBuffer, got ${describe(data)}`);
 }
 
-function checkOptionKeys(options: object, allowed: readonly string[], what: string): void {
-  if (typeof options !== "object" || options === null) throw invalidArg(`${what} must be an object`);
-  for (const key of Object.keys(options))
-    if (!allowed.includes(key)) throw invalidArg(`unknown ${what} "${key}" (expected one of: ${allowed.join(", ")})`);
-}
-
 function checkCopy(options: TryReceiveOptions | undefined): boolean {
-  const copy = options?.copy;
-  if (copy === undefined) return false;
-  if (typeof copy !== "boolean") throw invalidArg(`copy must be a boolean, got ${describe(copy)}`);
-  return copy;
+  return options?.copy === undefined ? false : validateBoolean(options.copy, "copy");
 }
 
 function checkSpin(spin: unknown): number | undefined {
-  if (spin === undefined) return undefined;
-  return checkInteger("spin", spin, 1e9);
+  return spin === undefined ? undefined : validateInteger(spin, "spin", 0, 1e9);
 }
 
 function checkSignal(signal: unknown): AbortSignal | undefined {
-  if (signal === undefined) return undefined;
-  if (!(signal instanceof AbortSignal)) throw invalidArg(`signal must be an AbortSignal, got ${describe(signal)}`);
-  return signal;
+  return signal === undefined ? undefined : validateAbortSignal(signal, "signal");
 }
 
 /** Closes a channel's lock descriptor if the Channel is garbage-collected unclosed (the kernel then drops its lock). */
@@ -240,14 +222,12 @@ function targetOf(target: unknown, what: string): string | number {
  */
 export function createChannel(pathOrShm: string | number | SharedMemory, options: CreateChannelOptions = {}): Channel {
   const target = targetOf(pathOrShm, "createChannel()");
-  checkOptionKeys(options, ["capacity", "producers", "mode", "overwrite", "replace", "strategy", "spin"], "option");
+  validateOptions(options, ["capacity", "producers", "mode", "overwrite", "replace", "strategy", "spin"], "createChannel");
   const requested = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
   if (requested < MIN_CAPACITY || requested > MAX_CAPACITY)
     throw invalidArg(`capacity must be from ${MIN_CAPACITY} (4 KiB) to ${MAX_CAPACITY} (1 GiB) bytes, got ${requested}`);
   const capacity = nextPowerOfTwo(requested);
-  const producers = options.producers ?? "single";
-  if (producers !== "single" && producers !== "multi")
-    throw invalidArg(`producers must be "single" or "multi", got ${describe(producers)}`);
+  const producers = options.producers === undefined ? "single" : validateOneOf(options.producers, "producers", ["single", "multi"] as const);
   const mode = checkMode(options.mode);
   const overwrite = overwriteOf(options);
   const strategy = checkStrategy(options.strategy, "adaptive");
@@ -256,22 +236,21 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
 
   if (typeof target === "string") {
     if (target.length === 0) throw invalidArg("path must not be empty");
-    checkTarget(target, overwrite, EXISTS_HINT);
     // Built under a temporary name and linked into place whole: no process ever opens a half-made channel.
-    const { fd, temp } = createTemp(target, mode, false);
-    let file: MappedFile | undefined;
-    try {
-      growFile(fd, 0, total, false, target);
-      file = mapFile(fd, { access: "write", length: total });
-      initialize(file, capacity, producers === "multi", false);
-      publishTemp(temp, target, overwrite, EXISTS_HINT);
-    } catch (error) {
-      file?.close();
-      fs.closeSync(fd);
-      fs.rmSync(temp, { force: true });
-      throw error;
-    }
-    file.close();
+    const fd = writeAtomically(
+      target,
+      mode,
+      (fd) => {
+        growFile(fd, 0, total, false, target);
+        const file = mapFile(fd, { access: "write", length: total });
+        try {
+          initialize(file, capacity, producers === "multi", false);
+        } finally {
+          file.close();
+        }
+      },
+      { replace: overwrite, hint: EXISTS_HINT },
+    );
     fs.closeSync(fd);
     return openChannel(target, { strategy, ...(spin === undefined ? {} : { spin }) });
   }
@@ -298,7 +277,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
  */
 export function openChannel(pathOrFd: string | number | SharedMemory, options: OpenChannelOptions = {}): Channel {
   const target = targetOf(pathOrFd, "openChannel()");
-  checkOptionKeys(options, ["strategy", "spin"], "option");
+  validateOptions(options, ["strategy", "spin"], "openChannel");
   const strategy = checkStrategy(options.strategy, "adaptive");
   const spin = checkSpin(options.spin);
   const { fd, path } = openOwn(target, true);
@@ -441,7 +420,7 @@ export class Channel {
    * Throws ERR_TIMEOUT, or ERR_PEER_GONE when it timed out with no consumer attached.
    */
   send(data: ChannelData, options?: SendOptions): void {
-    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout"], "option");
+    validateOptions(options, ["timeoutMs", "timeout"], "send");
     const timeout = timeoutOf(options);
     if (this.trySend(data)) return;
     const frame = frameLength(payloadLength(data));
@@ -454,7 +433,7 @@ export class Channel {
    * Rejects with ERR_TIMEOUT / ERR_PEER_GONE, or ERR_ABORTED from the signal.
    */
   async sendAsync(data: ChannelData, options?: SendAsyncOptions): Promise<void> {
-    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout", "signal"], "option");
+    validateOptions(options, ["timeoutMs", "timeout", "signal"], "sendAsync");
     const timeout = timeoutOf(options);
     const signal = checkSignal(options?.signal);
     if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the send was aborted", { cause: signal.reason });
@@ -480,7 +459,7 @@ export class Channel {
 
   /** Sends every message, waiting (blocking the thread) for room as needed; as few publications as room allows. */
   sendBatch(messages: readonly ChannelData[], options?: SendOptions): void {
-    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout"], "option");
+    validateOptions(options, ["timeoutMs", "timeout"], "sendBatch");
     const timeout = timeoutOf(options);
     const lengths = this.#lengthsOf(messages);
     let sent = this.#sendSome(messages, lengths, 0);
@@ -504,7 +483,7 @@ export class Channel {
 
   /** {@link tryClaim}, waiting (blocking the thread) for room; ERR_TIMEOUT / ERR_PEER_GONE on timeout. */
   claim(n: number, options?: SendOptions): Uint8Array {
-    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout"], "option");
+    validateOptions(options, ["timeoutMs", "timeout"], "claim");
     const timeout = timeoutOf(options);
     let view = this.tryClaim(n);
     if (view) return view;
@@ -571,7 +550,7 @@ export class Channel {
    * is empty.
    */
   receive(options?: ReceiveOptions): Uint8Array {
-    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout", "copy"], "option");
+    validateOptions(options, ["timeoutMs", "timeout", "copy"], "receive");
     const timeout = timeoutOf(options);
     const first = this.tryReceive(options);
     if (first) return first;
@@ -598,7 +577,7 @@ export class Channel {
    * with ERR_ABORTED when the signal fires.
    */
   async receiveAsync(options?: ReceiveAsyncOptions): Promise<Uint8Array> {
-    if (options !== undefined) checkOptionKeys(options, ["timeoutMs", "timeout", "copy", "signal"], "option");
+    validateOptions(options, ["timeoutMs", "timeout", "copy", "signal"], "receiveAsync");
     const timeout = timeoutOf(options);
     const signal = checkSignal(options?.signal);
     if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the receive was aborted", { cause: signal.reason });
@@ -662,7 +641,7 @@ export class Channel {
    */
   messages(options?: ReceiveAsyncOptions): AsyncGenerator<Uint8Array, void, undefined> {
     if (options !== undefined) {
-      checkOptionKeys(options, ["timeoutMs", "timeout", "copy", "signal"], "option");
+      validateOptions(options, ["timeoutMs", "timeout", "copy", "signal"], "messages");
       timeoutOf(options);
       checkCopy(options);
       checkSignal(options.signal);

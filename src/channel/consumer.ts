@@ -12,7 +12,7 @@
  */
 import { MmapError } from "../core/errors.ts";
 import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame, commitFrameRelease } from "../core/framing.ts";
-import { native } from "../core/native.ts";
+import { native, LockOp } from "../core/native.ts";
 import type { Doorbell } from "../core/wait.ts";
 import {
   CONSUMER_PID_NS_OFFSET,
@@ -34,8 +34,6 @@ import {
   DATA_WAITERS_I32,
   ENDED_I32,
   HEAD_I64,
-  LOCK_EXCLUSIVE,
-  LOCK_UNLOCK,
   RELEASE_I64,
   TAIL_LOW_I32,
   corruptError,
@@ -95,7 +93,7 @@ export class RingReader {
     this.#spaceBell = spaceBell;
     let locked = false;
     for (let attempt = 0; attempt < LOCK_ATTEMPTS && !locked; attempt++) {
-      locked = native.flock(fd, LOCK_EXCLUSIVE);
+      locked = native.flock(fd, LockOp.exclusive);
       if (!locked) Atomics.wait(pause, 0, 0, 1);
     }
     if (!locked)
@@ -103,7 +101,7 @@ export class RingReader {
     try {
       this.#takeOver();
     } catch (error) {
-      native.flock(fd, LOCK_UNLOCK);
+      native.flock(fd, LockOp.unlock);
       throw error;
     }
   }
@@ -170,7 +168,7 @@ export class RingReader {
   /** Gives back what it holds and drops the consumer lock. */
   leave(): void {
     if (this.holding) this.release();
-    native.flock(this.#fd, LOCK_UNLOCK);
+    native.flock(this.#fd, LockOp.unlock);
   }
 
   /** Moves past the next DATA frame and returns its offset in the mapping (payload length in `length`), or -1 for none yet. */

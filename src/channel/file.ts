@@ -9,7 +9,7 @@ import * as os from "node:os";
 import { MmapError, invalidArg, sys } from "../core/errors.ts";
 import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame } from "../core/framing.ts";
 import { checkInteger, type MappedFile } from "../core/mapped-file.ts";
-import { native } from "../core/native.ts";
+import { native, LockOp } from "../core/native.ts";
 import {
   CAPACITY_OFFSET,
   CHANNEL_MAGIC,
@@ -55,10 +55,6 @@ export const HEAD_LOW_I32 = HEAD_POSITION_OFFSET / 4;
 export const ENDED_I32 = ENDED_OFFSET / 4;
 export const DATA_WAITERS_I32 = DATA_WAITERS_OFFSET / 4;
 export const SPACE_WAITERS_I32 = SPACE_WAITERS_OFFSET / 4;
-
-export const LOCK_UNLOCK = 0;
-export const LOCK_SHARED = 1;
-export const LOCK_EXCLUSIVE = 2;
 
 export const magicBytes: Uint8Array = new TextEncoder().encode(CHANNEL_MAGIC);
 
@@ -267,8 +263,8 @@ export function collectStats(ring: SlotView, info: HeaderInfo, consumerAttached:
 
 /** True when some process holds the consumer lock (probed with a shared lock on our own open file). */
 export function probeConsumer(fd: number): boolean {
-  if (!native.flock(fd, LOCK_SHARED)) return true;
-  native.flock(fd, LOCK_UNLOCK);
+  if (!native.flock(fd, LockOp.shared)) return true;
+  native.flock(fd, LockOp.unlock);
   return false;
 }
 

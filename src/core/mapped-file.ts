@@ -23,7 +23,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import { fileURLToPath } from "node:url";
 import { MmapError, invalidArg, sys, toMmapError } from "./errors.ts";
-import { native, type MappingHandle } from "./native.ts";
+import { Access as AccessCodes, Advice as AdviceCodes, native, type MappingHandle } from "./native.ts";
+import { describe, validateBoolean, validateInteger, validateOneOf, validateOptions } from "./validate.ts";
 
 /** How a mapping may be used: "read" (private, stray writes never reach the file), "write" (shared with the file and every process), "copy" (private copy-on-write). */
 export type Access = "read" | "write" | "copy";
@@ -119,8 +120,6 @@ process.on("removeListener", reassertGuard);
 /** The most bytes one ArrayBuffer or typed array can cover here (2^32 on Node 20). */
 export const MAX_BUFFER_LENGTH: number = Math.min(2 ** 32, 2 ** 53 - 1);
 
-const ACCESS_CODES: Record<Access, number> = { read: 0, write: 1, copy: 2 };
-const ADVICE_CODES: Record<Advice, number> = { normal: 0, sequential: 1, random: 2, willneed: 3 };
 const OPTION_KEYS = new Set([
   "access", "create", "size", "sparse", "offset", "length", "populate", "advice", "mode",
   "followSymlinks", "allowHardLinks",
@@ -133,12 +132,9 @@ export type TypedArrayConstructor<T> = {
   readonly name: string;
 };
 
+/** validateInteger with a lower bound of 0, under the name the layers above already call. */
 export function checkInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== "number" || !Number.isInteger(value))
-    throw invalidArg(`${name} must be an integer, got ${describe(value)}`);
-  if (value < 0) throw invalidArg(`${name} must not be negative, got ${value}`);
-  if (value > max) throw invalidArg(`${name} must be at most ${max}, got ${value}`);
-  return value;
+  return validateInteger(value, name, 0, max);
 }
 
 /**
@@ -164,23 +160,9 @@ export function applyMode(fd: number, mode: number, path: string | undefined): v
   sys(path, () => fs.fchmodSync(fd, mode));
 }
 
-function describe(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "bigint") return `${value}n`;
-  return value === null ? "null" : typeof value;
-}
-
-function checkChoice<T extends string>(name: string, value: unknown, choices: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (typeof value === "string" && (choices as readonly string[]).includes(value)) return value as T;
-  throw invalidArg(`${name} must be one of ${choices.map((c) => `"${c}"`).join(", ")}, got ${describe(value)}`);
-}
-
-function checkBoolean(name: string, value: unknown): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== "boolean") throw invalidArg(`${name} must be a boolean, got ${describe(value)}`);
-  return value;
+/** An optional option: `fallback` when undefined, else checked by `validate`. */
+function optional<T>(value: unknown, fallback: T, validate: (value: unknown) => T): T {
+  return value === undefined ? fallback : validate(value);
 }
 
 interface Checked {
@@ -197,22 +179,18 @@ interface Checked {
   allowHardLinks: boolean;
 }
 
-function checkOptions(options: MapOptions | undefined): Checked {
-  if (options === undefined) options = {};
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.has(key)) throw invalidArg(`unknown option "${key}" (expected one of: ${[...OPTION_KEYS].join(", ")})`);
-  }
-  const access = checkChoice("access", options.access, ["read", "write", "copy"], "read");
-  const create = checkBoolean("create", options.create);
-  const sparse = checkBoolean("sparse", options.sparse);
-  const populate = checkBoolean("populate", options.populate);
-  const followSymlinks = checkBoolean("followSymlinks", options.followSymlinks);
-  const allowHardLinks = checkBoolean("allowHardLinks", options.allowHardLinks);
-  const advice = checkChoice("advice", options.advice, ["normal", "sequential", "random", "willneed"], "normal");
-  const size = options.size === undefined ? undefined : checkInteger("size", options.size);
-  const offset = options.offset === undefined ? 0 : checkInteger("offset", options.offset);
-  const length = options.length === undefined ? undefined : checkInteger("length", options.length);
+function checkOptions(given: MapOptions | undefined): Checked {
+  const options = validateOptions(given, OPTION_KEYS, "mapFile");
+  const access = optional(options.access, "read", (v) => validateOneOf(v, "access", ["read", "write", "copy"] as const));
+  const create = optional(options.create, false, (v) => validateBoolean(v, "create"));
+  const sparse = optional(options.sparse, false, (v) => validateBoolean(v, "sparse"));
+  const populate = optional(options.populate, false, (v) => validateBoolean(v, "populate"));
+  const followSymlinks = optional(options.followSymlinks, false, (v) => validateBoolean(v, "followSymlinks"));
+  const allowHardLinks = optional(options.allowHardLinks, false, (v) => validateBoolean(v, "allowHardLinks"));
+  const advice = optional(options.advice, "normal", (v) => validateOneOf(v, "advice", ["normal", "sequential", "random", "willneed"] as const));
+  const size = optional(options.size, undefined, (v) => validateInteger(v, "size"));
+  const offset = optional(options.offset, 0, (v) => validateInteger(v, "offset"));
+  const length = optional(options.length, undefined, (v) => validateInteger(v, "length"));
   const mode = checkMode(options.mode);
   if (create && access !== "write") throw invalidArg(`create needs access "write" (got access "${access}")`);
   if (size !== undefined && access !== "write") throw invalidArg(`size needs access "write" (got access "${access}")`);
@@ -349,9 +327,9 @@ export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapO
         `offset ${o.offset} + length ${length} is beyond the end of the file (${fileSize} bytes); use size to grow it`,
         { path },
       );
-    const h = sys(path, () => native.map(fd, o.offset, length, ACCESS_CODES[o.access], o.populate));
+    const h = sys(path, () => native.map(fd, o.offset, length, AccessCodes[o.access], o.populate));
     handle = h;
-    if (o.advice !== "normal" && length > 0) sys(path, () => native.advise(h, 0, length, ADVICE_CODES[o.advice]));
+    if (o.advice !== "normal" && length > 0) sys(path, () => native.advise(h, 0, length, AdviceCodes[o.advice]));
     // A read-only mapping of a named file needs no descriptor: resize() reopens the path.
     if (path !== undefined && o.access !== "write") {
       closeDescriptor(fd, path);
@@ -647,9 +625,9 @@ export class MappedFile {
   /** Tells the kernel how the range will be used (madvise). */
   advise(advice: Advice, byteOffset = 0, byteLength?: number): void {
     this.#check();
-    const a = checkChoice("advice", advice, ["normal", "sequential", "random", "willneed"], "normal");
+    const a = optional(advice, "normal", (v) => validateOneOf(v, "advice", ["normal", "sequential", "random", "willneed"] as const));
     const [off, len] = this.#range(byteOffset, byteLength);
-    sys(this.path, () => native.advise(this.#handle, off, len, ADVICE_CODES[a]));
+    sys(this.path, () => native.advise(this.#handle, off, len, AdviceCodes[a]));
   }
 
   /** Keeps the range's pages in RAM (mlock); limited by RLIMIT_MEMLOCK unless root. */
@@ -710,7 +688,7 @@ export class MappedFile {
         if (this.#length > 0 && newLength > 0) {
           sys(this.path, () => native.remap(this.#handle, fd, newLength));
         } else {
-          const handle = sys(this.path, () => native.map(fd, this.offset, newLength, ACCESS_CODES[this.access], false));
+          const handle = sys(this.path, () => native.map(fd, this.offset, newLength, AccessCodes[this.access], false));
           native.unmap(this.#handle);
           this.#handle = handle;
         }

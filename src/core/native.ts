@@ -13,9 +13,23 @@ export type MappingHandle = { readonly __mapping: unique symbol };
 /** An opaque handle to an asynchronous futex wait. */
 export type WaitRequest = { readonly __wait: unique symbol };
 
+/** map()'s access codes (native/mapping.c ACCESS_*): read (private, read-only), write (shared), copy (private). */
+export const Access = { read: 0, write: 1, copy: 2 } as const;
+export type AccessCode = (typeof Access)[keyof typeof Access];
+
+/** advise()/fadvise() indices into the addon's tables of MADV_* and POSIX_FADV_* values (native/mapping.c, files.c). */
+export const Advice = { normal: 0, sequential: 1, random: 2, willneed: 3, dontneed: 4 } as const;
+export type AdviceCode = (typeof Advice)[keyof typeof Advice];
+/** fadvise(…, FADV_DONTNEED) drops a file's clean pages from the page cache. */
+export const FADV_DONTNEED = Advice.dontneed;
+
+/** flock() operations (native/files.c ops[]); none of them blocks. */
+export const LockOp = { unlock: 0, shared: 1, exclusive: 2 } as const;
+export type LockOpCode = (typeof LockOp)[keyof typeof LockOp];
+
 export interface NativeBinding {
-  /** access: 0 read (private), 1 write (shared), 2 copy (private). */
-  map(fd: number, offset: number, length: number, access: number, populate: boolean): MappingHandle;
+  /** access: an {@link Access} code. */
+  map(fd: number, offset: number, length: number, access: AccessCode, populate: boolean): MappingHandle;
   buffer(handle: MappingHandle, byteOffset: number, byteLength: number): ArrayBuffer;
   /** False when V8 refused to detach it (the memory stays safe: see native/mapping.c). */
   detach(buffer: ArrayBuffer): boolean;
@@ -28,16 +42,16 @@ export interface NativeBinding {
   sync(handle: MappingHandle, byteOffset: number, byteLength: number): void;
   syncAsync(handle: MappingHandle, byteOffset: number, byteLength: number): Promise<void>;
   populateAsync(handle: MappingHandle, byteOffset: number, byteLength: number): Promise<void>;
-  /** advice: index into [normal, sequential, random, willneed, dontneed]. */
-  advise(handle: MappingHandle, byteOffset: number, byteLength: number, advice: number): void;
+  /** advice: an {@link Advice} code. */
+  advise(handle: MappingHandle, byteOffset: number, byteLength: number, advice: AdviceCode): void;
   lock(handle: MappingHandle, byteOffset: number, byteLength: number, on: boolean): void;
   /** Refuses (ERR_TOO_LARGE) a range of 2^32 pages or more. */
   residency(handle: MappingHandle, byteOffset: number, byteLength: number): Uint8Array;
   fallocate(fd: number, offset: number, length: number): void;
   memfd(name: string): number;
   dup(fd: number): number;
-  /** advice: index into [normal, sequential, random, willneed, dontneed]; dontneed evicts clean pages. */
-  fadvise(fd: number, offset: number, length: number, advice: number): void;
+  /** advice: an {@link Advice} code; FADV_DONTNEED evicts clean pages. */
+  fadvise(fd: number, offset: number, length: number, advice: AdviceCode): void;
   pageSize(): number;
   /** 0 woken, 1 timed out, 2 the word did not hold `expected`. timeoutMs < 0: forever. */
   futexWait(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): number;
@@ -57,8 +71,8 @@ export interface NativeBinding {
   ): WaitRequest;
   /** Its callback will not run. Anything but a wait request is ERR_INVALID_ARG (type-tagged). */
   cancelWait(request: WaitRequest): void;
-  /** op: 0 unlock, 1 shared, 2 exclusive; non-blocking. True when taken. */
-  flock(fd: number, op: number): boolean;
+  /** op: a {@link LockOp}; non-blocking. True when taken. */
+  flock(fd: number, op: LockOpCode): boolean;
   /** Open-file-description lock on the byte at `offset`: take (non-blocking; false if held elsewhere) or release. */
   rangeLock(fd: number, offset: number, take: boolean): boolean;
   /** True when another open file description holds a lock on the byte at `offset`. */

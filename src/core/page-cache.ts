@@ -7,10 +7,9 @@
 import * as fs from "node:fs";
 import { MmapError, invalidArg, sys } from "./errors.ts";
 import { checkInteger } from "./mapped-file.ts";
-import { native } from "./native.ts";
+import { validateBoolean, validateOptions } from "./validate.ts";
+import { FADV_DONTNEED, native } from "./native.ts";
 
-/** Index of POSIX_FADV_DONTNEED in the addon's advice table. */
-const FADVISE_DONTNEED = 4;
 
 /** What {@link evictFile} drops. */
 export interface EvictOptions {
@@ -40,13 +39,12 @@ export interface EvictOptions {
 export function evictFile(pathOrFd: string | number, options: EvictOptions = {}): void {
   if (typeof pathOrFd === "number") checkInteger("fd", pathOrFd, 0x7fffffff);
   else if (typeof pathOrFd !== "string" || pathOrFd.length === 0) throw invalidArg("path must be a non-empty string or a file descriptor");
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
+  validateOptions(options, ["offset", "length", "flush"], "evictFile");
   const offset = options.offset === undefined ? 0 : checkInteger("offset", options.offset);
   // posix_fadvise's length 0 means "to the end of the file".
   const length = options.length === undefined ? 0 : checkInteger("length", options.length);
   if (options.length === 0) return;
-  if (options.flush !== undefined && typeof options.flush !== "boolean")
-    throw invalidArg(`flush must be a boolean, got ${typeof options.flush}`);
+  if (options.flush !== undefined) validateBoolean(options.flush, "flush");
   const path = typeof pathOrFd === "string" ? pathOrFd : undefined;
   // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked on the descriptor.
   const fd = path === undefined ? (pathOrFd as number) : sys(path, () => fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK));
@@ -55,7 +53,7 @@ export function evictFile(pathOrFd: string | number, options: EvictOptions = {})
     if (!st.isFile())
       throw new MmapError(st.isDirectory() ? "EISDIR" : "ENODEV", `only regular files can be evicted '${path ?? `fd ${fd}`}'`, { syscall: "fadvise", path });
     if (options.flush !== false) sys(path, () => fs.fdatasyncSync(fd));
-    sys(path, () => native.fadvise(fd, offset, length, FADVISE_DONTNEED));
+    sys(path, () => native.fadvise(fd, offset, length, FADV_DONTNEED));
   } finally {
     if (path !== undefined) fs.closeSync(fd);
   }

@@ -9,6 +9,7 @@
  */
 import { MmapError, invalidArg, sys } from "./errors.ts";
 import { checkInteger, growFile, mapFile, type MapOptions, type MappedFile } from "./mapped-file.ts";
+import { validateOptions } from "./validate.ts";
 import { native } from "./native.ts";
 
 // Closes the memfds of SharedMemory objects collected without close(). Mappings
@@ -81,6 +82,7 @@ export class SharedMemory {
  */
 export function createSharedMemory(size: number, options: SharedMemoryOptions = {}): SharedMemory {
   checkInteger("size", size);
+  validateOptions(options, ["name"], "createSharedMemory");
   const name = options.name ?? "memmap";
   if (typeof name !== "string" || name.length > 200 || name.includes("/"))
     throw invalidArg("name must be a string of at most 200 characters without '/'");

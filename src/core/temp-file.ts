@@ -1,7 +1,11 @@
 /**
  * Files that appear whole: built under a temporary name next to the target,
- * then linked (or renamed) into place. Used by createChannel() and
- * createRecordFile().
+ * then linked (or renamed) into place: writeAtomically(), used by
+ * createChannel() and createRecordFile(). The log builds its meta file and
+ * segments the same way with the same temporary names (tempName) and the
+ * same no-clobber link (linkNoClobber), but through its directory's
+ * descriptor (src/log/dir.ts), so it calls those two pieces, not
+ * writeAtomically().
  *
  * The temporary name is unguessable (crypto.randomBytes) and made new
  * (O_CREAT|O_EXCL|O_NOFOLLOW), so a name planted in a shared directory can
@@ -61,10 +65,19 @@ export function checkTarget(target: string, replace: boolean, hint: string): voi
     });
 }
 
+/**
+ * The one temporary-name format: hidden, next to `final` in `dir`, with the
+ * creator's pid and 96 random bits, so that a planted name is never guessed
+ * (and, created O_EXCL, never opened). The log removes leftover ".*.tmp"
+ * names when it repairs.
+ */
+export function tempName(dir: string, final: string): string {
+  return path.join(dir, `.${final}.${process.pid}.${randomBytes(12).toString("hex")}.tmp`);
+}
+
 /** Creates the temporary file for `target` with exactly `mode`. */
-export function createTemp(target: string, mode: number, hidden: boolean): { fd: number; temp: string } {
-  const suffix = `.${randomBytes(8).toString("hex")}.tmp`;
-  const temp = hidden ? path.join(path.dirname(target), `.${path.basename(target)}${suffix}`) : `${target}${suffix}`;
+export function createTemp(target: string, mode: number): { fd: number; temp: string } {
+  const temp = tempName(path.dirname(target), path.basename(target));
   let fd: number;
   try {
     fd = fs.openSync(temp, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
@@ -82,6 +95,20 @@ export function createTemp(target: string, mode: number, hidden: boolean): { fd:
 }
 
 /**
+ * link(2) `from` to `to`, which follows no symbolic link and never clobbers:
+ * false when `to` exists (someone else won). Other errors name `target`.
+ */
+export function linkNoClobber(from: string, to: string, target: string): boolean {
+  try {
+    fs.linkSync(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw targetError(error, target, "link");
+  }
+}
+
+/**
  * Puts the complete temporary file in place: rename() over whatever is there
  * with `replace`, else link() (which never clobbers: EEXIST, saying `hint`).
  * The temporary name is gone afterwards either way.
@@ -95,16 +122,47 @@ export function publishTemp(temp: string, target: string, replace: boolean, hint
     }
     return;
   }
-  try {
-    fs.linkSync(temp, target);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST")
-      throw new MmapError("EEXIST", `EEXIST: file already exists, open '${target}' (${hint})`, {
-        syscall: "link",
-        path: target,
-        errno: os.constants.errno.EEXIST,
-      });
-    throw targetError(error, target, "link");
+  if (!linkNoClobber(temp, target, target)) {
+    fs.unlinkSync(temp);
+    throw new MmapError("EEXIST", `EEXIST: file already exists, open '${target}' (${hint})`, {
+      syscall: "link",
+      path: target,
+      errno: os.constants.errno.EEXIST,
+    });
   }
   fs.unlinkSync(temp);
+}
+
+/**
+ * Creates `target` whole: builds it under a fresh temporary name with exactly
+ * `mode`, lets `init` fill it through its descriptor, then puts it in place
+ * (publishTemp: rename with `replace`, else a link that never clobbers).
+ * Nobody ever opens a half-made file; on failure the temporary name is gone
+ * and errors name `target`. `init` may return a step to run once the file
+ * is in place or has failed to get there (e.g. to drop a lock it took).
+ * Returns the descriptor of the file now at `target`; the caller closes it.
+ */
+export function writeAtomically(
+  target: string,
+  mode: number,
+  init: (fd: number) => (() => void) | void,
+  options: { replace: boolean; hint: string },
+): number {
+  checkTarget(target, options.replace, options.hint);
+  const { fd, temp } = createTemp(target, mode);
+  let linked = false;
+  try {
+    const after = init(fd);
+    try {
+      publishTemp(temp, target, options.replace, options.hint);
+    } finally {
+      after?.();
+    }
+    linked = true;
+    return fd;
+  } catch (error) {
+    if (!linked) fs.rmSync(temp, { force: true });
+    fs.closeSync(fd);
+    throw error;
+  }
 }

@@ -24,12 +24,12 @@
  * paths (`<dir>/<name>`, which also name files in messages) and calls
  * {@link viaDir} / {@link openInLog} where it touches the file system.
  */
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as os from "node:os";
 import { MmapError, codeOf, invalidArg } from "../core/errors.ts";
 import { checkInteger, mapFile, type MapOptions, type MappedFile } from "../core/mapped-file.ts";
+import { tempName } from "../core/temp-file.ts";
 
 const { O_RDONLY, O_RDWR, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CREAT, O_EXCL } = fs.constants;
 
@@ -147,15 +147,10 @@ export function openOrCreateInLog(filePath: string): number {
 }
 
 /**
- * A unique, unguessable name for a temporary file in `dir` that is linked
- * into place once complete (created O_EXCL, so a name somebody planted is
- * never opened: the creator just fails with EEXIST and picks another).
+ * Creates a temporary file for `final` in `dir` (O_EXCL|O_NOFOLLOW, a fresh
+ * random name in the one format of tempName): through the directory's
+ * descriptor, which is why the log does not use writeAtomically().
  */
-export function tempName(dir: string, final: string): string {
-  return path.join(dir, `.${final}.${process.pid}.${randomBytes(12).toString("hex")}.tmp`);
-}
-
-/** Creates a temporary file for `final` in `dir` (O_EXCL|O_NOFOLLOW, a fresh random name); returns its path and descriptor. */
 export function createTemp(dir: string, final: string): { tmp: string; fd: number } {
   for (let attempt = 0; ; attempt++) {
     const tmp = tempName(dir, final);

@@ -12,12 +12,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, sys } from "../core/errors.ts";
 import { openInLog, openOrCreateInLog } from "./dir.ts";
-import { native } from "../core/native.ts";
+import { native, LockOp } from "../core/native.ts";
 import { LOCK_DIR, WRITER_SLOT_COUNT, writerLockFileName } from "./layout.ts";
 
-const UNLOCK = 0;
-const SHARED = 1;
-const EXCLUSIVE = 2;
 
 const sleepWord = new Int32Array(new SharedArrayBuffer(4));
 /** Blocks the thread for `ms` milliseconds (used only between lock attempts). */
@@ -58,15 +55,15 @@ export class FileLock {
   }
 
   tryShared(): boolean {
-    return sys(this.path, () => native.flock(this.#fd, SHARED));
+    return sys(this.path, () => native.flock(this.#fd, LockOp.shared));
   }
 
   tryExclusive(): boolean {
-    return sys(this.path, () => native.flock(this.#fd, EXCLUSIVE));
+    return sys(this.path, () => native.flock(this.#fd, LockOp.exclusive));
   }
 
   unlock(): void {
-    if (this.#fd >= 0) native.flock(this.#fd, UNLOCK);
+    if (this.#fd >= 0) native.flock(this.#fd, LockOp.unlock);
   }
 
   close(): void {

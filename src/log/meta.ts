@@ -11,6 +11,7 @@ import { native } from "../core/native.ts";
 import { Doorbell } from "../core/wait.ts";
 import { corrupt } from "./damage.ts";
 import { createTemp, inDir, mapDescriptor, openInLog, removeInLog, viaDir } from "./dir.ts";
+import { linkNoClobber } from "../core/temp-file.ts";
 import {
   CURSOR_COUNT, CURSOR_FREE, CURSOR_IN_USE, CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_MAX_LENGTH,
   CURSOR_NAME_OFFSET, CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET, CURSOR_UPDATED_AT_OFFSET,
@@ -35,12 +36,7 @@ export interface CursorEntry {
 export function linkIntoPlace(tmp: string, final: string): boolean {
   try {
     // link(2) follows no symbolic link, and fails if `final` exists: the first creator wins.
-    fs.linkSync(viaDir(tmp), viaDir(final));
-    return true;
-  } catch (error) {
-    const e = error as NodeJS.ErrnoException;
-    if (e.code === "EEXIST") return false;
-    throw new MmapError(codeOf(error), `${e.code}: cannot link '${tmp}' to '${final}'`, { path: final, syscall: "link", errno: typeof e.errno === "number" ? -e.errno : undefined, cause: error });
+    return linkNoClobber(viaDir(tmp), viaDir(final), final);
   } finally {
     removeInLog(tmp);
   }

@@ -7,6 +7,7 @@
 import { MmapError, invalidArg } from "../core/errors.ts";
 import { FrameType } from "../core/framing.ts";
 import { checkInteger } from "../core/mapped-file.ts";
+import { validateBoolean, validateOptions } from "../core/validate.ts";
 import { type LogCore, type Position } from "./core.ts";
 import { corrupt } from "./damage.ts";
 import {
@@ -65,14 +66,12 @@ export class LogReader {
 
   /** @internal use log.reader() */
   constructor(core: LogCore, options: LogReaderOptions, onClose: () => void) {
-    if (typeof options !== "object" || options === null) throw invalidArg("reader options must be an object");
-    for (const key of Object.keys(options))
-      if (!READER_KEYS.has(key)) throw invalidArg(`unknown reader option "${key}" (expected one of: ${[...READER_KEYS].join(", ")})`);
+    validateOptions(options, READER_KEYS, "reader");
     const { from = "start", name, verifyCrc, signal } = options;
     if (from !== "start" && from !== "end" && typeof from !== "number")
       throw invalidArg(`from must be "start", "end" or a sequence number, got ${JSON.stringify(from)}`);
     if (typeof from === "number") checkInteger("from", from);
-    if (verifyCrc !== undefined && typeof verifyCrc !== "boolean") throw invalidArg("verifyCrc must be a boolean");
+    if (verifyCrc !== undefined) validateBoolean(verifyCrc, "verifyCrc");
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidArg("signal must be an AbortSignal");
     if (name !== undefined) core.checkWritable("a named reader (its position is kept in the log's meta file)");
     const nameBytes = name === undefined ? undefined : Meta.cursorName(name);

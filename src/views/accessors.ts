@@ -15,6 +15,7 @@
  * the value in it.
  */
 import { MmapError } from "../core/errors.ts";
+import { describe as describeValue } from "../core/validate.ts";
 import type { Layout } from "./struct.ts";
 import { SCALARS, type ArrayType, type FieldType, type ScalarTypeName } from "./types.ts";
 
@@ -41,13 +42,6 @@ export interface LayoutCodec extends Codec {
 }
 
 // ---------------------------------------------------------------- helpers used by generated code
-
-function describeValue(x: unknown): string {
-  if (typeof x === "bigint") return `${x}n`;
-  if (typeof x === "string") return JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x);
-  if (typeof x === "number" || typeof x === "boolean" || x === undefined || x === null) return String(x);
-  return Array.isArray(x) ? "an array" : typeof x;
-}
 
 function fieldLabel(path: string): string {
   return path === "" ? "the row" : `field "${path}"`;

@@ -26,6 +26,7 @@
 import fs from "node:fs";
 import { MmapError, invalidArg, sys, toMmapError } from "../core/errors.ts";
 import { mapFile, MAX_BUFFER_LENGTH, type MappedFile, type TypedArrayConstructor } from "../core/mapped-file.ts";
+import { validateBoolean, validateOptions } from "../core/validate.ts";
 import { array, struct, utf8, type Layout } from "./struct.ts";
 import type { StructArray } from "./struct-array.ts";
 import { FIELD_NAME_PATTERN, type FieldType, type Schema, type ScalarTypeName } from "./types.ts";
@@ -213,9 +214,7 @@ export type NpyField = readonly [name: string, type: NpyDescr, shape?: readonly 
  */
 export function openNpy(path: string, options: OpenNpyOptions = {}): NpyArray {
   if (typeof path !== "string" || path.length === 0) throw invalidArg("openNpy() expects a path");
-  if (typeof options !== "object" || options === null) throw invalidArg("openNpy() options must be an object");
-  for (const key of Object.keys(options))
-    if (key !== "access") throw invalidArg(`unknown openNpy() option "${key}" (expected: access)`);
+  validateOptions(options, ["access"], "openNpy");
   const file = mapFile(path, { access: options.access ?? "read" });
   try {
     return new NpyArray(file, parseNpy(file, path));
@@ -506,12 +505,8 @@ function descrValue(descr: NpyDescr): PyValue {
  */
 export function createNpy(path: string, dtype: string | Layout, shape: readonly number[], options: CreateNpyOptions = {}): NpyArray {
   if (typeof path !== "string" || path.length === 0) throw invalidArg("createNpy() expects a path");
-  if (typeof options !== "object" || options === null) throw invalidArg("createNpy() options must be an object");
-  for (const key of Object.keys(options))
-    if (!["fortranOrder", "overwrite", "sparse", "mode"].includes(key))
-      throw invalidArg(`unknown createNpy() option "${key}" (expected one of: fortranOrder, overwrite, sparse, mode)`);
-  for (const key of ["fortranOrder", "overwrite", "sparse"] as const)
-    if (options[key] !== undefined && typeof options[key] !== "boolean") throw invalidArg(`${key} must be a boolean`);
+  validateOptions(options, ["fortranOrder", "overwrite", "sparse", "mode"], "createNpy");
+  for (const key of ["fortranOrder", "overwrite", "sparse"] as const) if (options[key] !== undefined) validateBoolean(options[key], key);
   const mode = options.mode ?? 0o600;
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) throw invalidArg(`mode must be permission bits in [0, 0o777], got ${String(mode)}`);
   if (!Array.isArray(shape) || shape.length > MAX_DIMENSIONS || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))

@@ -18,8 +18,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../core/errors.ts";
 import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
-import { checkTarget, createTemp, publishTemp } from "../core/temp-file.ts";
-import { native } from "../core/native.ts";
+import { checkTarget, createTemp, publishTemp, writeAtomically } from "../core/temp-file.ts";
+import { native, LockOp } from "../core/native.ts";
+import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
 import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount, MAX_CHECKED_ROWS } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
 import { rebindStructArray, rowsPerWindow, structArrayAt, type StructArray } from "./struct-array.ts";
@@ -53,8 +54,6 @@ export interface OpenRecordFileOptions {
 const DEFAULT_CAPACITY = 1024;
 /** Files with at most this many windows of rows map them all at open (see #rebind). */
 const EAGER_WINDOWS = 64;
-const FLOCK_UNLOCK = 0;
-const FLOCK_EXCLUSIVE = 2;
 
 const Token = Symbol("RecordFile");
 
@@ -274,7 +273,7 @@ export class RecordFile<S extends Schema = Schema> {
     if (this.#closed) return;
     this.#closed = true;
     this.#map.close();
-    if (this.access === "write") native.flock(this.#fd, FLOCK_UNLOCK);
+    if (this.access === "write") native.flock(this.#fd, LockOp.unlock);
     fs.closeSync(this.#fd);
   }
 
@@ -333,7 +332,7 @@ function checkPath(filePath: unknown): string {
 
 /** Takes the writer's lock (flock, exclusive, non-blocking) or fails with ERR_BUSY. */
 function lockForWriting(fd: number, filePath: string): void {
-  if (!sys(filePath, () => native.flock(fd, FLOCK_EXCLUSIVE)))
+  if (!sys(filePath, () => native.flock(fd, LockOp.exclusive)))
     throw new MmapError("ERR_BUSY", "another process (or another RecordFile) has this record file open for writing", { path: filePath });
 }
 
@@ -346,7 +345,7 @@ function lockReplaced(filePath: string): number | undefined {
     return undefined; // nothing there (or nothing we may read): the rename decides
   }
   try {
-    if (native.flock(fd, FLOCK_EXCLUSIVE)) return fd;
+    if (native.flock(fd, LockOp.exclusive)) return fd;
   } catch {
     return fd; // not lockable: not a record file anyone writes
   }
@@ -368,37 +367,32 @@ function lockReplaced(filePath: string): number | undefined {
 export function createRecordFile<S extends Schema>(filePath: string, layout: Layout<S>, options: CreateRecordFileOptions = {}): RecordFile<S> {
   checkPath(filePath);
   if (!(layout instanceof Layout)) throw invalidArg("createRecordFile() needs a layout made by struct()");
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
-  for (const key of Object.keys(options))
-    if (key !== "capacity" && key !== "overwrite" && key !== "mode")
-      throw invalidArg(`unknown option "${key}" (expected one of: capacity, overwrite, mode)`);
+  validateOptions(options, ["capacity", "overwrite", "mode"], "createRecordFile");
   const capacity = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
   const mode = checkMode(options.mode);
-  if (options.overwrite !== undefined && typeof options.overwrite !== "boolean") throw invalidArg("overwrite must be a boolean");
+  if (options.overwrite !== undefined) validateBoolean(options.overwrite, "overwrite");
   const header = encodeHeader(layout);
   const size = header.length + capacity * layout.byteLength;
   if (!Number.isSafeInteger(size)) throw invalidArg(`${capacity} rows of ${layout.byteLength} bytes are more than a file can hold`);
 
-  checkTarget(filePath, options.overwrite === true, OVERWRITE_HINT);
-  const { fd, temp: tmp } = createTemp(filePath, mode, true);
-  let linked = false;
+  const fd = writeAtomically(
+    filePath,
+    mode,
+    (fd) => {
+      lockForWriting(fd, filePath); // the lock belongs to the file, whatever its name, from the moment it appears
+      sys(filePath, () => fs.writeSync(fd, header, 0, header.length, 0));
+      growFile(fd, header.length, size, false, filePath);
+      // A writer of the file being replaced would go on appending to an unlinked file, unseen: refuse,
+      // and hold its lock through the rename so that no writer opens it meanwhile.
+      const replaced = options.overwrite === true ? lockReplaced(filePath) : undefined;
+      return replaced === undefined ? undefined : () => fs.closeSync(replaced);
+    },
+    { replace: options.overwrite === true, hint: OVERWRITE_HINT },
+  );
   try {
-    lockForWriting(fd, filePath); // the lock belongs to the file, whatever its name, from the moment it appears
-    sys(filePath, () => fs.writeSync(fd, header, 0, header.length, 0));
-    growFile(fd, header.length, size, false, filePath);
-    // A writer of the file being replaced would go on appending to an unlinked file, unseen: refuse,
-    // and hold its lock through the rename so that no writer opens it meanwhile.
-    const replaced = options.overwrite === true ? lockReplaced(filePath) : undefined;
-    try {
-      publishTemp(tmp, filePath, options.overwrite === true, OVERWRITE_HINT);
-    } finally {
-      if (replaced !== undefined) fs.closeSync(replaced);
-    }
-    linked = true;
     const map = mapFile(fd, { access: "write" });
     return new RecordFile(Token, filePath, layout, map, fd, header.length, 0, true);
   } catch (error) {
-    if (!linked) fs.rmSync(tmp, { force: true });
     fs.closeSync(fd);
     throw error;
   }
@@ -429,11 +423,8 @@ export function openRecordFile(
     if (maybeOptions !== undefined) throw invalidArg("openRecordFile(path, layout, options): the second argument must be a layout made by struct()");
     options = layoutOrOptions;
   }
-  options ??= {};
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
-  for (const key of Object.keys(options)) if (key !== "access") throw invalidArg(`unknown option "${key}" (expected: access)`);
-  const access = options.access ?? "read";
-  if (access !== "read" && access !== "write") throw invalidArg(`access must be "read" or "write", got ${JSON.stringify(access)}`);
+  options = validateOptions(options ?? undefined, ["access"], "openRecordFile");
+  const access = options.access === undefined ? "read" : validateOneOf(options.access, "access", ["read", "write"] as const);
 
   // O_NONBLOCK: opening a FIFO must not block; only regular files get past the fstat below.
   const flags = (access === "write" ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK;

@@ -4,6 +4,7 @@
  */
 import { MmapError, invalidArg } from "../core/errors.ts";
 import { MAX_BUFFER_LENGTH, MappedFile, checkInteger } from "../core/mapped-file.ts";
+import { validateBoolean, validateOptions } from "../core/validate.ts";
 import { codecOf, outOfBounds, type AccessorClass, type LayoutCodec } from "./accessors.ts";
 import type { Layout } from "./struct.ts";
 import {
@@ -425,12 +426,9 @@ function readOnlyError(): MmapError {
 
 /** Builds a StructArray over a source; see Layout.array(). */
 export function createStructArray<S extends Schema>(layout: Layout<S>, source: StructSource, options: StructArrayOptions = {}): StructArray<S> {
-  if (typeof options !== "object" || options === null) throw invalidArg("array() options must be an object");
-  for (const key of Object.keys(options))
-    if (key !== "byteOffset" && key !== "length" && key !== "readOnly")
-      throw invalidArg(`unknown array() option "${key}" (expected one of: byteOffset, length, readOnly)`);
+  validateOptions(options, ["byteOffset", "length", "readOnly"], "array()");
   const byteOffset = options.byteOffset === undefined ? 0 : checkInteger("byteOffset", options.byteOffset);
-  if (options.readOnly !== undefined && typeof options.readOnly !== "boolean") throw invalidArg("readOnly must be a boolean");
+  if (options.readOnly !== undefined) validateBoolean(options.readOnly, "readOnly");
   const stride = layout.byteLength;
   let sourceLength: number;
   let readOnly = options.readOnly ?? false;

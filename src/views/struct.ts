@@ -15,6 +15,7 @@
  * ```
  */
 import { MmapError, invalidArg } from "../core/errors.ts";
+import { validateBoolean, validateOptions } from "../core/validate.ts";
 import { layoutCodec, type LayoutCodec } from "./accessors.ts";
 import { createStructArray, type StructArray, type StructArrayOptions, type StructSource } from "./struct-array.ts";
 import {
@@ -178,10 +179,8 @@ export class Layout<S extends Schema = Schema> {
 export function struct<const S extends Schema>(schema: S, options: StructOptions = {}): Layout<S> {
   if (typeof schema !== "object" || schema === null || Array.isArray(schema))
     throw invalidArg("struct() expects an object of field names to field types, e.g. struct({ x: \"f64\" })");
-  if (typeof options !== "object" || options === null) throw invalidArg("struct() options must be an object");
-  for (const key of Object.keys(options)) if (key !== "packed") throw invalidArg(`unknown struct option "${key}" (expected: packed)`);
-  if (options.packed !== undefined && typeof options.packed !== "boolean")
-    throw invalidArg(`packed must be a boolean, got ${typeof options.packed}`);
+  validateOptions(options, ["packed"], "struct");
+  if (options.packed !== undefined) validateBoolean(options.packed, "packed");
   return new Layout(Token, schema, options.packed ?? false, 0);
 }
 
