@@ -4,6 +4,7 @@
  */
 import { invalidArg } from "../core/errors.ts";
 import { checkInteger } from "../core/mapped-file.ts";
+import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
 import { checkMode } from "./dir.ts";
 import { DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE } from "./layout.ts";
 
@@ -116,14 +117,11 @@ export interface CheckedLogOptions {
 }
 
 function choice<T extends string>(name: string, value: unknown, choices: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (typeof value === "string" && (choices as readonly string[]).includes(value)) return value as T;
-  throw invalidArg(`${name} must be one of ${choices.map((option) => `"${option}"`).join(", ")}, got ${JSON.stringify(value)}`);
+  return value === undefined ? fallback : validateOneOf(value, name, choices);
 }
 
 function bool(name: string, value: unknown): boolean | undefined {
-  if (value === undefined || typeof value === "boolean") return value;
-  throw invalidArg(`${name} must be a boolean, got ${typeof value}`);
+  return value === undefined ? undefined : validateBoolean(value, name);
 }
 
 function nonNegative(name: string, value: unknown, fallback: number): number {
@@ -134,11 +132,8 @@ function nonNegative(name: string, value: unknown, fallback: number): number {
 }
 
 /** Checks `openLog()`'s options and fills in the defaults; ERR_INVALID_ARG for anything wrong. */
-export function checkLogOptions(options: LogOptions | undefined): CheckedLogOptions {
-  if (options === undefined) options = {};
-  if (typeof options !== "object" || options === null) throw invalidArg("options must be an object");
-  for (const key of Object.keys(options))
-    if (!OPTION_KEYS.has(key)) throw invalidArg(`unknown option "${key}" (expected one of: ${[...OPTION_KEYS].join(", ")})`);
+export function checkLogOptions(given: LogOptions | undefined): CheckedLogOptions {
+  const options = validateOptions(given, OPTION_KEYS, "openLog");
   const segmentSize = options.segmentSize === undefined ? DEFAULT_SEGMENT_SIZE : checkInteger("segmentSize", options.segmentSize);
   if (segmentSize < MIN_SEGMENT_SIZE || segmentSize > MAX_SEGMENT_SIZE || segmentSize % 4096 !== 0)
     throw invalidArg(`segmentSize must be a multiple of 4096 between ${MIN_SEGMENT_SIZE} and ${MAX_SEGMENT_SIZE}, got ${segmentSize}`);
@@ -167,10 +162,8 @@ export function checkLogOptions(options: LogOptions | undefined): CheckedLogOpti
 }
 
 /** Checks a retention policy (the `retention` option, or `log.retain()`'s argument). */
-export function checkRetention(policy: RetentionOptions): RetentionOptions {
-  if (typeof policy !== "object" || policy === null) throw invalidArg("retention must be an object");
-  for (const key of Object.keys(policy))
-    if (!RETENTION_KEYS.has(key)) throw invalidArg(`unknown retention option "${key}" (expected one of: ${[...RETENTION_KEYS].join(", ")})`);
+export function checkRetention(given: RetentionOptions): RetentionOptions {
+  const policy = validateOptions(given, RETENTION_KEYS, "openLog retention");
   const retention: RetentionOptions = {};
   if (policy.maxSegments !== undefined) {
     retention.maxSegments = checkInteger("retention.maxSegments", policy.maxSegments);
