@@ -12,8 +12,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { createRecordFile, mapFile, openRecordFile, struct } from "../src/index.ts";
-import { ROW_COUNT_OFFSET, encodeRowCount } from "../src/views/record-format.ts";
+import { mapFile, openRecordFile, struct } from "../src/index.ts";
+import { sparseRecordFile } from "../test/helpers/sparse-record-file.ts";
 import { fmtNs, fmtRatio, min, printTable, quick, saveResults, timeRounds } from "./common.ts";
 
 const Trade = struct({ id: "u32", side: "u8", qty: "u32", price: "f64", ts: "i64" }); // 32 bytes, as in bench:views
@@ -22,18 +22,10 @@ const PAGES = quick ? 4096 : 16384; // distinct pages read in each file
 const READS = quick ? 500_000 : 2_000_000;
 const ROUNDS = quick ? 5 : 9;
 
-/** A sparse record file of `bytes` whose count says every row is there. */
+/** A sparse record file of about `bytes` whose count says every row is there; returns the rows. */
 function sparseFile(file: string, bytes: number): number {
-  const out = createRecordFile(file, Trade, { capacity: 1 });
-  const rows = Math.floor((bytes - out.headerLength) / Trade.byteLength);
-  const headerLength = out.headerLength;
-  out.close();
-  fs.truncateSync(file, headerLength + rows * Trade.byteLength);
-  const fd = fs.openSync(file, "r+");
-  const word = Buffer.alloc(8);
-  word.writeBigInt64LE(encodeRowCount(rows, true));
-  fs.writeSync(fd, word, 0, 8, ROW_COUNT_OFFSET);
-  fs.closeSync(fd);
+  const rows = Math.floor((bytes - 4096) / Trade.byteLength);
+  sparseRecordFile(file, Trade, rows, rows);
   return rows;
 }
 

@@ -5,32 +5,18 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { makeTmpDir, removeTmpDir, tmpDir } from "./helpers/tmp.ts";
-import { array, createRecordFile, openRecordFile, struct, type Layout } from "../src/index.ts";
-import { ROW_COUNT_OFFSET, encodeRowCount } from "../src/views/record-format.ts";
+import { array, openRecordFile, struct } from "../src/index.ts";
+import { sparseRecordFile } from "./helpers/sparse-record-file.ts";
 
 const Tick = struct({ ts: "i64", price: "f64", qty: "u32" }); // 24 bytes: windows hold a whole number of rows
 const GiB = 2 ** 30;
-
-/** A record file of `rows` rows on a sparse file (all zero), its count set to `count`. */
-function sparseRecordFile(file: string, rows: number, count: number, layout: Layout = Tick): { headerLength: number } {
-  const out = createRecordFile(file, layout, { capacity: 1 });
-  const headerLength = out.headerLength;
-  out.close();
-  fs.truncateSync(file, headerLength + rows * layout.byteLength);
-  const fd = fs.openSync(file, "r+");
-  const word = Buffer.alloc(8);
-  word.writeBigInt64LE(encodeRowCount(count, true));
-  fs.writeSync(fd, word, 0, 8, ROW_COUNT_OFFSET);
-  fs.closeSync(fd);
-  return { headerLength };
-}
 
 test("a 6 GiB record file: rows near the start, across the 4 GiB boundary and at the end; append; column; reopen in another process", () => {
   const dir = makeTmpDir("memmap-rec-large-");
   try {
     const file = path.join(dir, "big.rec");
     const rows = Math.floor((6 * GiB) / Tick.byteLength);
-    const { headerLength } = sparseRecordFile(file, rows, rows - 10);
+    const { headerLength } = sparseRecordFile(file, Tick, rows, rows - 10);
     const boundary = Math.floor((4 * GiB - headerLength) / Tick.byteLength); // the first row that starts past 4 GiB
     const marks = [0, 1, 2, boundary - 2, boundary - 1, boundary, boundary + 1, rows - 11];
     {
@@ -70,7 +56,7 @@ test("iteration moves one cursor across window boundaries, in order", () => {
   const Page = struct({ n: "u32", body: array("u8", 4092) }); // 4 KiB rows: 262,144 per window
   const file = path.join(dir, "pages.rec");
   const rows = (4 * GiB + 8 * 2 ** 20) / Page.byteLength; // 8 MiB past 4 GiB
-  sparseRecordFile(file, rows, rows, Page);
+  sparseRecordFile(file, Page, rows, rows);
   {
     using w = openRecordFile(file, Page, { access: "write" });
     for (let i = 0; i < rows; i += 9973) w.rows.get(i).n = i + 1;
@@ -94,7 +80,7 @@ test("bisect across the 4 GiB boundary", () => {
   const dir = tmp.path;
   const file = path.join(dir, "sorted.rec");
   const rows = Math.floor((4 * GiB + 16 * 2 ** 20) / Tick.byteLength); // 16 MiB past 4 GiB
-  const { headerLength } = sparseRecordFile(file, rows, rows);
+  const { headerLength } = sparseRecordFile(file, Tick, rows, rows);
   const boundary = Math.floor((4 * GiB - headerLength) / Tick.byteLength);
   const firstPositive = boundary - 5;
   {
@@ -119,7 +105,7 @@ test("a 1 TiB sparse record file opens by mapping windows lazily and reads its l
   const dir = tmp.path;
   const file = path.join(dir, "huge.rec");
   const rows = Math.floor(2 ** 40 / Tick.byteLength);
-  const { headerLength } = sparseRecordFile(file, rows, rows);
+  const { headerLength } = sparseRecordFile(file, Tick, rows, rows);
   const fd = fs.openSync(file, "r+");
   const last = Buffer.alloc(Tick.byteLength);
   last.writeBigInt64LE(123456789n, 0);
