@@ -33,7 +33,7 @@ function producer(file: string, n: number) {
 
 test("for await over channel.messages({ timeout }) ends with ERR_PEER_GONE when the producer is SIGKILLed", { timeout: 60_000 }, async () => {
   const file = path.join(dir, "jobs");
-  // As in the README: replace: true, so that running it twice works.
+  // As in the README (there with the new names overwrite and timeoutMs; replace and timeout are their deprecated aliases): running it twice works.
   createChannel(file, { capacity: 1 << 16, replace: true }).close();
   const channel = createChannel(file, { capacity: 1 << 16, replace: true });
   const p = producer(file, 3);
