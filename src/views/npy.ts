@@ -29,6 +29,7 @@ import { mapFile, MAX_BUFFER_LENGTH, type MappedFile, type TypedArrayConstructor
 import { validateBoolean, validateOptions } from "../core/validate.ts";
 import { array, struct, utf8, type Layout } from "./struct.ts";
 import type { StructArray } from "./struct-array.ts";
+import { PyTuple, parsePython, pyRepr, type PyValue } from "./python-literal.ts";
 import { FIELD_NAME_PATTERN, type FieldType, type Schema, type ScalarTypeName } from "./types.ts";
 
 // ---- the file's prefix -------------------------------------------------------------------------
@@ -584,112 +585,4 @@ function headerBytes(descr: NpyDescr, shape: readonly number[], fortranOrder: bo
   out.set(body, prefixLength);
   out[out.length - 1] = 0x0a;
   return out;
-}
-
-// ---- a bounded parser of Python literals ------------------------------------------------------
-
-/** A Python tuple (lists are JS arrays, dicts are Maps, ints are bigints). */
-class PyTuple {
-  constructor(readonly items: PyValue[]) {}
-}
-type PyValue = string | bigint | boolean | null | PyValue[] | PyTuple | Map<string, PyValue>;
-
-/** Parses the subset of Python literals that `repr()` of a header produces: dicts, lists, tuples, strings, ints, True/False/None. */
-function parsePython(text: string): PyValue {
-  let i = 0;
-  const fail = (what: string): never => {
-    throw new Error(`${what} at character ${i}`);
-  };
-  const skip = () => {
-    while (i < text.length && (text[i] === " " || text[i] === "\n" || text[i] === "\t" || text[i] === "\r")) i++;
-  };
-  const value = (depth: number): PyValue => {
-    if (depth > MAX_LITERAL_DEPTH) fail("nesting too deep");
-    skip();
-    const c = text[i];
-    if (c === "{") {
-      i++;
-      const map = new Map<string, PyValue>();
-      for (;;) {
-        skip();
-        if (text[i] === "}") { i++; return map; }
-        const key = value(depth + 1);
-        if (typeof key !== "string") fail("a dict key that is not a string");
-        skip();
-        if (text[i] !== ":") fail("expected ':'");
-        i++;
-        if (map.has(key as string)) fail(`key '${key as string}' twice`);
-        map.set(key as string, value(depth + 1));
-        skip();
-        if (text[i] === ",") i++;
-        else if (text[i] !== "}") fail("expected ',' or '}'");
-      }
-    }
-    if (c === "[" || c === "(") {
-      const close = c === "[" ? "]" : ")";
-      i++;
-      const items: PyValue[] = [];
-      let comma = false;
-      for (;;) {
-        skip();
-        if (text[i] === close) { i++; break; }
-        items.push(value(depth + 1));
-        skip();
-        comma = false;
-        if (text[i] === ",") { i++; comma = true; }
-        else if (text[i] !== close) fail(`expected ',' or '${close}'`);
-      }
-      // (x) is x in Python; (x,) is a tuple.
-      if (c === "(") return items.length === 1 && !comma ? items[0]! : new PyTuple(items);
-      return items;
-    }
-    if (c === "'" || c === '"') {
-      i++;
-      let s = "";
-      while (i < text.length && text[i] !== c) {
-        if (text[i] === "\\") {
-          const e = text[i + 1];
-          if (e === "x" || e === "u") {
-            const n = e === "x" ? 2 : 4;
-            const hex = text.slice(i + 2, i + 2 + n);
-            if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== n) fail("a bad escape");
-            s += String.fromCharCode(parseInt(hex, 16));
-            i += 2 + n;
-            continue;
-          }
-          const simple: Record<string, string> = { "\\": "\\", "'": "'", '"': '"', n: "\n", t: "\t", r: "\r", "0": "\0" };
-          if (e === undefined || !(e in simple)) fail("an unknown escape");
-          s += simple[e!];
-          i += 2;
-        } else {
-          s += text[i++];
-        }
-      }
-      if (text[i] !== c) fail("an unterminated string");
-      i++;
-      return s;
-    }
-    const word = /^(True|False|None|-?\d+L?)/.exec(text.slice(i, i + 32));
-    if (!word) return fail("an unexpected character");
-    i += word[0].length;
-    if (word[0] === "True") return true;
-    if (word[0] === "False") return false;
-    if (word[0] === "None") return null;
-    return BigInt(word[0].replace("L", ""));
-  };
-  const result = value(0);
-  skip();
-  if (i !== text.length) fail("trailing characters");
-  return result;
-}
-
-/** Python's repr of a literal (for headers and for `dtype`). */
-function pyRepr(v: PyValue): string {
-  if (typeof v === "string") return `'${v.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
-  if (typeof v === "bigint") return v.toString();
-  if (typeof v === "boolean") return v ? "True" : "False";
-  if (v === null) return "None";
-  if (Array.isArray(v)) return `[${v.map(pyRepr).join(", ")}]`;
-  if (v instanceof PyTuple) return v.items.length === 1 ? `(${pyRepr(v.items[0]!)},)` : `(${v.items.map(pyRepr).join(", ")})`;
-  return `{${[...v].map(([k, x]) => `${pyRepr(k)}: ${pyRepr(x)}`).join(", ")}}`;
 }
