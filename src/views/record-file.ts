@@ -153,11 +153,15 @@ export class RecordFile<S extends Schema = Schema> {
     if (windows <= EAGER_WINDOWS) for (let j = 0; j < windows; j++) this.#rows.$w[j] = make(j);
   }
 
-  /** The view holding row `index` (which may be past `length`, below capacity) and its offset in it. */
-  #slot(index: number): [DataView, number] {
-    if (index < this.#rowsPerWindow || this.#map.byteLength <= MAX_BUFFER_LENGTH) return [this.#view, this.headerLength + index * this.#rowSize];
+  /** Stores row `index` (which may be past `length`, below capacity): in the first view, or in its window past 4 GiB. No allocation per row. */
+  #store(index: number, row: RowInput<S>): void {
+    const codec = this.layout.codec;
+    if (index < this.#rowsPerWindow || this.#map.byteLength <= MAX_BUFFER_LENGTH) {
+      codec.store(this.#view, this.headerLength + index * this.#rowSize, row);
+      return;
+    }
     const j = Math.floor(index / this.#rowsPerWindow);
-    return [this.#rows.$w[j] ?? this.#rows.$window(j), (index - j * this.#rowsPerWindow) * this.#rowSize];
+    codec.store(this.#rows.$w[j] ?? this.#rows.$window(j), (index - j * this.#rowsPerWindow) * this.#rowSize, row);
   }
 
   /** Rows published so far (a reader loads the current count; see refresh()). */
@@ -199,7 +203,7 @@ export class RecordFile<S extends Schema = Schema> {
     const codec = this.layout.codec;
     codec.check(row, "");
     if (index === this.#capacity) this.#grow(index + 1);
-    codec.store(...this.#slot(index), row);
+    this.#store(index, row);
     this.#publish(index + 1);
     return index;
   }
@@ -217,7 +221,7 @@ export class RecordFile<S extends Schema = Schema> {
       for (const row of rows) {
         codec.check(row, "");
         if (n === this.#capacity) this.#grow(n + 1);
-        codec.store(...this.#slot(n), row);
+        this.#store(n, row);
         n++;
       }
     } finally {
