@@ -3,9 +3,12 @@
  * scripts — one after the other, each printing its own table and saving its
  * raw numbers under bench/results/.
  *
- * The suite lives in a clone of the source repository (bench/ with its own
- * package.json of reference libraries, and a C compiler for its C references),
- * not in the installed package: there, `memmap bench` says so.
+ * The suite ships in the package: bench/*.ts with bench/package.json of the
+ * reference libraries (tsx, hdr-histogram-js, better-sqlite3, …), which the
+ * first benchmark that needs them installs into bench/node_modules (the npm
+ * registry must be reachable then), and bench/c/ for the C references (built
+ * when a C compiler is on PATH, left out of the tables otherwise). So
+ * `memmap bench` prints the same tables in an installed package as in a clone.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -55,7 +58,7 @@ export async function runBench(names: string[], options: BenchOptions): Promise<
   const scripts = benchScripts();
   if (scripts.size === 0 || !fs.existsSync(path.join(packageRoot, "bench")))
     throw new CliError(
-      `no benchmark suite here: memmap bench runs the bench/ directory of a clone of the source repository, which the installed package does not include (git clone the repository, npm install, then npx memmap bench)`,
+      `no benchmark suite in ${packageRoot}: its bench/ directory or package.json scripts are missing (reinstall memmap, or run from a clone of the repository)`,
     );
   if (options.list) {
     for (const [name, command] of scripts) process.stdout.write(`${name.padEnd(12)} ${command}\n`);

@@ -183,7 +183,7 @@ export function buildProgram(setCode: (code: number) => void): Command {
 
   program
     .command("bench")
-    .description("run the benchmark suite (from a source checkout) and print its tables")
+    .description("run the benchmark suite and print its tables (the first run installs the reference libraries)")
     .argument("[names...]", "benchmarks to run (default: all; see --list)")
     .option("-q, --quick", "shorter runs with smaller data")
     .option("-l, --list", "list the benchmarks")
