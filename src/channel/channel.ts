@@ -22,7 +22,6 @@
 import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg, sys } from "../core/errors.ts";
-import { FRAME_HEADER_LENGTH } from "../core/framing.ts";
 import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
 import { checkTarget, createTemp, publishTemp, writeAtomically } from "../core/temp-file.ts";
 import { SharedMemory } from "../core/shared-memory.ts";
@@ -62,6 +61,16 @@ export interface CreateChannelOptions {
    * @default "single"
    */
   producers?: ChannelProducers;
+  /**
+   * Every message carries a CRC32C of its bytes, which the consumer checks
+   * before delivering it (ERR_CORRUPT for a damaged message). Costs 4 bytes
+   * per message and a checksum on each side (see docs/channel.md,
+   * Performance). Without it, every frame still carries a 16-bit check of
+   * its length and type, so damage never invents a message; only damage
+   * inside a message's own bytes goes unnoticed.
+   * @default false
+   */
+  checksum?: boolean;
   /**
    * Permission bits (0 to 0o777) of a channel file created at a path, applied exactly (the umask does not apply).
    * @default 0o600
@@ -222,12 +231,13 @@ function targetOf(target: unknown, what: string): string | number {
  */
 export function createChannel(pathOrShm: string | number | SharedMemory, options: CreateChannelOptions = {}): Channel {
   const target = targetOf(pathOrShm, "createChannel()");
-  validateOptions(options, ["capacity", "producers", "mode", "overwrite", "replace", "strategy", "spin"], "createChannel");
+  validateOptions(options, ["capacity", "producers", "checksum", "mode", "overwrite", "replace", "strategy", "spin"], "createChannel");
   const requested = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
   if (requested < MIN_CAPACITY || requested > MAX_CAPACITY)
     throw invalidArg(`capacity must be from ${MIN_CAPACITY} (4 KiB) to ${MAX_CAPACITY} (1 GiB) bytes, got ${requested}`);
   const capacity = nextPowerOfTwo(requested);
   const producers = options.producers === undefined ? "single" : validateOneOf(options.producers, "producers", ["single", "multi"] as const);
+  const checksum = options.checksum === undefined ? false : validateBoolean(options.checksum, "checksum");
   const mode = checkMode(options.mode);
   const overwrite = overwriteOf(options);
   const strategy = checkStrategy(options.strategy, "adaptive");
@@ -244,7 +254,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
         growFile(fd, 0, total, false, target);
         const file = mapFile(fd, { access: "write", length: total });
         try {
-          initialize(file, capacity, producers === "multi", false);
+          initialize(file, capacity, producers === "multi", checksum, false);
         } finally {
           file.close();
         }
@@ -261,7 +271,7 @@ export function createChannel(pathOrShm: string | number | SharedMemory, options
     growFile(fd, size, total, false);
     const file = mapFile(fd, { access: "write", length: total });
     try {
-      initialize(file, capacity, producers === "multi", size > 0);
+      initialize(file, capacity, producers === "multi", checksum, size > 0);
     } finally {
       file.close();
     }
@@ -333,9 +343,11 @@ const Token = Symbol("Channel");
 export class Channel {
   /** Ring bytes (a power of two). */
   readonly capacity: number;
-  /** Largest message: capacity − 8 bytes. */
+  /** Largest message: capacity − 8 bytes (capacity − 12 with `checksum`). */
   readonly maxMessageLength: number;
   readonly producers: ChannelProducers;
+  /** Every message carries a CRC32C of its bytes (createChannel's `checksum` option). */
+  readonly checksum: boolean;
   /** The channel file's path; undefined when opened from a descriptor. */
   readonly path: string | undefined;
   readonly strategy: WaitStrategy;
@@ -374,11 +386,12 @@ export class Channel {
     this.#fd = fd;
     this.path = path;
     this.capacity = info.capacity;
-    this.maxMessageLength = info.capacity - FRAME_HEADER_LENGTH;
+    this.maxMessageLength = info.capacity - info.payloadOffset;
+    this.checksum = info.checksum;
     this.producers = info.multi ? "multi" : "single";
     this.strategy = strategy;
     this.#spin = spin;
-    this.#ring = { fd, ownSlot: -1, v: viewsOf(file, info.capacity), capacity: info.capacity, multi: info.multi, path };
+    this.#ring = { fd, ownSlot: -1, v: viewsOf(file, info.capacity), ...info, path };
     this.#bytes = this.#ring.v.bytes;
     this.#words = this.#ring.v.words;
     this.#dataBell = new Doorbell(file.buffer, DATA_SEQ_OFFSET, DATA_WAITERS_OFFSET);
@@ -423,7 +436,7 @@ export class Channel {
     validateOptions(options, ["timeoutMs", "timeout"], "send");
     const timeout = timeoutOf(options);
     if (this.trySend(data)) return;
-    const frame = frameLength(payloadLength(data));
+    const frame = frameLength(payloadLength(data), this.#ring.payloadOffset);
     this.#waitForRoom(() => frame, timeout, () => this.trySend(data));
   }
 
@@ -438,7 +451,7 @@ export class Channel {
     const signal = checkSignal(options?.signal);
     if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the send was aborted", { cause: signal.reason });
     if (this.trySend(data)) return;
-    const frame = frameLength(payloadLength(data));
+    const frame = frameLength(payloadLength(data), this.#ring.payloadOffset);
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
     for (;;) {
       const left = deadline - performance.now();
@@ -464,7 +477,7 @@ export class Channel {
     const lengths = this.#lengthsOf(messages);
     let sent = this.#sendSome(messages, lengths, 0);
     if (sent === messages.length) return;
-    this.#waitForRoom(() => frameLength(lengths[sent]!), timeout, () => {
+    this.#waitForRoom(() => frameLength(lengths[sent]!, this.#ring.payloadOffset), timeout, () => {
       sent += this.#sendSome(messages, lengths, sent);
       return sent === messages.length;
     });
@@ -487,7 +500,7 @@ export class Channel {
     const timeout = timeoutOf(options);
     let view = this.tryClaim(n);
     if (view) return view;
-    this.#waitForRoom(() => frameLength(n), timeout, () => (view = this.tryClaim(n)) !== null);
+    this.#waitForRoom(() => frameLength(n, this.#ring.payloadOffset), timeout, () => (view = this.tryClaim(n)) !== null);
     return view!;
   }
 
@@ -538,9 +551,8 @@ export class Channel {
       if (reader.holding) reader.release();
       return null;
     }
-    const start = off + FRAME_HEADER_LENGTH;
-    const end = start + reader.length;
-    return copy ? this.#bytes.slice(start, end) : this.#bytes.subarray(start, end);
+    const end = off + reader.length;
+    return copy ? this.#bytes.slice(off, end) : this.#bytes.subarray(off, end);
   }
 
   /**
@@ -609,7 +621,7 @@ export class Channel {
         const off = reader.next();
         if (off < 0) break;
         count++;
-        onMessage(this.#bytes.subarray(off + FRAME_HEADER_LENGTH, off + FRAME_HEADER_LENGTH + reader.length));
+        onMessage(this.#bytes.subarray(off, off + reader.length));
       }
     } finally {
       if (!this.#closed && reader.holding) reader.release();
@@ -715,7 +727,7 @@ export class Channel {
     if (this.#closed) throw this.#closedError();
     if (this.#writer?.claiming) throw new MmapError("ERR_BUSY", "a claim is outstanding: commit() or abortClaim() it first");
     if (n > this.maxMessageLength)
-      throw new MmapError("ERR_TOO_LARGE", `a message of ${n} bytes does not fit: the largest is ${this.maxMessageLength} (capacity − 8)`, {
+      throw new MmapError("ERR_TOO_LARGE", `a message of ${n} bytes does not fit: the largest is ${this.maxMessageLength} (capacity − ${this.capacity - this.maxMessageLength})`, {
         path: this.path,
       });
     if (this.#words[ENDED_I32] !== 0) throw this.#closedError("the channel was ended");
