@@ -555,8 +555,9 @@ export async function runTrials(options: RunOptions): Promise<{ trials: Trial[];
   const pool: Worker[] = Array.from({ length: options.workers ?? 2 }, () => new Worker());
   try {
     const built = await buildFixtures(path.join(root, "fixtures"));
-    const fixtures = built.filter((f) => !f.kind.endsWith("-crc"));
-    const twins = new Map(built.filter((f) => f.kind.endsWith("-crc")).map((f) => [f.kind.slice(0, -4), f]));
+    const isTwin = (f: Fixture): boolean => f.kind.startsWith("channel") && f.kind.endsWith("-crc");
+    const fixtures = built.filter((f) => !isTwin(f));
+    const twins = new Map(built.filter(isTwin).map((f) => [f.kind.slice(0, -4), f]));
     const rnd = prng(options.seed);
     let next = 0;
     const one = async (slot: number): Promise<void> => {
