@@ -45,7 +45,6 @@ import {
   positions,
   readSlot,
   setFrameType,
-  slotAlive,
   storePosition,
   type Ring,
 } from "./file.ts";
