@@ -158,8 +158,11 @@ export class RingReader {
     }
     storePosition(this.#words, this.#longs, HEAD_I64, this.#head, to);
     this.#head = to;
-    if (this.#spaceBell.waiters !== 0) this.#checkWaiters();
-    this.#spaceBell.ring();
+    // One load of the waiter count when nobody waits (ring() would load it again).
+    if (this.#spaceBell.waiters !== 0) {
+      this.#checkWaiters();
+      this.#spaceBell.ring();
+    }
   }
 
   /** Clears a space-waiter count that only killed producers can have left (now and then: it costs a lock probe per slot). */
