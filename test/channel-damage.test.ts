@@ -120,6 +120,8 @@ describe("every frame carries a check of its length (issue 10, stress trial #220
       const firstFrame = (8 + 5 + 7) & -8;
       // 108 → 8: the frame now ends where the decoy header starts (and is an empty message itself).
       writeAt(file, L.HEADER_LENGTH + firstFrame, new Uint8Array(new Int32Array([8]).buffer));
+      // Inspection walks the frames too: with one producer nothing else moves them, so a failed check is damage.
+      if (producers === "single") assert.throws(() => inspectChannel(file), { code: "ERR_CORRUPT" });
       const { delivered, error } = receiveAll(ch);
       assert.deepEqual(delivered, ["first"], "only the message before the damage");
       assert.ok(error instanceof MmapError, `a coded error, not ${String(error)}`);
