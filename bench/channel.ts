@@ -597,8 +597,10 @@ function breakdown(): [string, number][] {
     const list = new Array<Uint8Array>(BATCH).fill(m64);
     const per = 8192; // 64-byte messages (72-byte frames) fit in 1 MiB 14 times over; 8,192 leaves room
     const rounds = quick ? 40 : 200;
-    for (const producers of ["single", "multi"] as const) {
-      const ch = createChannel(path.join(dir, producers), { capacity: 1 << 20, producers });
+    const kinds = [["single", false], ["multi", false], ["single", true], ["multi", true]] as const;
+    for (const [producers, checksum] of kinds) {
+      const ch = createChannel(path.join(dir, `${producers}-${checksum}`), { capacity: 1 << 20, producers, checksum });
+      const suffix = checksum ? " with checksum: true" : "";
       ch.tryReceive();
       const t = { send: [] as number[], receive: [] as number[], batch: [] as number[], drain: [] as number[] };
       for (let r = -5; r < rounds; r++) {
@@ -619,10 +621,10 @@ function breakdown(): [string, number][] {
         t.drain.push(t4 - t3);
       }
       const ns = (ms: number[]): number => (median(ms) * 1e6) / per; // the median round: other load only adds
-      out.push([`trySend(64 B), ${producers} producer`, ns(t.send)]);
-      out.push([`tryReceive() of it`, ns(t.receive)]);
-      out.push([`trySendBatch(1,024 × 64 B), ${producers} producer, per message`, ns(t.batch)]);
-      out.push([`drain() of them, per message`, ns(t.drain)]);
+      out.push([`trySend(64 B), ${producers} producer${suffix}`, ns(t.send)]);
+      out.push([`tryReceive() of it${suffix}`, ns(t.receive)]);
+      out.push([`trySendBatch(1,024 × 64 B), ${producers} producer${suffix}, per message`, ns(t.batch)]);
+      out.push([`drain() of them${suffix}, per message`, ns(t.drain)]);
       ch.close();
     }
     const shm = createSharedMemory(4096);

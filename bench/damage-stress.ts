@@ -84,12 +84,15 @@ function sizeOf(index: number): number {
 
 // ------------------------------------------------------------------ worker side
 
-type Kind = "log-crc" | "log-nocrc" | "channel-multi" | "channel-single" | "record";
+/** Channels with `-crc` carry a CRC32C of every message (createChannel's `checksum: true`). */
+type Kind = "log-crc" | "log-nocrc" | "channel-multi" | "channel-single" | "channel-multi-crc" | "channel-single-crc" | "record";
 const MODES: Record<Kind, string[]> = {
   "log-crc": ["default", "verify-full", "readPrefix", "truncate", "readOnly", "inspect"],
   "log-nocrc": ["default", "verify-full", "readPrefix", "truncate", "readOnly", "inspect"],
   "channel-multi": ["receive", "inspect"],
   "channel-single": ["receive", "inspect"],
+  "channel-multi-crc": ["receive", "inspect"],
+  "channel-single-crc": ["receive", "inspect"],
   record: ["read", "write"],
 };
 
@@ -137,7 +140,7 @@ async function runOne(kind: Kind, mode: string, target: string): Promise<Outcome
       }
       return out;
     }
-    if (kind === "channel-multi" || kind === "channel-single") {
+    if (kind.startsWith("channel")) {
       if (mode === "inspect") {
         m.inspectChannel(target);
         return out;
@@ -250,21 +253,22 @@ async function buildFixtures(root: string): Promise<Fixture[]> {
     const records = seqs.map((seq, i) => locate(dir, names, i, payload(i, sizeOf(i)), seq, 32));
     fixtures.push({ kind: crc ? "log-crc" : "log-nocrc", dir, target: "log", records, checksummed: crc });
   }
-  for (const multi of [true, false]) {
-    const kind: Kind = multi ? "channel-multi" : "channel-single";
+  for (const [multi, checksum] of [[true, false], [false, false], [true, true], [false, true]] as const) {
+    const kind = `channel-${multi ? "multi" : "single"}${checksum ? "-crc" : ""}` as Kind;
     const dir = path.join(root, kind);
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, "ch");
-    m.createChannel(file, { capacity: 1 << 16, producers: multi ? "multi" : "single" }).close();
+    m.createChannel(file, { capacity: 1 << 16, producers: multi ? "multi" : "single", checksum }).close();
     const p = m.openChannel(file);
     const sizes = Array.from({ length: CHANNEL_MESSAGES }, (_, i) => 16 + ((i * 7919) % 700));
     for (let i = 0; i < CHANNEL_MESSAGES; i++) p.send(payload(i, sizes[i]!));
     p.close();
+    const header = checksum ? 12 : 8; // the frame header, and the CRC32C after it
     const records = sizes.map((n, i) => {
-      const r = locate(dir, ["ch"], i, payload(i, n), 0, 8);
-      return { ...r, at: r.from + 8 - 4096 };
+      const r = locate(dir, ["ch"], i, payload(i, n), 0, header);
+      return { ...r, at: r.from + header - 4096 };
     });
-    fixtures.push({ kind, dir, target: "ch", records, checksummed: false });
+    fixtures.push({ kind, dir, target: "ch", records, checksummed: checksum });
   }
   {
     const dir = path.join(root, "record");
@@ -550,14 +554,19 @@ export async function runTrials(options: RunOptions): Promise<{ trials: Trial[];
   const table = new Map<string, Map<TrialClass, number>>();
   const pool: Worker[] = Array.from({ length: options.workers ?? 2 }, () => new Worker());
   try {
-    const fixtures = await buildFixtures(path.join(root, "fixtures"));
+    const built = await buildFixtures(path.join(root, "fixtures"));
+    const isTwin = (f: Fixture): boolean => f.kind.startsWith("channel") && f.kind.endsWith("-crc");
+    const fixtures = built.filter((f) => !isTwin(f));
+    const twins = new Map(built.filter(isTwin).map((f) => [f.kind.slice(0, -4), f]));
     const rnd = prng(options.seed);
     let next = 0;
     const one = async (slot: number): Promise<void> => {
       for (;;) {
         const n = next++;
         if (n >= options.trials) return;
-        const fx = fixtures[rnd() % fixtures.length]!;
+        let fx = fixtures[rnd() % fixtures.length]!;
+        // A channel is fuzzed with and without its CRC32C option, half and half (the log's share stays as it was).
+        if (fx.kind === "channel-multi" || fx.kind === "channel-single") fx = rnd() % 2 === 0 ? fx : twins.get(fx.kind)!;
         const mode = MODES[fx.kind][rnd() % MODES[fx.kind].length]!;
         const dir = path.join(root, `t${n}`);
         fs.cpSync(fx.dir, dir, { recursive: true });

@@ -18,8 +18,11 @@ export type { StructArrayOptions, StructSource, ColumnOptions } from "./views/st
 export { createRecordFile, openRecordFile, RecordFile } from "./views/record-file.ts";
 export type { CreateRecordFileOptions, OpenRecordFileOptions } from "./views/record-file.ts";
 export type { FieldType, Schema, Row, RowOf, RowAccessor, RowFields, RowInput, FieldArray, Value, FieldAccess, ScalarTypeName, NumberTypeName, BigIntTypeName, Utf8Type, ArrayType, Column, ColumnOf } from "./views/types.ts";
-export { createChannel, openChannel, inspectChannel, Channel } from "./channel/channel.ts";
-export type { ChannelData, ChannelProducers, ChannelStats, CreateChannelOptions, OpenChannelOptions, SendOptions, SendAsyncOptions, TryReceiveOptions, ReceiveOptions, ReceiveAsyncOptions } from "./channel/channel.ts";
+export { createChannel, openChannel, inspectChannel } from "./channel/open.ts";
+export { Channel } from "./channel/channel.ts";
+export type { ChannelProducers, ChannelStats } from "./channel/file.ts";
+export type { ChannelData } from "./channel/producer.ts";
+export type { CreateChannelOptions, OpenChannelOptions, SendOptions, SendAsyncOptions, TryReceiveOptions, ReceiveOptions, ReceiveAsyncOptions } from "./channel/options.ts";
 export { openLog, Log } from "./log/log.ts";
 export type { Durability, LogOptions, LogRecovery, RetentionOptions } from "./log/log.ts";
 export { LogReader } from "./log/reader.ts";

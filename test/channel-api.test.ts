@@ -401,7 +401,7 @@ describe("state and lifecycle", () => {
     assert.equal(s.producersWaiting, 0);
     assert.equal(s.consumerAttached, false);
     assert.equal(s.ended, false);
-    assert.equal(s.version, 2);
+    assert.equal(s.version, L.CHANNEL_VERSION);
     assert.ok(Math.abs(s.createdAt - Date.now()) < 60_000);
     ch.tryReceive();
     assert.equal(ch.stats().messages, 2, "the one out with the caller is not given back yet");

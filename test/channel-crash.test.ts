@@ -13,6 +13,7 @@ import { makeTmpDir, removeTmpDir } from "./helpers/tmp.ts";
 import { createChannel, mapFile, MmapError, openChannel, type Channel } from "../src/index.ts";
 import { FrameType } from "../src/core/framing.ts";
 import * as L from "../src/channel/layout.ts";
+import { frameCheck } from "../src/channel/file.ts";
 import { processStartTime } from "../src/channel/liveness.ts";
 import { native } from "../src/core/native.ts";
 import { makePool } from "./fixtures/channel-stream.ts";
@@ -195,7 +196,7 @@ describe("claims left by dead processes (constructed)", () => {
       const capacity = new DataView(m.buffer).getUint32(L.CAPACITY_OFFSET, true);
       const off = L.HEADER_LENGTH + (Number(tail) % capacity);
       if (header === "claimed") {
-        words[(off + 4) >> 2] = FrameType.DATA;
+        words[(off + 4) >> 2] = FrameType.DATA | (frameCheck(Number(tail), bytes, FrameType.DATA) << 16); // type and check, as a producer writes them
         Atomics.store(words, off >> 2, -bytes);
         new Uint8Array(m.buffer, off + 8, bytes - 8).fill(0xee); // half-written payload
       }

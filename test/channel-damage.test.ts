@@ -88,6 +88,108 @@ describe("a damaged multi-producer ring (item 16)", () => {
   });
 });
 
+/** A message whose first 16 payload bytes look like a frame: length 16, type DATA, "PHANTOM!". */
+function decoyMessage(length: number): Uint8Array {
+  const inner = new Uint8Array(length);
+  const view = new DataView(inner.buffer);
+  view.setInt32(0, 16, true);
+  view.setUint16(4, 1, true);
+  inner.set(new TextEncoder().encode("PHANTOM!"), 8);
+  return inner;
+}
+
+/** Every receive until the ring is empty or throws: what was delivered, and the error. */
+function receiveAll(ch: ReturnType<typeof openChannel>): { delivered: string[]; error: unknown } {
+  const delivered: string[] = [];
+  try {
+    for (let m = ch.tryReceive(); m; m = ch.tryReceive()) delivered.push(new TextDecoder().decode(m));
+  } catch (error) {
+    return { delivered, error };
+  }
+  return { delivered, error: undefined };
+}
+
+describe("every frame carries a check of its length (issue 10, stress trial #2206)", () => {
+  for (const producers of ["single", "multi"] as const) {
+    test(`${producers} producer: a length word flipped to a smaller plausible value, with a frame header inside the payload: ERR_CORRUPT, nothing invented`, () => {
+      const file = path.join(dir, `flipped-length-${producers}`);
+      const ch = createChannel(file, { capacity: 4096, producers });
+      ch.send("first");
+      ch.send(decoyMessage(100));
+      ch.send("third");
+      const firstFrame = (8 + 5 + 7) & -8;
+      // 108 → 8: the frame now ends where the decoy header starts (and is an empty message itself).
+      writeAt(file, L.HEADER_LENGTH + firstFrame, new Uint8Array(new Int32Array([8]).buffer));
+      // Inspection walks the frames too: with one producer nothing else moves them, so a failed check is damage.
+      if (producers === "single") assert.throws(() => inspectChannel(file), { code: "ERR_CORRUPT" });
+      const { delivered, error } = receiveAll(ch);
+      assert.deepEqual(delivered, ["first"], "only the message before the damage");
+      assert.ok(error instanceof MmapError, `a coded error, not ${String(error)}`);
+      assert.equal(error.code, "ERR_CORRUPT");
+      assert.match(error.message, new RegExp(`${file}.*position ${firstFrame}\\b`));
+      // It stays there: the next receive reports the same, and still delivers nothing.
+      assert.throws(() => ch.tryReceive(), { code: "ERR_CORRUPT" });
+      ch.close();
+    });
+
+    test(`${producers} producer, checksum: true: a flipped bit inside a message is ERR_CORRUPT, not delivered (without it, it is delivered as it is)`, () => {
+      for (const checksum of [true, false]) {
+        const file = path.join(dir, `flipped-payload-${producers}-${checksum}`);
+        const ch = createChannel(file, { capacity: 4096, producers, checksum });
+        assert.equal(ch.checksum, checksum);
+        assert.equal(ch.maxMessageLength, checksum ? 4096 - 12 : 4096 - 8);
+        ch.send("first");
+        ch.send("second");
+        ch.send("third");
+        const secondPayload = ((ch.stats().used / 3) | 0) + (checksum ? 12 : 8); // three frames of 24 (32 with the CRC)
+        const bytes = fs.readFileSync(file).subarray(L.HEADER_LENGTH + secondPayload, L.HEADER_LENGTH + secondPayload + 1);
+        writeAt(file, L.HEADER_LENGTH + secondPayload, new Uint8Array([bytes[0]! ^ 0x04]));
+        const { delivered, error } = receiveAll(ch);
+        if (checksum) {
+          assert.deepEqual(delivered, ["first"]);
+          assert.ok(error instanceof MmapError && error.code === "ERR_CORRUPT", String(error));
+          assert.match(error.message, /fails its checksum/);
+        } else assert.deepEqual(delivered, ["first", "wecond", "third"]);
+        ch.close();
+      }
+    });
+
+    test(`${producers} producer, checksum: true: messages of every size, batches, claims committed shorter and aborted, across many laps`, () => {
+      const file = path.join(dir, `checksum-laps-${producers}`);
+      const ch = createChannel(file, { capacity: 4096, producers, checksum: true });
+      const message = (i: number): Uint8Array => new Uint8Array((i * 37) % 600).fill(i & 0xff);
+      let sent = 0;
+      let received = 0;
+      const expectNext = (m: Uint8Array): void => {
+        assert.deepEqual(m, message(received), `message ${received}`);
+        received++;
+      };
+      while (sent < 2000) {
+        const step = sent % 4;
+        if (step === 0) {
+          const batch = [message(sent), message(sent + 1), message(sent + 2)];
+          sent += ch.trySendBatch(batch);
+        } else if (step === 1) {
+          const view = ch.tryClaim(700);
+          if (view) {
+            view.set(message(sent));
+            ch.commit(message(sent).length);
+            sent++;
+          }
+        } else if (step === 2) {
+          if (ch.tryClaim(100)) ch.abortClaim();
+          if (ch.trySend(message(sent))) sent++;
+        } else if (ch.trySend(message(sent))) sent++;
+        ch.drain(expectNext, 2);
+      }
+      for (let m = ch.tryReceive(); m; m = ch.tryReceive()) expectNext(m);
+      assert.equal(received, sent);
+      assert.equal(inspectChannel(file).checksum, true);
+      ch.close();
+    });
+  }
+});
+
 describe("special files (item 14)", () => {
   const hangGuard = { timeout: 30_000 };
   test("inspectChannel() and openChannel() of a FIFO: ENODEV at once, no hang", hangGuard, () => {

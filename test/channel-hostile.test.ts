@@ -41,7 +41,6 @@ function isCorrupt(error: unknown): boolean {
 describe("a corrupt header is rejected by openChannel() and inspectChannel()", () => {
   const cases: [string, (v: DataView) => void][] = [
     ["a wrong magic number", (v) => v.setUint8(L.MAGIC_OFFSET + 3, 0x58)],
-    ["version 1 (slots held by pids only)", (v) => v.setUint32(L.VERSION_OFFSET, 1, true)],
     ["a version from the future", (v) => v.setUint32(L.VERSION_OFFSET, L.CHANNEL_VERSION + 1, true)],
     ["a header length of 8192", (v) => v.setUint32(L.HEADER_LENGTH_OFFSET, 8192, true)],
     ["a capacity that is not a power of two", (v) => v.setUint32(L.CAPACITY_OFFSET, 5000, true)],
@@ -62,6 +61,15 @@ describe("a corrupt header is rejected by openChannel() and inspectChannel()", (
       poke(file, mutate);
       assert.throws(() => openChannel(file), isCorrupt);
       assert.throws(() => inspectChannel(file), isCorrupt);
+    });
+  }
+
+  for (const version of [1, 2]) {
+    test(`version ${version}, from an older memmap: ERR_UNSUPPORTED, saying to recreate it`, () => {
+      const file = fresh();
+      poke(file, (v) => v.setUint32(L.VERSION_OFFSET, version, true));
+      for (const open of [openChannel, inspectChannel])
+        assert.throws(() => open(file), (e) => e instanceof MmapError && e.code === "ERR_UNSUPPORTED" && /recreate/.test(e.message) && e.message.includes(file));
     });
   }
 

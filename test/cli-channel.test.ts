@@ -99,3 +99,12 @@ test("channel stat: not a channel, a missing file, no path", async () => {
   assert.equal(none.code, 2);
   assert.match(oneLine(none.stderr), /^memmap: error: missing required argument 'path'/);
 });
+
+test("channel stat says when every message carries a CRC32C (checksum: true)", async () => {
+  const file = path.join(dir, "summed.chan");
+  createChannel(file, { capacity: 64 * 1024, checksum: true }).close();
+  const [text, json] = await Promise.all([runCli(["channel", "stat", file]), runCli(["channel", "stat", "--json", file])]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^ {2}capacity +64\.0 KiB \(largest message 65,524 bytes; a CRC32C on each\)$/m);
+  assert.equal((JSON.parse(json.stdout) as { checksum: boolean }).checksum, true);
+});

@@ -6,8 +6,10 @@
  * available" and "space available"), so a sender pays one atomic load for
  * the wake-up when nobody sleeps.
  *
- * This file holds the public API: creating and opening, argument checks,
- * waiting, errors. The parts underneath:
+ * This file holds the handle: sending, receiving, waiting, errors. The parts
+ * beside and underneath it:
+ * - ./open.ts: createChannel, openChannel, inspectChannel;
+ * - ./options.ts: the options and their checks;
  * - ./layout.ts: the file format (header offsets, positions);
  * - ./file.ts: validating a mapped file, reading its header, slots, stats;
  * - ./producer.ts: a handle's sending side (slots, claims, frames);
@@ -21,117 +23,25 @@
  */
 import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { MmapError, invalidArg, sys } from "../core/errors.ts";
-import { FRAME_HEADER_LENGTH } from "../core/framing.ts";
-import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
-import { checkTarget, createTemp, publishTemp, writeAtomically } from "../core/temp-file.ts";
-import { SharedMemory } from "../core/shared-memory.ts";
-import { Doorbell, SpinBudget, checkStrategy, timeoutOf, type WaitStrategy, checkTimeout } from "../core/wait.ts";
-import { describe, validateAbortSignal, validateBoolean, validateInteger, validateOneOf, validateOptions } from "../core/validate.ts";
+import { MmapError, invalidArg } from "../core/errors.ts";
+import { checkInteger, type MappedFile } from "../core/mapped-file.ts";
+import { Doorbell, SpinBudget, timeoutOf, type WaitStrategy } from "../core/wait.ts";
+import { describe, validateOptions } from "../core/validate.ts";
 import { RingReader } from "./consumer.ts";
+import { ENDED_I32, collectStats, probeConsumer, slotAlive, viewsOf, type ChannelProducers, type ChannelStats, type HeaderInfo, type Ring } from "./file.ts";
+import { DATA_SEQ_OFFSET, DATA_WAITERS_OFFSET, SLOT_COUNT, SPACE_SEQ_OFFSET, SPACE_WAITERS_OFFSET } from "./layout.ts";
 import {
-  ENDED_I32,
-  collectStats,
-  initialize,
-  openOwn,
-  positions,
-  probeConsumer,
-  slotAlive,
-  validateHeader,
-  viewsOf,
-  type ChannelProducers,
-  type ChannelStats,
-  type HeaderInfo,
-  type Ring,
-} from "./file.ts";
-import { DATA_SEQ_OFFSET, DATA_WAITERS_OFFSET, HEADER_LENGTH, MAX_CAPACITY, MIN_CAPACITY, SLOT_COUNT, SPACE_SEQ_OFFSET, SPACE_WAITERS_OFFSET } from "./layout.ts";
+  checkCopy,
+  checkSignal,
+  payloadLength,
+  type ReceiveAsyncOptions,
+  type ReceiveOptions,
+  type SendAsyncOptions,
+  type SendOptions,
+  type TryReceiveOptions,
+} from "./options.ts";
 import { RingWriter, frameLength, type ChannelData } from "./producer.ts";
 
-export type { ChannelProducers, ChannelStats } from "./file.ts";
-export type { ChannelData } from "./producer.ts";
-
-/** Options of {@link createChannel}. */
-export interface CreateChannelOptions {
-  /**
-   * Ring size in bytes, 4 KiB to 1 GiB; rounded up to a power of two.
-   * @default 1 << 20 (1 MiB)
-   */
-  capacity?: number;
-  /**
-   * One producer, or any number of producer processes.
-   * @default "single"
-   */
-  producers?: ChannelProducers;
-  /**
-   * Permission bits (0 to 0o777) of a channel file created at a path, applied exactly (the umask does not apply).
-   * @default 0o600
-   */
-  mode?: number;
-  /**
-   * With a path: replace an existing file instead of failing with EEXIST.
-   * @default false
-   */
-  overwrite?: boolean;
-  /**
-   * @deprecated Use `overwrite`, the name {@link createRecordFile} and
-   * {@link createNpy} use too; `replace` goes in the next minor version.
-   */
-  replace?: boolean;
-  /** How send() and receive() wait. Default "adaptive" (poll as long as polling pays off here, then sleep). */
-  strategy?: WaitStrategy;
-  /** Polls before a synchronous wait yields or sleeps (default 2,000; with "adaptive", the most: about 100 µs of polls). */
-  spin?: number;
-}
-
-/** Options of {@link openChannel}. */
-export interface OpenChannelOptions {
-  /** How send() and receive() wait. Default "adaptive" (poll as long as polling pays off here, then sleep). */
-  strategy?: WaitStrategy;
-  /** Polls before a synchronous wait yields or sleeps (default 2,000; with "adaptive", the most: about 100 µs of polls). */
-  spin?: number;
-}
-
-/** Options of {@link Channel.send}, {@link Channel.sendBatch} and {@link Channel.claim}. */
-export interface SendOptions {
-  /**
-   * Milliseconds to wait for space; default forever.
-   * @default Infinity
-   */
-  timeoutMs?: number;
-  /** @deprecated Use `timeoutMs` (every duration option of memmap ends in `Ms`); `timeout` goes in the next minor version. */
-  timeout?: number;
-}
-
-/** Options of {@link Channel.sendAsync}. */
-export interface SendAsyncOptions extends SendOptions {
-  /** Cancels the wait (ERR_ABORTED). */
-  signal?: AbortSignal;
-}
-
-/** Options of {@link Channel.tryReceive}. */
-export interface TryReceiveOptions {
-  /** Return a copy instead of a view into the ring. Default false. */
-  copy?: boolean;
-}
-
-/** Options of {@link Channel.receive}. */
-export interface ReceiveOptions extends TryReceiveOptions {
-  /**
-   * Milliseconds to wait for a message; default forever.
-   * @default Infinity
-   */
-  timeoutMs?: number;
-  /** @deprecated Use `timeoutMs` (every duration option of memmap ends in `Ms`); `timeout` goes in the next minor version. */
-  timeout?: number;
-}
-
-/** Options of {@link Channel.receiveAsync}. */
-export interface ReceiveAsyncOptions extends ReceiveOptions {
-  /** Cancels the wait (ERR_ABORTED). */
-  signal?: AbortSignal;
-}
-
-const DEFAULT_CAPACITY = 1 << 20;
 /**
  * Waits are cut into slices this long: with many producers, so that the
  * consumer notices claims abandoned by dead processes; and every async
@@ -143,31 +53,6 @@ const WAIT_SLICE_MS = 100;
 /** An async wait polls this long (once per event-loop turn) before it sleeps. */
 const ASYNC_POLL_MS = 0.05;
 
-function nextPowerOfTwo(n: number): number {
-  let p = MIN_CAPACITY;
-  while (p < n) p *= 2;
-  return p;
-}
-
-function payloadLength(data: ChannelData): number {
-  if (typeof data === "string") return Buffer.byteLength(data, "utf8");
-  if (ArrayBuffer.isView(data)) return data.byteLength;
-  if (data instanceof ArrayBuffer) return data.byteLength;
-  throw invalidArg(`a message must be a string, a typed array, a DataView or an ArrayBuffer, got ${describe(data)}`);
-}
-
-function checkCopy(options: TryReceiveOptions | undefined): boolean {
-  return options?.copy === undefined ? false : validateBoolean(options.copy, "copy");
-}
-
-function checkSpin(spin: unknown): number | undefined {
-  return spin === undefined ? undefined : validateInteger(spin, "spin", 0, 1e9);
-}
-
-function checkSignal(signal: unknown): AbortSignal | undefined {
-  return signal === undefined ? undefined : validateAbortSignal(signal, "signal");
-}
-
 /** Closes a channel's lock descriptor if the Channel is garbage-collected unclosed (the kernel then drops its lock). */
 const lockReaper = new FinalizationRegistry<number>((fd) => {
   try {
@@ -177,150 +62,8 @@ const lockReaper = new FinalizationRegistry<number>((fd) => {
   }
 });
 
-const EXISTS_HINT = "open it with openChannel(), or pass overwrite: true";
-
-/**
- * `overwrite`, or its deprecated alias `replace`. The one name is
- * `overwrite`: two of the three create functions (createRecordFile,
- * createNpy) used it already, and it says what happens to the old file's
- * contents for whoever still reads the path. `replace` is read for one minor
- * version.
- */
-function overwriteOf(options: CreateChannelOptions): boolean {
-  for (const name of ["overwrite", "replace"] as const) {
-    const value = options[name];
-    if (value !== undefined && typeof value !== "boolean") throw invalidArg(`${name} must be a boolean, got ${describe(value)}`);
-  }
-  if (options.overwrite !== undefined && options.replace !== undefined)
-    throw invalidArg("pass overwrite, not both overwrite and replace (its deprecated alias)");
-  return (options.overwrite ?? options.replace) === true;
-}
-
-function targetOf(target: unknown, what: string): string | number {
-  if (target instanceof SharedMemory) return target.fd;
-  if (typeof target === "string" || typeof target === "number") return target;
-  throw invalidArg(`${what} expects a path, a file descriptor or a SharedMemory, got ${describe(target)}`);
-}
-
-/**
- * Creates a channel: at a path (a new file, typically under /dev/shm), or in
- * a {@link SharedMemory} or an open file descriptor (which is grown to fit
- * and overwritten). The returned handle can send, receive, or both.
- *
- * ```ts
- * const ch = createChannel("/dev/shm/jobs", { capacity: 1 << 20 });
- * ch.send("hello");
- * ```
- *
- * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option; `EEXIST`
- * when the path exists (pass `overwrite: true` to replace it); `ENOSPC` when
- * the file system (e.g. a container's 64 MiB /dev/shm) cannot hold the ring,
- * reported now rather than as a crash later; `EISDIR`/`ENODEV` for a target
- * that is not a regular file; `ERR_INSECURE`/`ELOOP` as {@link mapFile} for
- * a path another user could redirect; and the errno of any other failed
- * system call, with `path`.
- */
-export function createChannel(pathOrShm: string | number | SharedMemory, options: CreateChannelOptions = {}): Channel {
-  const target = targetOf(pathOrShm, "createChannel()");
-  validateOptions(options, ["capacity", "producers", "mode", "overwrite", "replace", "strategy", "spin"], "createChannel");
-  const requested = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger("capacity", options.capacity);
-  if (requested < MIN_CAPACITY || requested > MAX_CAPACITY)
-    throw invalidArg(`capacity must be from ${MIN_CAPACITY} (4 KiB) to ${MAX_CAPACITY} (1 GiB) bytes, got ${requested}`);
-  const capacity = nextPowerOfTwo(requested);
-  const producers = options.producers === undefined ? "single" : validateOneOf(options.producers, "producers", ["single", "multi"] as const);
-  const mode = checkMode(options.mode);
-  const overwrite = overwriteOf(options);
-  const strategy = checkStrategy(options.strategy, "adaptive");
-  const spin = checkSpin(options.spin);
-  const total = HEADER_LENGTH + capacity;
-
-  if (typeof target === "string") {
-    if (target.length === 0) throw invalidArg("path must not be empty");
-    // Built under a temporary name and linked into place whole: no process ever opens a half-made channel.
-    const fd = writeAtomically(
-      target,
-      mode,
-      (fd) => {
-        growFile(fd, 0, total, false, target);
-        const file = mapFile(fd, { access: "write", length: total });
-        try {
-          initialize(file, capacity, producers === "multi", false);
-        } finally {
-          file.close();
-        }
-      },
-      { replace: overwrite, hint: EXISTS_HINT },
-    );
-    fs.closeSync(fd);
-    return openChannel(target, { strategy, ...(spin === undefined ? {} : { spin }) });
-  }
-
-  const { fd } = openOwn(target, true);
-  try {
-    const size = sys(undefined, () => fs.fstatSync(fd).size);
-    growFile(fd, size, total, false);
-    const file = mapFile(fd, { access: "write", length: total });
-    try {
-      initialize(file, capacity, producers === "multi", size > 0);
-    } finally {
-      file.close();
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return openChannel(target, { strategy, ...(spin === undefined ? {} : { spin }) });
-}
-
-/**
- * Opens an existing channel by path, by an inherited file descriptor (e.g.
- * fd 3 of a child given a SharedMemory in its stdio), or by SharedMemory.
- */
-export function openChannel(pathOrFd: string | number | SharedMemory, options: OpenChannelOptions = {}): Channel {
-  const target = targetOf(pathOrFd, "openChannel()");
-  validateOptions(options, ["strategy", "spin"], "openChannel");
-  const strategy = checkStrategy(options.strategy, "adaptive");
-  const spin = checkSpin(options.spin);
-  const { fd, path } = openOwn(target, true);
-  let file: MappedFile | undefined;
-  try {
-    file = mapChannel(fd, "write");
-    const info = validateHeader(file, path);
-    positions(viewsOf(file, info.capacity).longs, info.capacity, path);
-    return new Channel(Token, file, fd, path, info, strategy, spin);
-  } catch (error) {
-    file?.close();
-    fs.closeSync(fd);
-    throw error;
-  }
-}
-
-/**
- * Reads a channel's header without joining it (read-only; no lock taken, no
- * slot used) and returns its {@link ChannelStats}. Throws ERR_CORRUPT for a
- * file that is not a valid channel.
- */
-export function inspectChannel(pathOrFd: string | number): ChannelStats {
-  const target = targetOf(pathOrFd, "inspectChannel()");
-  const { fd, path } = openOwn(target, false);
-  let file: MappedFile | undefined;
-  try {
-    file = mapChannel(fd, "read");
-    const info = validateHeader(file, path);
-    return collectStats({ fd, v: viewsOf(file, info.capacity), ownSlot: -1 }, info, probeConsumer(fd), path);
-  } finally {
-    file?.close();
-    fs.closeSync(fd);
-  }
-}
-
-/** Maps a channel file: all of it, or for a file grown past the largest ring, just the largest header and ring (the rest is never read). */
-function mapChannel(fd: number, access: "read" | "write"): MappedFile {
-  const size = sys(undefined, () => fs.fstatSync(fd).size);
-  const largest = HEADER_LENGTH + MAX_CAPACITY;
-  return mapFile(fd, size > largest ? { access, length: largest } : { access });
-}
-
-const Token = Symbol("Channel");
+/** @internal Proves a Channel is made by open.ts (createChannel, openChannel), not by users. */
+export const channelToken = Symbol("Channel");
 
 /**
  * A handle on a channel. The first send (or claim) makes it a producer; the
@@ -333,9 +76,11 @@ const Token = Symbol("Channel");
 export class Channel {
   /** Ring bytes (a power of two). */
   readonly capacity: number;
-  /** Largest message: capacity − 8 bytes. */
+  /** Largest message: capacity − 8 bytes (capacity − 12 with `checksum`). */
   readonly maxMessageLength: number;
   readonly producers: ChannelProducers;
+  /** Every message carries a CRC32C of its bytes (createChannel's `checksum` option). */
+  readonly checksum: boolean;
   /** The channel file's path; undefined when opened from a descriptor. */
   readonly path: string | undefined;
   readonly strategy: WaitStrategy;
@@ -369,16 +114,17 @@ export class Channel {
     strategy: WaitStrategy,
     spin: number | undefined,
   ) {
-    if (token !== Token) throw new TypeError("use createChannel() or openChannel()");
+    if (token !== channelToken) throw new TypeError("use createChannel() or openChannel()");
     this.#file = file;
     this.#fd = fd;
     this.path = path;
     this.capacity = info.capacity;
-    this.maxMessageLength = info.capacity - FRAME_HEADER_LENGTH;
+    this.maxMessageLength = info.capacity - info.payloadOffset;
+    this.checksum = info.checksum;
     this.producers = info.multi ? "multi" : "single";
     this.strategy = strategy;
     this.#spin = spin;
-    this.#ring = { fd, ownSlot: -1, v: viewsOf(file, info.capacity), capacity: info.capacity, multi: info.multi, path };
+    this.#ring = { fd, ownSlot: -1, v: viewsOf(file, info.capacity), ...info, path };
     this.#bytes = this.#ring.v.bytes;
     this.#words = this.#ring.v.words;
     this.#dataBell = new Doorbell(file.buffer, DATA_SEQ_OFFSET, DATA_WAITERS_OFFSET);
@@ -423,7 +169,7 @@ export class Channel {
     validateOptions(options, ["timeoutMs", "timeout"], "send");
     const timeout = timeoutOf(options);
     if (this.trySend(data)) return;
-    const frame = frameLength(payloadLength(data));
+    const frame = frameLength(payloadLength(data), this.#ring.payloadOffset);
     this.#waitForRoom(() => frame, timeout, () => this.trySend(data));
   }
 
@@ -438,7 +184,7 @@ export class Channel {
     const signal = checkSignal(options?.signal);
     if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the send was aborted", { cause: signal.reason });
     if (this.trySend(data)) return;
-    const frame = frameLength(payloadLength(data));
+    const frame = frameLength(payloadLength(data), this.#ring.payloadOffset);
     const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
     for (;;) {
       const left = deadline - performance.now();
@@ -464,7 +210,7 @@ export class Channel {
     const lengths = this.#lengthsOf(messages);
     let sent = this.#sendSome(messages, lengths, 0);
     if (sent === messages.length) return;
-    this.#waitForRoom(() => frameLength(lengths[sent]!), timeout, () => {
+    this.#waitForRoom(() => frameLength(lengths[sent]!, this.#ring.payloadOffset), timeout, () => {
       sent += this.#sendSome(messages, lengths, sent);
       return sent === messages.length;
     });
@@ -487,7 +233,7 @@ export class Channel {
     const timeout = timeoutOf(options);
     let view = this.tryClaim(n);
     if (view) return view;
-    this.#waitForRoom(() => frameLength(n), timeout, () => (view = this.tryClaim(n)) !== null);
+    this.#waitForRoom(() => frameLength(n, this.#ring.payloadOffset), timeout, () => (view = this.tryClaim(n)) !== null);
     return view!;
   }
 
@@ -538,9 +284,8 @@ export class Channel {
       if (reader.holding) reader.release();
       return null;
     }
-    const start = off + FRAME_HEADER_LENGTH;
-    const end = start + reader.length;
-    return copy ? this.#bytes.slice(start, end) : this.#bytes.subarray(start, end);
+    const end = off + reader.length;
+    return copy ? this.#bytes.slice(off, end) : this.#bytes.subarray(off, end);
   }
 
   /**
@@ -609,7 +354,7 @@ export class Channel {
         const off = reader.next();
         if (off < 0) break;
         count++;
-        onMessage(this.#bytes.subarray(off + FRAME_HEADER_LENGTH, off + FRAME_HEADER_LENGTH + reader.length));
+        onMessage(this.#bytes.subarray(off, off + reader.length));
       }
     } finally {
       if (!this.#closed && reader.holding) reader.release();
@@ -715,7 +460,7 @@ export class Channel {
     if (this.#closed) throw this.#closedError();
     if (this.#writer?.claiming) throw new MmapError("ERR_BUSY", "a claim is outstanding: commit() or abortClaim() it first");
     if (n > this.maxMessageLength)
-      throw new MmapError("ERR_TOO_LARGE", `a message of ${n} bytes does not fit: the largest is ${this.maxMessageLength} (capacity − 8)`, {
+      throw new MmapError("ERR_TOO_LARGE", `a message of ${n} bytes does not fit: the largest is ${this.maxMessageLength} (capacity − ${this.capacity - this.maxMessageLength})`, {
         path: this.path,
       });
     if (this.#words[ENDED_I32] !== 0) throw this.#closedError("the channel was ended");

@@ -18,6 +18,7 @@ import {
   CONSUMER_PID_NS_OFFSET,
   CONSUMER_PID_OFFSET,
   CONSUMER_START_OFFSET,
+  FRAME_CHECKSUM_OFFSET,
   HEADER_LENGTH,
   SLOT_CLAIM_LENGTH_OFFSET,
   SLOT_CLAIM_START_OFFSET,
@@ -38,6 +39,7 @@ import {
   TAIL_LOW_I32,
   corruptError,
   forgetDeadWaiters,
+  frameCheck,
   positions,
   setFrameType,
   slotAlive,
@@ -63,6 +65,8 @@ export class RingReader {
   readonly #words: Int32Array;
   readonly #longs: BigInt64Array;
   readonly #spaceBell: Doorbell;
+  /** Where a DATA frame's payload starts: 8, or 12 when frames carry a CRC32C of it. */
+  readonly #payloadOffset: number;
   /** What this consumer has given back to the producers. */
   #head = 0;
   /** Where the next frame is read. */
@@ -91,6 +95,7 @@ export class RingReader {
     this.#words = ring.v.words;
     this.#longs = ring.v.longs;
     this.#spaceBell = spaceBell;
+    this.#payloadOffset = ring.payloadOffset;
     let locked = false;
     for (let attempt = 0; attempt < LOCK_ATTEMPTS && !locked; attempt++) {
       locked = native.flock(fd, LockOp.exclusive);
@@ -153,8 +158,11 @@ export class RingReader {
     }
     storePosition(this.#words, this.#longs, HEAD_I64, this.#head, to);
     this.#head = to;
-    if (this.#spaceBell.waiters !== 0) this.#checkWaiters();
-    this.#spaceBell.ring();
+    // One load of the waiter count when nobody waits (ring() would load it again).
+    if (this.#spaceBell.waiters !== 0) {
+      this.#checkWaiters();
+      this.#spaceBell.ring();
+    }
   }
 
   /** Clears a space-waiter count that only killed producers can have left (now and then: it costs a lock probe per slot). */
@@ -171,7 +179,7 @@ export class RingReader {
     native.flock(this.#fd, LockOp.unlock);
   }
 
-  /** Moves past the next DATA frame and returns its offset in the mapping (payload length in `length`), or -1 for none yet. */
+  /** Moves past the next DATA frame and returns its payload's offset in the mapping (its length in `length`), or -1 for none yet. */
   next(): number {
     const capacity = this.#capacity;
     const words = this.#words;
@@ -193,19 +201,38 @@ export class RingReader {
       }
       if (len < FRAME_HEADER_LENGTH || len > capacity - index)
         throw corruptError(this.#ring, `frame length ${len} at ring offset ${index} is outside the ring`);
+      // The length is trusted only once the check written with it matches (and the type with it).
+      const typeWord = words[(off + FRAME_TYPE_OFFSET) >> 2]!;
+      const type = typeWord & 0xffff;
+      if (typeWord >>> 16 !== frameCheck(this.#readPos, len, type))
+        throw corruptError(this.#ring, `the frame at position ${this.#readPos} fails its check: its length (${len}) or type (${type}) is damaged`);
       const frame = (len + 7) & -8; // still inside: capacity - index is a multiple of 8
       const ahead = distance(this.#readPos, this.#tailCache); // over capacity when the cached tail fell behind
       if ((frame > ahead || ahead > capacity) && (this.#refreshTail(), frame > distance(this.#readPos, this.#tailCache)))
         throw corruptError(this.#ring, `frame length ${len} at position ${this.#readPos} runs past the producer position ${this.#tailCache}`);
-      const type = words[(off + FRAME_TYPE_OFFSET) >> 2]! & 0xffff;
-      if (type !== FrameType.DATA && type !== FrameType.PADDING && type !== FrameType.ABORTED)
+      if (type === FrameType.DATA) {
+        const payload = this.#payloadOffset;
+        if (payload !== FRAME_HEADER_LENGTH) this.#verifySum(off, len);
+        this.#readPos = advance(this.#readPos, frame);
+        this.#readIndex = index + frame === capacity ? 0 : index + frame;
+        this.#length = len - payload;
+        return off + payload;
+      }
+      if (type !== FrameType.PADDING && type !== FrameType.ABORTED)
         throw corruptError(this.#ring, `unknown frame type ${type} at position ${this.#readPos}`);
       this.#readPos = advance(this.#readPos, frame);
       this.#readIndex = index + frame === capacity ? 0 : index + frame;
-      this.#length = len - FRAME_HEADER_LENGTH;
-      if (type === FrameType.DATA) return off;
     }
     return -1;
+  }
+
+  /** With FLAG_CHECKSUM: the CRC32C stored in the DATA frame at `off` (`len` bytes) must match its payload. */
+  #verifySum(off: number, len: number): void {
+    const payload = this.#payloadOffset;
+    if (len < payload) throw corruptError(this.#ring, `frame length ${len} at position ${this.#readPos} is too short for its checksum`);
+    const stored = this.#words[(off + FRAME_CHECKSUM_OFFSET) >> 2]! >>> 0;
+    if (native.crc32c(this.#ring.v.bytes.buffer as ArrayBuffer, off + payload, len - payload, 0) !== stored)
+      throw corruptError(this.#ring, `the message at position ${this.#readPos} fails its checksum: its bytes are damaged`);
   }
 
   /** The test the consumer waits on: the next frame is there, or `stop()`. */
@@ -302,7 +329,7 @@ export class RingReader {
       if (sealed < limit)
         throw corruptError(this.#ring, `frame length 0 at position ${pos}, followed by data at ${advance(pos, sealed)} that no claim accounts for`);
     }
-    setFrameType(words, off, FrameType.ABORTED);
+    setFrameType(words, off, FrameType.ABORTED, pos, sealed);
     commitFrameRelease(words, off, sealed);
     this.#sealed++;
     this.#sealedEnd = advance(pos, sealed);

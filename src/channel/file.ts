@@ -19,7 +19,10 @@ import {
   DATA_WAITERS_OFFSET,
   ENDED_OFFSET,
   FLAGS_OFFSET,
+  FLAG_CHECKSUM,
   FLAG_MULTI_PRODUCER,
+  CHECKSUMMED_PAYLOAD_OFFSET,
+  PAYLOAD_OFFSET,
   HEADER_LENGTH,
   HEADER_LENGTH_OFFSET,
   HEAD_POSITION_OFFSET,
@@ -77,6 +80,8 @@ export interface ChannelStats {
   version: number;
   capacity: number;
   producers: ChannelProducers;
+  /** Every message carries a CRC32C of its bytes (createChannel's `checksum` option). */
+  checksum: boolean;
   /** Largest message, in bytes. */
   maxMessageLength: number;
   /** Bytes claimed by producers since creation (modulo 2^52). */
@@ -126,6 +131,9 @@ export function viewsOf(file: MappedFile, capacity: number): Views {
 export interface HeaderInfo {
   capacity: number;
   multi: boolean;
+  checksum: boolean;
+  /** Where a DATA frame's payload starts (after the CRC32C with `checksum`). */
+  payloadOffset: number;
 }
 
 /** Checks a channel header; every field a peer could have written is suspect. */
@@ -137,6 +145,12 @@ export function validateHeader(file: MappedFile, path: string | undefined): Head
   for (let i = 0; i < MAGIC_LENGTH; i++)
     if (header.getUint8(MAGIC_OFFSET + i) !== magicBytes[i]) throw corrupt("bad magic number");
   const version = header.getUint32(VERSION_OFFSET, true);
+  if (version >= 1 && version < CHANNEL_VERSION)
+    throw new MmapError(
+      "ERR_UNSUPPORTED",
+      `channel${path ? ` '${path}'` : ""} has format version ${version}, from an older memmap; this one reads version ${CHANNEL_VERSION} (frames carry a check): recreate the channel (createChannel with overwrite: true)`,
+      { path },
+    );
   if (version !== CHANNEL_VERSION) throw corrupt(`version ${version}; this memmap reads version ${CHANNEL_VERSION}`);
   const headerLength = header.getUint32(HEADER_LENGTH_OFFSET, true);
   if (headerLength !== HEADER_LENGTH) throw corrupt(`header length ${headerLength}, expected ${HEADER_LENGTH}`);
@@ -146,10 +160,11 @@ export function validateHeader(file: MappedFile, path: string | undefined): Head
   if (file.byteLength < HEADER_LENGTH + capacity)
     throw corrupt(`the file has ${file.byteLength} bytes; a ring of ${capacity} needs ${HEADER_LENGTH + capacity}`);
   const flags = header.getUint32(FLAGS_OFFSET, true);
-  if ((flags & ~FLAG_MULTI_PRODUCER) !== 0) throw corrupt(`unknown flags 0x${flags.toString(16)}`);
+  if ((flags & ~(FLAG_MULTI_PRODUCER | FLAG_CHECKSUM)) !== 0) throw corrupt(`unknown flags 0x${flags.toString(16)}`);
   if (header.getUint32(SLOT_COUNT_OFFSET, true) !== SLOT_COUNT || header.getUint32(SLOT_LENGTH_OFFSET, true) !== SLOT_LENGTH)
     throw corrupt("unexpected producer slot table");
-  return { capacity, multi: (flags & FLAG_MULTI_PRODUCER) !== 0 };
+  const checksum = (flags & FLAG_CHECKSUM) !== 0;
+  return { capacity, multi: (flags & FLAG_MULTI_PRODUCER) !== 0, checksum, payloadOffset: checksum ? CHECKSUMMED_PAYLOAD_OFFSET : PAYLOAD_OFFSET };
 }
 
 /** Reads head and tail so that they belong together (the head did not move while the tail was read). */
@@ -219,7 +234,7 @@ export function forgetDeadWaiters(ring: SlotView, except: number): boolean {
 /** A snapshot of the header, the committed messages counted by walking the frames (bounded). */
 export function collectStats(ring: SlotView, info: HeaderInfo, consumerAttached: boolean, path: string | undefined): ChannelStats {
   const v = ring.v;
-  const { capacity, multi } = info;
+  const { capacity, multi, payloadOffset } = info;
   const { head, tail } = positions(v.longs, capacity, path);
   let messages = 0;
   let pos = head;
@@ -229,11 +244,12 @@ export function collectStats(ring: SlotView, info: HeaderInfo, consumerAttached:
     const len = Atomics.load(v.words, off >> 2);
     if (len <= 0) break; // a claim still being written (many producers)
     const frame = alignFrame(len);
-    if (len < FRAME_HEADER_LENGTH || index + frame > capacity || frame > distance(pos, tail)) {
-      if (!multi) throw new MmapError("ERR_CORRUPT", `bad frame length ${len} at position ${pos}`, { path });
+    const typeWord = v.words[(off + FRAME_TYPE_OFFSET) >> 2]!;
+    if (len < FRAME_HEADER_LENGTH || index + frame > capacity || frame > distance(pos, tail) || typeWord >>> 16 !== frameCheck(pos, len, typeWord & 0xffff)) {
+      if (!multi) throw new MmapError("ERR_CORRUPT", `bad frame (length ${len}, failing its check) at position ${pos}`, { path });
       break; // the consumer zeroes behind itself: a moving ring, not necessarily corruption
     }
-    if ((v.words[(off + FRAME_TYPE_OFFSET) >> 2]! & 0xffff) === FrameType.DATA) messages++;
+    if ((typeWord & 0xffff) === FrameType.DATA) messages++;
     pos = advance(pos, frame);
   }
   const producerPids: number[] = [];
@@ -244,7 +260,8 @@ export function collectStats(ring: SlotView, info: HeaderInfo, consumerAttached:
     version: v.header.getUint32(VERSION_OFFSET, true),
     capacity,
     producers: multi ? "multi" : "single",
-    maxMessageLength: capacity - FRAME_HEADER_LENGTH,
+    checksum: info.checksum,
+    maxMessageLength: capacity - payloadOffset,
     producerPosition: tail,
     consumerPosition: head,
     used,
@@ -309,14 +326,14 @@ function checkRegular(fd: number, given: string | number): number {
 }
 
 /** Writes a new header (and zeroes memory that held something else). */
-export function initialize(file: MappedFile, capacity: number, multi: boolean, reused: boolean): void {
+export function initialize(file: MappedFile, capacity: number, multi: boolean, checksum: boolean, reused: boolean): void {
   const bytes = new Uint8Array(file.buffer, 0, HEADER_LENGTH + capacity);
   if (reused) bytes.fill(0); // memory that held something else: the ring must start zeroed
   const header = new DataView(file.buffer, 0, HEADER_LENGTH);
   header.setUint32(VERSION_OFFSET, CHANNEL_VERSION, true);
   header.setUint32(HEADER_LENGTH_OFFSET, HEADER_LENGTH, true);
   header.setUint32(CAPACITY_OFFSET, capacity, true);
-  header.setUint32(FLAGS_OFFSET, multi ? FLAG_MULTI_PRODUCER : 0, true);
+  header.setUint32(FLAGS_OFFSET, (multi ? FLAG_MULTI_PRODUCER : 0) | (checksum ? FLAG_CHECKSUM : 0), true);
   header.setUint32(SLOT_COUNT_OFFSET, SLOT_COUNT, true);
   header.setUint32(SLOT_LENGTH_OFFSET, SLOT_LENGTH, true);
   header.setFloat64(CREATED_AT_OFFSET, Date.now(), true);
@@ -332,6 +349,8 @@ export interface Ring {
   readonly v: Views;
   readonly capacity: number;
   readonly multi: boolean;
+  readonly checksum: boolean;
+  readonly payloadOffset: number;
   readonly path: string | undefined;
 }
 
@@ -339,7 +358,24 @@ export function corruptError(ring: Ring, message: string): MmapError {
   return new MmapError("ERR_CORRUPT", `channel${ring.path ? ` '${ring.path}'` : ""}: ${message}`, { path: ring.path });
 }
 
-/** Writes a frame's type with zero flags: the two u16 fields in one little-endian 32-bit store. */
-export function setFrameType(words: Int32Array, frameOffset: number, type: FrameType): void {
-  words[(frameOffset + FRAME_TYPE_OFFSET) >> 2] = type;
+/**
+ * The check in every frame's flags field (the high half of the word at
+ * FRAME_TYPE_OFFSET): 16 bits of a multiplicative hash of the frame's
+ * length, its type and the low 32 bits of its position. The consumer
+ * compares it before it trusts the length, so a damaged length word, a frame
+ * header that is really payload bytes, or a stale frame from an earlier lap
+ * of the ring is ERR_CORRUPT (a random match is 1 in 65,536), never a
+ * message. It is written in the same 32-bit store as the type: no extra
+ * memory traffic. Two multiplications by odd constants (each a bijection on
+ * 32 bits, so a changed length always changes `h`), then both halves of `h`
+ * folded together: short, because a producer computes it per message.
+ */
+export function frameCheck(position: number, length: number, type: number): number {
+  const h = Math.imul((position | 0) ^ Math.imul(length + (type << 30), 0x9e3779b1), 0x85ebca6b); // `| 0`: the low 32 bits
+  return (h ^ (h >>> 16)) & 0xffff;
+}
+
+/** Writes a frame's type and its check (for `length` bytes at `position`): the two u16 fields in one little-endian 32-bit store. */
+export function setFrameType(words: Int32Array, frameOffset: number, type: FrameType, position: number, length: number): void {
+  words[(frameOffset + FRAME_TYPE_OFFSET) >> 2] = type | (frameCheck(position, length, type) << 16);
 }

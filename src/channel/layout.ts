@@ -17,7 +17,8 @@
  *  1024 producer slots, SLOT_COUNT × 64 B:                                 lines 8…31
  *       +0 pid i32 (0 free, < 0 being set up) | +4 pid-ns u32 |
  *       +8 start time f64 | +16 claim start i64 | +24 claim length i32
- *  4096 ring: `capacity` bytes of frames (src/core/framing.ts)
+ *  4096 ring: `capacity` bytes of frames (src/core/framing.ts; the flags
+ *       field holds a check, see frameCheck in ./file.ts; FLAG_CHECKSUM below)
  *
  *  2^40 + s: no data; a lock on this byte holds producer slot s (SLOT_LOCK_OFFSET)
  * ```
@@ -40,8 +41,14 @@
  */
 
 export const CHANNEL_MAGIC = "memmapCh";
-/** 2: producer slots are held by byte-range locks (version 1 went by pids alone). */
-export const CHANNEL_VERSION = 2;
+/**
+ * 3: every frame's flags field holds a check of its length, type and position
+ * (see frameCheck in ./file.ts), and FLAG_CHECKSUM exists. 2: producer slots
+ * are held by byte-range locks (version 1 went by pids alone). Older
+ * versions are refused with ERR_UNSUPPORTED: a channel is recreated, not
+ * migrated.
+ */
+export const CHANNEL_VERSION = 3;
 export const CACHE_LINE_LENGTH = 128;
 
 export const MAGIC_OFFSET = 0;
@@ -87,6 +94,23 @@ export const HEADER_LENGTH = 4096;
 
 /** FLAGS bit: many producers claim space with a compare-and-swap on the tail. */
 export const FLAG_MULTI_PRODUCER = 1;
+/**
+ * FLAGS bit: every DATA frame carries a CRC32C of its payload in the 4 bytes
+ * after its header (at FRAME_CHECKSUM_OFFSET), checked by the consumer
+ * before it delivers the message:
+ *
+ * ```
+ *  0              4            6            8              12
+ *  +--------------+------------+------------+--------------+---------------------+
+ *  | length (i32) | type (u16) | check (u16)| CRC32C (u32) | payload … pad to 8  |
+ *  +--------------+------------+------------+--------------+---------------------+
+ * ```
+ */
+export const FLAG_CHECKSUM = 2;
+export const FRAME_CHECKSUM_OFFSET = 8;
+/** Where a DATA frame's payload starts: after the header, and after the CRC32C with FLAG_CHECKSUM. */
+export const PAYLOAD_OFFSET = 8;
+export const CHECKSUMMED_PAYLOAD_OFFSET = 12;
 
 export const MIN_CAPACITY = 4096;
 export const MAX_CAPACITY = 2 ** 30;

@@ -17,6 +17,7 @@ import { FRAME_HEADER_LENGTH, FrameType, claimFrame, commitFrameRelease } from "
 import { native } from "../core/native.ts";
 import type { Doorbell } from "../core/wait.ts";
 import {
+  FRAME_CHECKSUM_OFFSET,
   HEADER_LENGTH,
   SLOT_CLAIM_LENGTH_OFFSET,
   SLOT_CLAIM_START_OFFSET,
@@ -44,7 +45,6 @@ import {
   positions,
   readSlot,
   setFrameType,
-  slotAlive,
   storePosition,
   type Ring,
 } from "./file.ts";
@@ -53,9 +53,13 @@ import { ownPid, ownPidNamespace, ownStartTime } from "./liveness.ts";
 /** What a message can be: bytes in any view, or a string (sent as UTF-8, encoded straight into the ring). */
 export type ChannelData = string | ArrayBufferView | ArrayBuffer;
 
-/** Bytes a frame with an `n`-byte payload takes in the ring (n is at most capacity - 8 < 2^30). */
-export function frameLength(n: number): number {
-  return (n + FRAME_HEADER_LENGTH + 7) & -8;
+/**
+ * Bytes a DATA frame with an `n`-byte payload takes in the ring (n is at most
+ * capacity - 8 < 2^30), its payload starting at `payloadOffset` (12 when
+ * frames carry a CRC32C).
+ */
+export function frameLength(n: number, payloadOffset: number = FRAME_HEADER_LENGTH): number {
+  return (n + payloadOffset + 7) & -8;
 }
 
 const encoder = new TextEncoder();
@@ -68,6 +72,9 @@ export class RingWriter {
   readonly #words: Int32Array;
   readonly #longs: BigInt64Array;
   readonly #dataBell: Doorbell;
+  /** Where a DATA frame's payload starts: 8, or 12 when frames carry a CRC32C of it. */
+  readonly #payloadOffset: number;
+  readonly #checksum: boolean;
   #slot = -1;
   #slotClaimLengthIndex = 0;
   #slotClaimStartIndex = 0;
@@ -77,8 +84,11 @@ export class RingWriter {
   #publishedTail = 0;
   /** The consumer position as last read: room up to it + capacity is free. */
   #headCache = 0;
-  /** Offset of a frame handed out by claim() and not yet committed, or -1. */
+  /** Many producers: the position of the frame #reserveMulti() returned last. */
+  #reserved = 0;
+  /** Offset of a frame handed out by claim() and not yet committed, or -1; and its position. */
   #claimOffset = -1;
+  #claimPosition = 0;
   #claimLength = 0;
 
   /** Takes a producer slot (ERR_BUSY when none is free or held by a dead process). */
@@ -90,6 +100,8 @@ export class RingWriter {
     this.#words = ring.v.words;
     this.#longs = ring.v.longs;
     this.#dataBell = dataBell;
+    this.#payloadOffset = ring.payloadOffset;
+    this.#checksum = ring.checksum;
     this.#register();
   }
 
@@ -115,16 +127,19 @@ export class RingWriter {
 
   /** Reserves room for an `n`-byte message; returns a view of its payload, or null when full. */
   claim(n: number): Uint8Array | null {
-    const len = FRAME_HEADER_LENGTH + n;
-    const off = this.#multi ? this.#reserveMulti(frameLength(n)) : this.#reserveSingle(frameLength(n));
+    const len = this.#payloadOffset + n;
+    const frame = frameLength(n, this.#payloadOffset);
+    const off = this.#multi ? this.#reserveMulti(frame) : this.#reserveSingle(frame);
     if (off < 0) return null;
+    const position = this.#multi ? this.#reserved : this.#tail;
     if (this.#multi) {
-      setFrameType(this.#words, off, FrameType.DATA);
+      setFrameType(this.#words, off, FrameType.DATA, position, len);
       claimFrame(this.#words, off, len);
     }
     this.#claimOffset = off;
+    this.#claimPosition = position;
     this.#claimLength = n;
-    return this.#bytes.subarray(off + FRAME_HEADER_LENGTH, off + len);
+    return this.#bytes.subarray(off + this.#payloadOffset, off + len);
   }
 
   /** The claim's length (what commit() publishes by default). */
@@ -135,18 +150,21 @@ export class RingWriter {
   /** Publishes the claimed frame with `n` bytes of payload (n ≤ the claimed length). */
   commit(n: number): void {
     const off = this.#claimOffset;
-    const len = FRAME_HEADER_LENGTH + n;
-    const used = frameLength(n);
+    const position = this.#claimPosition;
+    const len = this.#payloadOffset + n;
+    const used = frameLength(n, this.#payloadOffset);
+    this.#sum(off, n);
+    // The check covers the length committed now, which may be shorter than the one claimed.
+    setFrameType(this.#words, off, FrameType.DATA, position, len);
     if (this.#multi) {
-      const claimed = frameLength(this.#claimLength);
+      const claimed = frameLength(this.#claimLength, this.#payloadOffset);
       if (used < claimed) {
         // The unused end becomes padding, committed first: the consumer never meets unwritten bytes.
-        setFrameType(this.#words, off + used, FrameType.PADDING);
+        setFrameType(this.#words, off + used, FrameType.PADDING, advance(position, used), claimed - used);
         commitFrameRelease(this.#words, off + used, claimed - used);
       }
       commitFrameRelease(this.#words, off, len);
     } else {
-      setFrameType(this.#words, off, FrameType.DATA);
       this.#words[off >> 2] = len;
       this.#advanceTail(used);
       this.#publishTail();
@@ -161,8 +179,9 @@ export class RingWriter {
     if (off < 0) return;
     this.#claimOffset = -1;
     if (this.#multi) {
-      setFrameType(this.#words, off, FrameType.ABORTED);
-      commitFrameRelease(this.#words, off, frameLength(this.#claimLength));
+      const frame = frameLength(this.#claimLength, this.#payloadOffset);
+      setFrameType(this.#words, off, FrameType.ABORTED, this.#claimPosition, frame);
+      commitFrameRelease(this.#words, off, frame);
       this.#dataBell.ring();
     }
   }
@@ -244,6 +263,12 @@ export class RingWriter {
     } else forgetDeadWaiters(this.#ring, this.#slot); // this producer is not waiting yet
   }
 
+  /** With FLAG_CHECKSUM: stores the CRC32C of the `n`-byte payload of the frame at `off`. */
+  #sum(off: number, n: number): void {
+    if (this.#checksum)
+      this.#words[(off + FRAME_CHECKSUM_OFFSET) >> 2] = native.crc32c(this.#bytes.buffer as ArrayBuffer, off + this.#payloadOffset, n, 0);
+  }
+
   #writePayload(off: number, data: ChannelData, n: number): void {
     if (n === 0) return;
     if (data instanceof Uint8Array) this.#bytes.set(data, off);
@@ -255,12 +280,14 @@ export class RingWriter {
   // one producer ---------------------------------------------------------------
 
   #sendSingle(data: ChannelData, n: number): boolean {
-    const frame = frameLength(n);
+    const len = this.#payloadOffset + n;
+    const frame = (len + 7) & -8;
     const off = this.#reserveSingle(frame);
     if (off < 0) return false;
-    setFrameType(this.#words, off, FrameType.DATA);
-    this.#writePayload(off + FRAME_HEADER_LENGTH, data, n);
-    this.#words[off >> 2] = FRAME_HEADER_LENGTH + n; // the tail store below publishes the frame
+    setFrameType(this.#words, off, FrameType.DATA, this.#tail, len);
+    this.#writePayload(off + this.#payloadOffset, data, n);
+    this.#sum(off, n);
+    this.#words[off >> 2] = len; // the tail store below publishes the frame
     this.#advanceTail(frame);
     this.#publishTail();
     this.#dataBell.ring();
@@ -271,12 +298,14 @@ export class RingWriter {
     let i = from;
     for (; i < messages.length; i++) {
       const n = lengths[i]!;
-      const frame = frameLength(n);
+      const len = this.#payloadOffset + n;
+      const frame = (len + 7) & -8;
       const off = this.#reserveSingle(frame);
       if (off < 0) break;
-      setFrameType(this.#words, off, FrameType.DATA);
-      this.#writePayload(off + FRAME_HEADER_LENGTH, messages[i]!, n);
-      this.#words[off >> 2] = FRAME_HEADER_LENGTH + n;
+      setFrameType(this.#words, off, FrameType.DATA, this.#tail, len);
+      this.#writePayload(off + this.#payloadOffset, messages[i]!, n);
+      this.#sum(off, n);
+      this.#words[off >> 2] = len;
       this.#advanceTail(frame);
     }
     if (i > from) {
@@ -293,7 +322,7 @@ export class RingWriter {
       const pad = this.#capacity - index;
       if (!this.#roomSingle(pad)) return -1;
       const off = HEADER_LENGTH + index;
-      setFrameType(this.#words, off, FrameType.PADDING);
+      setFrameType(this.#words, off, FrameType.PADDING, this.#tail, pad);
       this.#words[off >> 2] = pad;
       this.#advanceTail(pad);
       this.#publishTail(); // with the frames a batch wrote before it: all complete
@@ -327,12 +356,13 @@ export class RingWriter {
   // many producers --------------------------------------------------------------
 
   #sendMulti(data: ChannelData, n: number): boolean {
-    const len = FRAME_HEADER_LENGTH + n;
-    const off = this.#reserveMulti(frameLength(n));
+    const len = this.#payloadOffset + n;
+    const off = this.#reserveMulti((len + 7) & -8);
     if (off < 0) return false;
-    setFrameType(this.#words, off, FrameType.DATA);
+    setFrameType(this.#words, off, FrameType.DATA, this.#reserved, len);
     claimFrame(this.#words, off, len); // nothing past the header is written before this
-    this.#writePayload(off + FRAME_HEADER_LENGTH, data, n);
+    this.#writePayload(off + this.#payloadOffset, data, n);
+    this.#sum(off, n);
     commitFrameRelease(this.#words, off, len);
     this.#dataBell.ring();
     return true;
@@ -393,8 +423,11 @@ export class RingWriter {
       }
       if (!this.#casTail(tailBig, tail, need)) continue;
       const off = HEADER_LENGTH + index;
-      if (pad === 0) return off;
-      setFrameType(this.#words, off, FrameType.PADDING);
+      if (pad === 0) {
+        this.#reserved = tail;
+        return off;
+      }
+      setFrameType(this.#words, off, FrameType.PADDING, tail, pad);
       commitFrameRelease(this.#words, off, pad);
     }
   }
@@ -419,7 +452,7 @@ export class RingWriter {
       let total = 0;
       let count = 0;
       for (let i = from; i < messages.length; i++) {
-        const frame = frameLength(lengths[i]!);
+        const frame = frameLength(lengths[i]!, this.#payloadOffset);
         const add = index + frame > capacity ? capacity - index + frame : frame;
         if (total + add > free) break;
         total += add;
@@ -430,29 +463,33 @@ export class RingWriter {
       if (count === 0) {
         // Not even the first fits; if it only lacks the padding to the end, claim that to make progress.
         const pad = capacity - start;
-        if (start + frameLength(lengths[from]!) <= capacity || pad > free) return 0;
+        if (start + frameLength(lengths[from]!, this.#payloadOffset) <= capacity || pad > free) return 0;
         if (this.#casTail(tailBig, tail, pad)) {
-          setFrameType(words, HEADER_LENGTH + start, FrameType.PADDING);
+          setFrameType(words, HEADER_LENGTH + start, FrameType.PADDING, tail, pad);
           commitFrameRelease(words, HEADER_LENGTH + start, pad);
         }
         continue;
       }
       if (!this.#casTail(tailBig, tail, total)) continue;
       index = start;
+      let position = tail;
       for (let i = from; i < from + count; i++) {
         const n = lengths[i]!;
-        const len = FRAME_HEADER_LENGTH + n;
-        const frame = frameLength(n);
+        const len = this.#payloadOffset + n;
+        const frame = (len + 7) & -8;
         if (index + frame > capacity) {
-          setFrameType(words, HEADER_LENGTH + index, FrameType.PADDING);
+          setFrameType(words, HEADER_LENGTH + index, FrameType.PADDING, position, capacity - index);
           commitFrameRelease(words, HEADER_LENGTH + index, capacity - index);
+          position = advance(position, capacity - index);
           index = 0;
         }
         const off = HEADER_LENGTH + index;
-        setFrameType(words, off, FrameType.DATA);
+        setFrameType(words, off, FrameType.DATA, position, len);
         claimFrame(words, off, len);
-        this.#writePayload(off + FRAME_HEADER_LENGTH, messages[i]!, n);
+        this.#writePayload(off + this.#payloadOffset, messages[i]!, n);
+        this.#sum(off, n);
         commitFrameRelease(words, off, len);
+        position = advance(position, frame);
         index += frame;
         if (index === capacity) index = 0;
       }

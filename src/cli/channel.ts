@@ -17,7 +17,7 @@ function describe(file: string, s: ChannelStats): string {
       ? `${s.producers}; live: pid ${s.producerPids.join(", ")}${s.producersWaiting > 0 ? `; ${s.producersWaiting} waiting for space` : ""}`
       : `${s.producers}; none registered and alive`;
   const rows = [
-    ["capacity", `${formatBytes(s.capacity)} (largest message ${formatCount(s.maxMessageLength)} bytes)`],
+    ["capacity", `${formatBytes(s.capacity)} (largest message ${formatCount(s.maxMessageLength)} bytes${s.checksum ? "; a CRC32C on each" : ""})`],
     ["fill", `${formatCount(s.used)} bytes used (${formatPercent(s.used, s.capacity)}), ${formatCount(s.free)} free`],
     ["messages", `${formatCount(s.messages)} waiting to be received`],
     ["positions", `producer ${formatCount(s.producerPosition)}, consumer ${formatCount(s.consumerPosition)}`],
