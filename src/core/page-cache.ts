@@ -6,8 +6,7 @@
  */
 import * as fs from "node:fs";
 import { MmapError, invalidArg, sys } from "./errors.ts";
-import { checkInteger } from "./mapped-file.ts";
-import { validateBoolean, validateOptions } from "./validate.ts";
+import { checkInteger, validateBoolean, validateOptions } from "./validate.ts";
 import { FADV_DONTNEED, native } from "./native.ts";
 
 
