@@ -175,7 +175,7 @@ export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapO
   } catch (error) {
     if (handle !== undefined) native.unmap(handle);
     if (created && path !== undefined) fs.rmSync(path, { force: true });
-    else if (o.size !== undefined && o.access === "write") shrinkBack(fd, originalSize);
+    else if (o.size !== undefined && o.access === "write") shrinkBack(fd, originalSize, true);
     if (ownsFd) closeDescriptor(fd, path);
     throw error;
   }

@@ -189,12 +189,14 @@ export function growFile(fd: number, from: number, size: number, sparse: boolean
 }
 
 /**
- * Cuts a file that grew back to `size`, on a failure path: quietly, since the
- * original error is the one to report.
+ * Cuts a file back to `size` on a failure path, quietly: the original error
+ * is the one to report. A truncation to the same size still releases blocks
+ * a failed fallocate left past the end. With `ifLarger`, a file that is not
+ * larger now is left alone.
  */
-export function shrinkBack(fd: number, size: number): void {
+export function shrinkBack(fd: number, size: number, ifLarger = false): void {
   try {
-    if (fs.fstatSync(fd).size > size) fs.ftruncateSync(fd, size);
+    if (!ifLarger || fs.fstatSync(fd).size > size) fs.ftruncateSync(fd, size);
   } catch {
     /* report the original error */
   }
