@@ -190,9 +190,8 @@ export function growFile(fd: number, from: number, size: number, sparse: boolean
 
 /**
  * Cuts a file back to `size` on a failure path, quietly: the original error
- * is the one to report. A truncation to the same size still releases blocks
- * a failed fallocate left past the end. With `ifLarger`, a file that is not
- * larger now is left alone.
+ * is the one to report. With `ifLarger`, a file that is not larger now is
+ * left alone (another process may have changed it meanwhile).
  */
 export function shrinkBack(fd: number, size: number, ifLarger = false): void {
   try {
