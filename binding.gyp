@@ -7,6 +7,7 @@
         "native/common.c",
         "native/guard.c",
         "native/mapping.c",
+        "native/ranges.c",
         "native/files.c",
         "native/crc32c.c",
         "native/futex.c"

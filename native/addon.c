@@ -38,7 +38,7 @@ static napi_value init(napi_env env, napi_value exports) {
     return throw_code(env, "ERR_INTERNAL", "native: cannot set instance data");
   }
   /* From here on the finalizer owns addon. */
-  bool ok = init_mapping(env, exports) && init_files(env, exports) && init_crc32c(env, exports) &&
+  bool ok = init_mapping(env, exports) && init_ranges(env, exports) && init_files(env, exports) && init_crc32c(env, exports) &&
             init_futex(env, exports, addon);
   /* Added after init_futex made the waiters' thread-safe function, which has
    * a cleanup hook of its own: hooks run last added first, so waiters_stop

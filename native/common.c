@@ -309,21 +309,21 @@ napi_value throw_code(napi_env env, const char *code, const char *message) {
   return NULL;
 }
 
+/* Throws ERR_INVALID_ARG for an argument of the wrong kind; returns false. */
+static bool refuse(napi_env env, const char *message) {
+  throw_code(env, "ERR_INVALID_ARG", message);
+  return false;
+}
+
 bool arg_int32(napi_env env, napi_value v, int32_t *out) {
-  if (napi_get_value_int32(env, v, out) != napi_ok) {
-    throw_code(env, "ERR_INVALID_ARG", "native: expected a number");
-    return false;
-  }
-  return true;
+  return napi_get_value_int32(env, v, out) == napi_ok || refuse(env, "native: expected a number");
 }
 
 bool arg_int64(napi_env env, napi_value v, int64_t *out) {
   double d;
   if (napi_get_value_double(env, v, &d) != napi_ok || d != d || d < -9007199254740991.0 ||
-      d > 9007199254740991.0 || (double)(int64_t)d != d) {
-    throw_code(env, "ERR_INVALID_ARG", "native: expected a safe integer");
-    return false;
-  }
+      d > 9007199254740991.0 || (double)(int64_t)d != d)
+    return refuse(env, "native: expected a safe integer");
   *out = (int64_t)d;
   return true;
 }
@@ -331,20 +331,13 @@ bool arg_int64(napi_env env, napi_value v, int64_t *out) {
 bool arg_size(napi_env env, napi_value v, size_t *out) {
   int64_t i;
   if (!arg_int64(env, v, &i)) return false;
-  if (i < 0) {
-    throw_code(env, "ERR_INVALID_ARG", "native: expected a non-negative integer");
-    return false;
-  }
+  if (i < 0) return refuse(env, "native: expected a non-negative integer");
   *out = (size_t)i;
   return true;
 }
 
 bool arg_bool(napi_env env, napi_value v, bool *out) {
-  if (napi_get_value_bool(env, v, out) != napi_ok) {
-    throw_code(env, "ERR_INVALID_ARG", "native: expected a boolean");
-    return false;
-  }
-  return true;
+  return napi_get_value_bool(env, v, out) == napi_ok || refuse(env, "native: expected a boolean");
 }
 
 napi_value make_int32(napi_env env, int32_t v) {
@@ -374,9 +367,15 @@ napi_value make_undefined(napi_env env) {
 bool get_args(napi_env env, napi_callback_info info, size_t argc, napi_value *argv) {
   size_t n = argc;
   if (napi_get_cb_info(env, info, &n, argv, NULL, NULL) != napi_ok) return false;
-  if (n < argc) {
-    throw_code(env, "ERR_INVALID_ARG", "native: missing arguments");
-    return false;
+  return n >= argc || refuse(env, "native: missing arguments");
+}
+
+napi_value export_fns(napi_env env, napi_value exports, const Export *fns, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok ||
+        napi_set_named_property(env, exports, fns[i].name, f) != napi_ok)
+      return NULL;
   }
-  return true;
+  return exports;
 }

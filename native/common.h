@@ -28,13 +28,16 @@ napi_value make_undefined(napi_env env);
 /* Reads argc arguments into argv, throwing if fewer were given. */
 bool get_args(napi_env env, napi_callback_info info, size_t argc, napi_value *argv);
 
-#define EXPORT_FN(env, exports, name, fn)                                            \
-  do {                                                                               \
-    napi_value f_;                                                                   \
-    if (napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f_) != napi_ok) \
-      return NULL;                                                                   \
-    if (napi_set_named_property(env, exports, name, f_) != napi_ok) return NULL;     \
-  } while (0)
+/* Each part's functions, as a table of EXPORT(name, fn) entries given to
+ * export_all(), which sets each on the exports object as a function of that
+ * name. Returns exports, or NULL with an exception pending. */
+typedef struct {
+  const char *name;
+  napi_callback fn;
+} Export;
+#define EXPORT(name, fn) {#name, fn}
+napi_value export_fns(napi_env env, napi_value exports, const Export *fns, size_t count);
+#define export_all(env, exports, table) export_fns(env, exports, table, sizeof(table) / sizeof((table)[0]))
 
 /* A parameter a callback's signature imposes and this callback does not need. */
 #define UNUSED __attribute__((unused))
@@ -61,7 +64,8 @@ void waiters_free(Waiters *w); /* after waiters_stop; NULL is a no-op */
 void owned_fds_close(OwnedFds *o);
 
 /* Each part of the addon adds its functions to the exports object, by resource. */
-napi_value init_mapping(napi_env env, napi_value exports); /* mapping.c: mmap & co. */
+napi_value init_mapping(napi_env env, napi_value exports); /* mapping.c: mmap, mremap, munmap */
+napi_value init_ranges(napi_env env, napi_value exports);  /* ranges.c: msync, madvise, mlock, mincore */
 napi_value init_files(napi_env env, napi_value exports);   /* files.c: descriptors, locks */
 napi_value init_crc32c(napi_env env, napi_value exports);  /* crc32c.c */
 napi_value init_futex(napi_env env, napi_value exports, Addon *addon); /* futex.c: waits */

@@ -75,6 +75,6 @@ static napi_value js_crc32c(napi_env env, napi_callback_info info) {
 
 napi_value init_crc32c(napi_env env, napi_value exports) {
   pthread_once(&crc_once, crc_init);
-  EXPORT_FN(env, exports, "crc32c", js_crc32c);
-  return exports;
+  static const Export fns[] = {EXPORT(crc32c, js_crc32c)};
+  return export_all(env, exports, fns);
 }

@@ -187,14 +187,10 @@ void owned_fds_close(OwnedFds *o) {
 }
 
 napi_value init_files(napi_env env, napi_value exports) {
-  EXPORT_FN(env, exports, "fallocate", js_fallocate);
-  EXPORT_FN(env, exports, "memfd", js_memfd);
-  EXPORT_FN(env, exports, "dup", js_dup);
-  EXPORT_FN(env, exports, "fadvise", js_fadvise);
-  EXPORT_FN(env, exports, "flock", js_flock);
-  EXPORT_FN(env, exports, "rangeLock", js_range_lock);
-  EXPORT_FN(env, exports, "rangeLocked", js_range_locked);
-  EXPORT_FN(env, exports, "adoptFd", js_adopt_fd);
-  EXPORT_FN(env, exports, "closeFd", js_close_fd);
-  return exports;
+  static const Export fns[] = {
+      EXPORT(fallocate, js_fallocate), EXPORT(memfd, js_memfd),           EXPORT(dup, js_dup),
+      EXPORT(fadvise, js_fadvise),     EXPORT(flock, js_flock),           EXPORT(rangeLock, js_range_lock),
+      EXPORT(rangeLocked, js_range_locked), EXPORT(adoptFd, js_adopt_fd), EXPORT(closeFd, js_close_fd),
+  };
+  return export_all(env, exports, fns);
 }

@@ -512,11 +512,11 @@ static napi_value js_cancel_wait(napi_env env, napi_callback_info info) {
 }
 
 napi_value init_futex(napi_env env, napi_value exports, Addon *addon) {
-  EXPORT_FN(env, exports, "futexWait", js_wait);
-  EXPORT_FN(env, exports, "futexWake", js_wake);
-  EXPORT_FN(env, exports, "waitAsync", js_wait_async);
-  EXPORT_FN(env, exports, "cancelWait", js_cancel_wait);
-  EXPORT_FN(env, exports, "yield", js_yield);
+  static const Export fns[] = {
+      EXPORT(futexWait, js_wait),        EXPORT(futexWake, js_wake), EXPORT(waitAsync, js_wait_async),
+      EXPORT(cancelWait, js_cancel_wait), EXPORT(yield, js_yield),
+  };
+  if (!export_all(env, exports, fns)) return NULL;
 
   pthread_once(&waitv_once, detect_waitv);
   Waiters *w = calloc(1, sizeof *w);

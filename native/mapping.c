@@ -1,7 +1,8 @@
-/* Mappings: mmap/munmap/mremap/msync/madvise/mlock/mincore, the external
- * ArrayBuffers that expose a mapping to JavaScript, msync and pre-faulting on
- * the thread pool, and the reservations described below. What is done to
- * files and descriptors (fallocate, memfd, locks...) is in files.c.
+/* Mappings: mmap/munmap/mremap, the external ArrayBuffers that expose a
+ * mapping to JavaScript, and the reservations described below. What is done
+ * to a range of a live mapping (msync, madvise, mlock, mincore, the jobs on the
+ * thread pool) is in ranges.c; what is done to files and descriptors
+ * (fallocate, memfd, locks...) is in files.c.
  *
  * Lifetime. close() detaches the ArrayBuffers JavaScript holds, but Node's own
  * asynchronous work (crypto.randomFill and zlib on the thread pool, fs reads,
@@ -25,40 +26,12 @@
 
 #include "common.h"
 #include "guard.h"
-
-enum { ACCESS_READ = 0, ACCESS_WRITE = 1, ACCESS_COPY = 2 };
-
-/* An address range taken out of a mapping and held as a reservation until the
- * buffers that may point into it are gone. */
-typedef struct Retired {
-  struct Retired *next;
-  uint8_t *start;
-  size_t len;
-  unsigned epoch; /* buffers made in this epoch or before may point into it */
-  int pending;    /* how many of those are still alive */
-} Retired;
-
-typedef struct {
-  uint8_t *base;   /* page-aligned address from mmap; NULL for an empty mapping */
-  size_t map_len;  /* bytes mapped at base */
-  size_t delta;    /* the user's byte 0 is base + delta (offset alignment) */
-  off_t file_off;  /* file offset of base */
-  int access;
-  bool handle_alive; /* the JS handle (an External) has not been collected */
-  int buffers;     /* ArrayBuffers handed out and not yet fully released */
-  unsigned epoch;  /* bumped each time a range is retired */
-  Retired *retired;
-  int pins;        /* async operations using the memory */
-  int slot;        /* SIGBUS guard slot, -1 if none */
-  bool unmapped;
-  bool unmap_pending; /* close() asked while pins > 0 */
-  bool stale;      /* copied from the guard when unmapping */
-} Mapping;
+#include "mapping.h"
 
 /* Process-wide, not in the Addon: the same for every environment. Each
  * environment (each worker) runs init_mapping while others may be mapping,
  * so it is read once, under pthread_once. */
-static size_t page_size;
+size_t page_size;
 static pthread_once_t page_size_once = PTHREAD_ONCE_INIT;
 
 static void read_page_size(void) { page_size = (size_t)sysconf(_SC_PAGESIZE); }
@@ -86,8 +59,7 @@ static bool reserve(Mapping *m, uint8_t *start, size_t len) {
   return true;
 }
 
-/* Takes the whole live range out of the mapping (close(), or a collected handle). */
-static void do_unmap(Mapping *m) {
+void do_unmap(Mapping *m) {
   if (m->unmapped) return;
   m->unmapped = true;
   if (m->slot >= 0) m->stale = guard_stale(m->slot);
@@ -179,8 +151,7 @@ static Mapping *get_mapping(napi_env env, napi_value v) {
   return m;
 }
 
-/* A live mapping and a range [off, off+len) inside it, or an exception. */
-static Mapping *get_live_range(napi_env env, napi_value *argv, size_t *off, size_t *len) {
+Mapping *get_live_range(napi_env env, napi_value *argv, size_t *off, size_t *len) {
   Mapping *m = get_mapping(env, argv[0]);
   if (!m) return NULL;
   if (m->unmapped || m->unmap_pending) {
@@ -196,8 +167,7 @@ static Mapping *get_live_range(napi_env env, napi_value *argv, size_t *off, size
   return m;
 }
 
-/* Page-aligned [start, start+bytes) covering the user range, for msync & co. */
-static void page_range(Mapping *m, size_t off, size_t len, uint8_t **start, size_t *bytes) {
+void page_range(Mapping *m, size_t off, size_t len, uint8_t **start, size_t *bytes) {
   uintptr_t first = (uintptr_t)(m->base + m->delta + off);
   uintptr_t aligned = first & ~(uintptr_t)(page_size - 1);
   *start = (uint8_t *)aligned;
@@ -207,7 +177,7 @@ static void page_range(Mapping *m, size_t off, size_t len, uint8_t **start, size
 /* Pre-faults [p, p+len) for reading with MADV_POPULATE_READ (Linux 5.14+);
  * where the kernel lacks it, asks for read-ahead (MADV_WILLNEED) instead.
  * Best effort: it is only a hint. */
-static void populate_read(uint8_t *p, size_t len) {
+void populate_read(uint8_t *p, size_t len) {
 #ifdef MADV_POPULATE_READ
   if (madvise(p, len, MADV_POPULATE_READ) == 0) return;
   if (errno != EINVAL) return; /* e.g. EFAULT past EOF: the guard handles later touches */
@@ -441,197 +411,6 @@ static napi_value js_stale(napi_env env, napi_callback_info info) {
   return make_bool(env, m->unmapped ? m->stale : guard_stale(m->slot));
 }
 
-/* sync(handle, off, len): msync(MS_SYNC) */
-static napi_value js_sync(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
-  size_t off, len;
-  Mapping *m = get_live_range(env, argv, &off, &len);
-  if (!m) return NULL;
-  if (len == 0 || !m->base) return make_undefined(env);
-  uint8_t *start;
-  size_t bytes;
-  page_range(m, off, len, &start, &bytes);
-  if (msync(start, bytes, MS_SYNC) != 0) return throw_errno(env, errno, "msync");
-  return make_undefined(env);
-}
-
-/* Work on a mapping's memory done on libuv's thread pool: msync (flushAsync)
- * or pre-faulting (populateAsync). Both are short and bounded. The job pins
- * the mapping so close() defers the munmap until the job is done. */
-enum { JOB_SYNC = 0, JOB_POPULATE = 1 };
-
-typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref handle_ref;
-  Mapping *m;
-  int op;
-  uint8_t *start;
-  size_t bytes;
-  int err;
-} MemoryJob;
-
-/* Pre-faults [p, p+len) writable (MADV_POPULATE_WRITE, Linux 5.14+), so
- * later stores into a shared mapping take no page fault. Older kernels:
- * read-populate, which still saves the page-cache lookups. */
-static int populate_write(uint8_t *p, size_t len) {
-#ifdef MADV_POPULATE_WRITE
-  if (madvise(p, len, MADV_POPULATE_WRITE) == 0) return 0;
-  if (errno != EINVAL) return errno;
-#endif
-  populate_read(p, len);
-  return 0;
-}
-
-static void job_execute(napi_env env UNUSED, void *data) {
-  MemoryJob *job = data;
-  if (!job->bytes) return;
-  if (job->op == JOB_SYNC) job->err = msync(job->start, job->bytes, MS_SYNC) == 0 ? 0 : errno;
-  else if (job->m->access == ACCESS_WRITE) job->err = populate_write(job->start, job->bytes);
-  else populate_read(job->start, job->bytes); /* a private map: write-faulting would copy every page */
-}
-
-/* status is napi_cancelled only after napi_cancel_async_work, which memmap never calls. */
-static void job_complete(napi_env env, napi_status status UNUSED, void *data) {
-  MemoryJob *job = data;
-  Mapping *m = job->m;
-  if (--m->pins == 0 && m->unmap_pending) do_unmap(m);
-  if (job->err) {
-    napi_value error;
-    throw_errno(env, job->err, job->op == JOB_SYNC ? "msync" : "madvise");
-    napi_get_and_clear_last_exception(env, &error);
-    napi_reject_deferred(env, job->deferred, error);
-  } else {
-    napi_resolve_deferred(env, job->deferred, make_undefined(env));
-  }
-  napi_delete_reference(env, job->handle_ref);
-  napi_delete_async_work(env, job->work);
-  free(job);
-}
-
-static napi_value queue_job(napi_env env, napi_callback_info info, int op, const char *label) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
-  size_t off, len;
-  Mapping *m = get_live_range(env, argv, &off, &len);
-  if (!m) return NULL;
-  MemoryJob *job = calloc(1, sizeof *job);
-  if (!job) return throw_errno(env, ENOMEM, "malloc");
-  job->m = m;
-  job->op = op;
-  if (len > 0 && m->base) page_range(m, off, len, &job->start, &job->bytes);
-  napi_value promise, name;
-  /* Each step is checked: a job that was never queued must neither pin the
-   * mapping nor leave a promise that never settles. */
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok) goto fail;
-  if (napi_create_reference(env, argv[0], 1, &job->handle_ref) != napi_ok) goto fail; /* keeps m alive */
-  if (napi_create_string_utf8(env, label, NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, job_execute, job_complete, job, &job->work) != napi_ok)
-    goto fail;
-  if (napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_delete_async_work(env, job->work);
-    goto fail;
-  }
-  m->pins++;
-  return promise;
-fail:
-  if (job->handle_ref) napi_delete_reference(env, job->handle_ref);
-  if (job->deferred) {
-    napi_value error;
-    throw_code(env, "ERR_INTERNAL", "native: cannot queue the job");
-    napi_get_and_clear_last_exception(env, &error);
-    napi_reject_deferred(env, job->deferred, error);
-  }
-  free(job);
-  return throw_code(env, "ERR_INTERNAL", "native: cannot queue the job");
-}
-
-/* syncAsync(handle, off, len) -> Promise: msync on the thread pool. */
-static napi_value js_sync_async(napi_env env, napi_callback_info info) {
-  return queue_job(env, info, JOB_SYNC, "memmap.flush");
-}
-
-/* populateAsync(handle, off, len) -> Promise: pre-faults the range on the thread pool. */
-static napi_value js_populate_async(napi_env env, napi_callback_info info) {
-  return queue_job(env, info, JOB_POPULATE, "memmap.populate");
-}
-
-static const int advice_values[] = {MADV_NORMAL, MADV_SEQUENTIAL, MADV_RANDOM, MADV_WILLNEED,
-                                    MADV_DONTNEED};
-
-/* advise(handle, off, len, adviceIndex) */
-static napi_value js_advise(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
-  size_t off, len;
-  int32_t advice;
-  Mapping *m = get_live_range(env, argv, &off, &len);
-  if (!m || !arg_int32(env, argv[3], &advice)) return NULL;
-  if (advice < 0 || advice >= (int)(sizeof advice_values / sizeof advice_values[0]))
-    return throw_code(env, "ERR_INVALID_ARG", "native: bad advice");
-  if (len == 0 || !m->base) return make_undefined(env);
-  uint8_t *start;
-  size_t bytes;
-  page_range(m, off, len, &start, &bytes);
-  if (madvise(start, bytes, advice_values[advice]) != 0) return throw_errno(env, errno, "madvise");
-  return make_undefined(env);
-}
-
-/* lock(handle, off, len, on) -> mlock / munlock */
-static napi_value js_lock(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
-  size_t off, len;
-  bool on;
-  Mapping *m = get_live_range(env, argv, &off, &len);
-  if (!m || !arg_bool(env, argv[3], &on)) return NULL;
-  if (len == 0 || !m->base) return make_undefined(env);
-  uint8_t *start;
-  size_t bytes;
-  page_range(m, off, len, &start, &bytes);
-  if (!on) {
-    if (munlock(start, bytes) != 0) return throw_errno(env, errno, "munlock");
-  } else if (m->access == ACCESS_WRITE) {
-    if (mlock(start, bytes) != 0) return throw_errno(env, errno, "mlock");
-  } else {
-    /* mlock() faults a private writable mapping in for writing, copying every
-     * page; lock on fault and populate with read faults instead. */
-    if (mlock2(start, bytes, MLOCK_ONFAULT) != 0) return throw_errno(env, errno, "mlock2");
-    populate_read(start, bytes);
-  }
-  return make_undefined(env);
-}
-
-#define MAX_RESIDENCY_PAGES (((size_t)1 << 32) - 1)
-
-/* residency(handle, off, len) -> Uint8Array, one byte per page (1 = resident) */
-static napi_value js_residency(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
-  size_t off, len;
-  Mapping *m = get_live_range(env, argv, &off, &len);
-  if (!m) return NULL;
-  size_t pages = 0;
-  uint8_t *start = NULL;
-  size_t bytes = 0;
-  if (len > 0 && m->base) {
-    page_range(m, off, len, &start, &bytes);
-    pages = (bytes + page_size - 1) / page_size;
-  }
-  /* One byte per page in one ArrayBuffer: more than 2^32 pages (16 TiB of 4 KiB
-   * pages) is more than one typed array holds. The TS layer refuses first. */
-  if (pages > MAX_RESIDENCY_PAGES)
-    return throw_code(env, "ERR_TOO_LARGE", "native: residency() covers fewer than 2^32 pages at a time");
-  napi_value ab, arr;
-  void *vec;
-  if (napi_create_arraybuffer(env, pages, &vec, &ab) != napi_ok) return NULL;
-  if (pages > 0 && mincore(start, bytes, vec) != 0) return throw_errno(env, errno, "mincore");
-  uint8_t *v = vec;
-  for (size_t i = 0; i < pages; i++) v[i] &= 1;
-  if (napi_create_typedarray(env, napi_uint8_array, pages, ab, 0, &arr) != napi_ok) return NULL;
-  return arr;
-}
 
 static napi_value js_guard_reassert(napi_env env, napi_callback_info info UNUSED) {
   guard_reassert();
@@ -645,19 +424,10 @@ static napi_value js_page_size(napi_env env, napi_callback_info info UNUSED) {
 napi_value init_mapping(napi_env env, napi_value exports) {
   pthread_once(&page_size_once, read_page_size);
   guard_install();
-  EXPORT_FN(env, exports, "map", js_map);
-  EXPORT_FN(env, exports, "buffer", js_buffer);
-  EXPORT_FN(env, exports, "detach", js_detach);
-  EXPORT_FN(env, exports, "unmap", js_unmap);
-  EXPORT_FN(env, exports, "remap", js_remap);
-  EXPORT_FN(env, exports, "stale", js_stale);
-  EXPORT_FN(env, exports, "guardReassert", js_guard_reassert);
-  EXPORT_FN(env, exports, "sync", js_sync);
-  EXPORT_FN(env, exports, "syncAsync", js_sync_async);
-  EXPORT_FN(env, exports, "populateAsync", js_populate_async);
-  EXPORT_FN(env, exports, "advise", js_advise);
-  EXPORT_FN(env, exports, "lock", js_lock);
-  EXPORT_FN(env, exports, "residency", js_residency);
-  EXPORT_FN(env, exports, "pageSize", js_page_size);
-  return exports;
+  static const Export fns[] = {
+      EXPORT(map, js_map),       EXPORT(buffer, js_buffer), EXPORT(detach, js_detach),
+      EXPORT(unmap, js_unmap),   EXPORT(remap, js_remap),   EXPORT(stale, js_stale),
+      EXPORT(guardReassert, js_guard_reassert), EXPORT(pageSize, js_page_size),
+  };
+  return export_all(env, exports, fns);
 }

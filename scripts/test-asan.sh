@@ -9,7 +9,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/memmap-asan-XXXXXX")
 trap 'rm -rf "$work"' EXIT
-cp -R "$root/native" "$root/src" "$root/test" "$root/binding.gyp" "$root/package.json" "$root"/tsconfig*.json "$work/"
+cp -R "$root/native" "$root/scripts" "$root/src" "$root/test" "$root/binding.gyp" "$root/package.json" "$root"/tsconfig*.json "$work/"
 ln -s "$root/node_modules" "$work/node_modules"
 chmod -R a+rX "$work"
 cd "$work"

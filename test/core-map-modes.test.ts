@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import { mapFile, pageSize } from "../src/index.ts";
 import { native, Access, FADV_DONTNEED } from "../src/core/native.ts";
 import {
-  dirtyKb, fileMaker, makeTmpDir, rejectsCode, removeTmpDir, runChild, smapsFor, throwsCode,
+  dirtyKb, fileMaker, makeTmpDir, rejectsCode, removeTmpDir, runChild, smapsFor, throwsCode, type SmapsTotals,
 } from "./fixtures/core-helpers.ts";
 
 let dir: string;
@@ -28,6 +28,17 @@ function evict(file: string): void {
     native.fadvise(fd, 0, 0, FADV_DONTNEED);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** The smaps totals of a file of `pages` random pages while `map(file)` holds it mapped (it returns the unmapping). */
+function smapsWhileMapped(pages: number, map: (file: string) => () => void): SmapsTotals {
+  const file = fileWith(randomBytes(pages * pageSize));
+  const unmap = map(file);
+  try {
+    return smapsFor(file);
+  } finally {
+    unmap();
   }
 }
 
@@ -258,21 +269,17 @@ describe("flush, flushAsync, advise, lock, residency", () => {
     w.close();
   });
 
-  test(
-    "the native populate flag on a private mapping pre-faults without copying pages",
-    {},
-    () => {
-      const pages = 16;
-      const file = fileWith(randomBytes(pages * pageSize));
+  test("the native populate flag on a private mapping pre-faults without copying pages", () => {
+    const pages = 16;
+    const s = smapsWhileMapped(pages, (file) => {
       const fd = fs.openSync(file, "r");
       const handle = native.map(fd, 0, pages * pageSize, Access.read, true);
       fs.closeSync(fd);
-      const s = smapsFor(file);
-      native.unmap(handle);
-      assert.equal(s.Rss, (pages * pageSize) / 1024);
-      assert.equal(s.Anonymous, 0, "MAP_POPULATE broke copy-on-write on every page");
-    },
-  );
+      return () => native.unmap(handle);
+    });
+    assert.equal(s.Rss, (pages * pageSize) / 1024);
+    assert.equal(s.Anonymous, 0, "MAP_POPULATE broke copy-on-write on every page");
+  });
 
   // AddressSanitizer (npm run test:asan) replaces mlock/munlock with no-ops.
   const asan = process.env.MEMMAP_ASAN === "1" && "mlock is a no-op under AddressSanitizer";
@@ -293,20 +300,16 @@ describe("flush, flushAsync, advise, lock, residency", () => {
     m.close();
   });
 
-  test(
-    'lock() on a "read" mapping keeps its pages shared with the page cache (no private copies)',
-    {},
-    () => {
-      const pages = 32;
-      const file = fileWith(randomBytes(pages * pageSize));
+  test('lock() on a "read" mapping keeps its pages shared with the page cache (no private copies)', () => {
+    const pages = 32;
+    const s = smapsWhileMapped(pages, (file) => {
       const m = mapFile(file);
       m.lock();
-      const s = smapsFor(file);
-      m.close();
-      assert.equal(s.Locked, (pages * pageSize) / 1024);
-      assert.equal(s.Anonymous, 0, "mlock broke copy-on-write on every page");
-    },
-  );
+      return () => m.close();
+    });
+    assert.equal(s.Locked, (pages * pageSize) / 1024);
+    assert.equal(s.Anonymous, 0, "mlock broke copy-on-write on every page");
+  });
 });
 
 describe("resize", () => {

@@ -4,13 +4,12 @@
  * memmap's mappings must still kill it, as it would without memmap.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { mapFile, pageSize } from "../src/index.ts";
-import { Child, makeTmpDir, removeTmpDir, runChild, throwsCode } from "./fixtures/core-helpers.ts";
+import { Child, makeTmpDir, removeTmpDir, runChild, throwsCode, withTmpfs } from "./fixtures/core-helpers.ts";
 
 let dir: string;
 before(() => (dir = makeTmpDir()));
@@ -78,26 +77,15 @@ describe("a file truncated while mapped", () => {
 });
 
 describe("a write that finds no space on a full disk", () => {
-  test("a sparse mapping larger than a 1 MiB tmpfs: the faulting write turns the mapping stale, the process goes on", async (t) => {
-    const mnt = path.join(dir, "mnt");
-    fs.mkdirSync(mnt);
-    try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], { stdio: "ignore" });
-    } catch {
-      t.skip("mounting a tmpfs is not permitted here");
-      return;
-    }
-    try {
+  test("a sparse mapping larger than a 1 MiB tmpfs: the faulting write turns the mapping stale, the process goes on", (t) =>
+    withTmpfs(t, dir, "1m", async (mnt) => {
       const file = path.join(mnt, "sparse.bin");
       const size = 4 * 2 ** 20;
       const { code, signal, messages, stderr } = await runChild("core-sigbus-child.ts", ["fill-sparse", file, String(size)]);
       assert.deepEqual({ code, signal }, { code: 0, signal: null }, stderr);
       assert.deepEqual(messages[0], { pages: size / pageSize, stale: true, flush: "ERR_STALE" });
       assert.ok(fs.statSync(file).blocks * 512 <= 2 ** 20, "no more than the file system holds was written");
-    } finally {
-      execFileSync("umount", [mnt]);
-    }
-  });
+    }));
 });
 
 describe("a process.on(\"SIGBUS\") listener", () => {

@@ -12,34 +12,14 @@ import { createInterface } from "node:readline";
 import { after, test } from "node:test";
 import { inspectLog, openLog } from "../src/index.ts";
 import { FIXTURES_DIR, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } from "./fixtures/log-helpers.ts";
+import { NOBODY, PROBE, needsNobody, probe, sharedTmp, type ProbeResult } from "./helpers/log-probe.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 
 after(() => removeBundles());
 
-const PROBE = path.join(FIXTURES_DIR, "log-open-probe.ts");
 const REPO = path.resolve(FIXTURES_DIR, "..", "..");
-const asRoot = process.getuid?.() === 0;
-const nobodyRuns =
-  asRoot && spawnSync(process.execPath, ["-e", `require("fs").accessSync(${JSON.stringify(PROBE)}, 4)`], { uid: 65534, gid: 65534 }).status === 0;
-const needsNobody = { skip: !nobodyRuns && "needs root, and uid 65534 able to read the project" };
-const needsRoot = { skip: !asRoot && "needs root (mount)" };
-const NOBODY = { uid: 65534, gid: 65534 };
+const needsRoot = { skip: process.getuid?.() !== 0 && "needs root (mount)" };
 const SEGMENT = 64 * 1024;
-
-type ProbeResult = { ok: boolean; code?: string; message?: string; [k: string]: unknown };
-
-function probe(args: string[], as: { uid?: number; gid?: number } = {}, timeout = 60_000): ProbeResult {
-  const r = spawnSync(process.execPath, ["--import", "tsx", PROBE, ...args], { encoding: "utf8", timeout, cwd: path.dirname(FIXTURES_DIR), ...as });
-  const line = r.stdout.trim().split("\n").pop() ?? "";
-  assert.ok(line.startsWith("{"), `probe ${args.join(" ")} printed ${JSON.stringify(r.stdout)} (signal ${r.signal}); stderr: ${r.stderr}`);
-  return JSON.parse(line) as ProbeResult;
-}
-
-/** A scratch directory uid 65534 can enter. */
-function sharedTmp(): string {
-  const dir = makeTmpDir();
-  fs.chmodSync(dir, 0o755);
-  return dir;
-}
 
 function mount(args: string[]): void {
   const r = spawnSync("mount", args, { encoding: "utf8" });
@@ -51,61 +31,49 @@ function umount(dir: string): void {
   if (r.status !== 0 && !/not mounted/.test(r.stderr)) throw new Error(`umount ${dir}: ${r.stderr}`);
 }
 
-test("6 processes × 25 opens with create:true on one fresh directory: no failure, and the log holds every record", async () => {
-  const tmp = makeTmpDir();
-  try {
-    const dir = path.join(tmp, "log");
-    const go = path.join(tmp, "go");
-    const children = Array.from({ length: 6 }, () => spawnFixture("log-open-probe.ts", ["create-loop", dir, "25", go]));
-    await new Promise((resolve) => setTimeout(resolve, 300)); // let them start (not needed for correctness)
-    fs.writeFileSync(go, "");
-    const failures: string[] = [];
-    for (const child of children) {
-      const { code } = await child.exited;
-      assert.equal(code, 0, child.stderr());
-      const result = JSON.parse(child.lines.at(-1)!) as ProbeResult & { failures: string[] };
-      assert.ok(result.ok, result.message);
-      failures.push(...result.failures);
-    }
-    assert.deepEqual(failures, [], `${failures.length} of 150 opens failed`);
-    const log = openLog(dir);
-    const seen = new Set<string>();
-    const reader = log.reader();
-    for (let rec = reader.next(); rec !== null; rec = reader.next()) seen.add(Buffer.from(rec.data).toString());
-    assert.equal(seen.size, 150);
-    assert.equal(log.nextSeq, 150);
-    log.close();
-    assert.equal(inspectLog(dir).damage, undefined);
-    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith(".tmp")), []);
-  } finally {
-    removeTmpDir(tmp);
+/**
+ * Six probes doing `action` ("create-loop" or "create-each") 25 times on
+ * `target`, released together; asserts that none of the 150 opens failed.
+ */
+async function raceSixCreators(tmp: string, action: string, target: string): Promise<void> {
+  const go = path.join(tmp, "go");
+  const children = Array.from({ length: 6 }, () => spawnFixture("log-open-probe.ts", [action, target, "25", go]));
+  await new Promise((resolve) => setTimeout(resolve, 300)); // let them start (not needed for correctness)
+  fs.writeFileSync(go, "");
+  const failures: string[] = [];
+  for (const child of children) {
+    const { code } = await child.exited;
+    assert.equal(code, 0, child.stderr());
+    const result = JSON.parse(child.lines.at(-1)!) as ProbeResult & { failures: string[] };
+    assert.ok(result.ok, result.message);
+    failures.push(...result.failures);
   }
+  assert.deepEqual(failures, [], `${failures.length} of 150 opens failed`);
+}
+
+test("6 processes × 25 opens with create:true on one fresh directory: no failure, and the log holds every record", async () => {
+  using tmp = tmpDir();
+  const dir = path.join(tmp.path, "log");
+  await raceSixCreators(tmp.path, "create-loop", dir);
+  const log = openLog(dir);
+  const seen = new Set<string>();
+  const reader = log.reader();
+  for (let rec = reader.next(); rec !== null; rec = reader.next()) seen.add(Buffer.from(rec.data).toString());
+  assert.equal(seen.size, 150);
+  assert.equal(log.nextSeq, 150);
+  log.close();
+  assert.equal(inspectLog(dir).damage, undefined);
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith(".tmp")), []);
 });
 
 test("6 processes creating the same 25 fresh logs in turn (every open a creation race): no failure, each log holds 6 records", async () => {
-  const tmp = makeTmpDir();
-  try {
-    const dir = path.join(tmp, "logs");
-    const go = path.join(tmp, "go");
-    const children = Array.from({ length: 6 }, () => spawnFixture("log-open-probe.ts", ["create-each", dir, "25", go]));
-    await new Promise((resolve) => setTimeout(resolve, 300)); // let them start (not needed for correctness)
-    fs.writeFileSync(go, "");
-    const failures: string[] = [];
-    for (const child of children) {
-      const { code } = await child.exited;
-      assert.equal(code, 0, child.stderr());
-      const result = JSON.parse(child.lines.at(-1)!) as ProbeResult & { failures: string[] };
-      assert.ok(result.ok, result.message);
-      failures.push(...result.failures);
-    }
-    assert.deepEqual(failures, [], `${failures.length} of 150 opens failed`);
-    for (let i = 0; i < 25; i++) {
-      const log = openLog(path.join(dir, String(i)), { readOnly: true });
-      assert.equal(log.nextSeq, 6, `log ${i}`);
-      log.close();
-    }
-  } finally {
-    removeTmpDir(tmp);
+  using tmp = tmpDir();
+  const dir = path.join(tmp.path, "logs");
+  await raceSixCreators(tmp.path, "create-each", dir);
+  for (let i = 0; i < 25; i++) {
+    const log = openLog(path.join(dir, String(i)), { readOnly: true });
+    assert.equal(log.nextSeq, 6, `log ${i}`);
+    log.close();
   }
 });
 
@@ -175,8 +143,7 @@ test("a reader running as uid 65534 follows a log created with mode 0o644 across
 });
 
 test("inspectLog needs only read permission: a read-only directory, another user's world-readable log", needsNobody, () => {
-  const tmp = sharedTmp();
-  fs.chmodSync(tmp, 0o1777); // nobody makes its own log here
+  const tmp = sharedTmp(0o1777); // nobody makes its own log here
   try {
     // nobody's own log, made read-only for everyone (a read-only directory).
     const own = path.join(tmp, "own");

@@ -12,29 +12,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { openLog } from "../src/index.ts";
-import { FIXTURES_DIR, makeTmpDir, removeTmpDir } from "./fixtures/log-helpers.ts";
-
-const PROBE = path.join(FIXTURES_DIR, "log-open-probe.ts");
-const asRoot = process.getuid?.() === 0;
-const nobodyRuns =
-  asRoot && spawnSync(process.execPath, ["-e", `require("fs").accessSync(${JSON.stringify(PROBE)}, 4)`], { uid: 65534, gid: 65534 }).status === 0;
-const needsNobody = { skip: !nobodyRuns && "needs root, and uid 65534 able to read the project" };
-const NOBODY = { uid: 65534, gid: 65534 };
-
-/** Runs the probe fixture (as `as`), returning its JSON line. */
-function probe(args: string[], as: { uid?: number; gid?: number } = {}): { ok: boolean; code?: string; message?: string; [k: string]: unknown } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", PROBE, ...args], { encoding: "utf8", timeout: 60_000, cwd: path.dirname(FIXTURES_DIR), ...as });
-  const line = r.stdout.trim().split("\n").pop() ?? "";
-  assert.ok(line.startsWith("{"), `probe ${args.join(" ")} printed ${JSON.stringify(r.stdout)}; stderr: ${r.stderr}`);
-  return JSON.parse(line) as never;
-}
-
-/** A world-traversable scratch directory (mkdtemp makes 0700 ones nobody cannot enter). */
-function sharedTmp(): string {
-  const dir = makeTmpDir();
-  fs.chmodSync(dir, 0o1777);
-  return dir;
-}
+import { makeTmpDir, removeTmpDir } from "./fixtures/log-helpers.ts";
+import { NOBODY, needsNobody, probe, sharedTmp } from "./helpers/log-probe.ts";
 
 function asNobody(cmd: string[]): void {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { ...NOBODY, encoding: "utf8" });
@@ -42,7 +21,7 @@ function asNobody(cmd: string[]): void {
 }
 
 test("openLog create:true refuses a directory an attacker made (mode 777, symlinked lock files) and creates or locks nothing they named", needsNobody, () => {
-  const tmp = sharedTmp();
+  const tmp = sharedTmp(0o1777);
   const secret = makeTmpDir(); // root-only: where the attacker points
   try {
     const log = path.join(tmp, "log");
@@ -139,7 +118,7 @@ test("a symbolic link planted inside a root-owned 0700 log is not followed (refu
 });
 
 test("root reads another user's world-readable log read-only, and follows no symlink in it", needsNobody, () => {
-  const tmp = sharedTmp();
+  const tmp = sharedTmp(0o1777);
   try {
     const log = path.join(tmp, "log");
     const made = probe(["open", log, JSON.stringify({ create: true, segmentSize: 65536, mode: 0o644 })], NOBODY);
@@ -182,7 +161,7 @@ test("temporary files are created O_EXCL|O_NOFOLLOW under unpredictable names: a
 });
 
 test("a log directory that is a symbolic link another user made is refused (with or without a trailing slash)", needsNobody, () => {
-  const tmp = sharedTmp();
+  const tmp = sharedTmp(0o1777);
   const target = makeTmpDir(); // root's own 0700 directory: where the attacker points
   try {
     const log = path.join(tmp, "log");

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { makeTmpDir, removeTmpDir, tmpDir } from "./helpers/tmp.ts";
+import { tmpDir } from "./helpers/tmp.ts";
 import { createNpy, openNpy, struct, utf8, array, MmapError, type NpyArray } from "../src/index.ts";
 
 const hasNumpy = spawnSync("python3", ["-c", "import numpy"]).status === 0;
@@ -55,14 +55,20 @@ function toJson(a: NpyArray): unknown {
   return items;
 }
 
+/** A test body run with a fresh temporary directory, removed when it returns or throws. */
+function inNpyDir(body: (dir: string) => void): () => void {
+  return () => {
+    using tmp = tmpDir("memmap-npy-");
+    body(tmp.path);
+  };
+}
+
 const SCALAR_DTYPES = ["|b1", "|i1", "|u1", "<i2", "<u2", "<i4", "<u4", "<i8", "<u8", "<f2", "<f4", "<f8", "<c8", "<c16", "<M8[ns]", "<m8[s]", "|S5", "<U3", "|V4"];
 
-test("NumPy writes every fixed-size scalar dtype; memmap maps each and the values match", { skip }, () => {
-  const dir = makeTmpDir("memmap-npy-");
-  try {
-    const expected = python(
-      PY_TO_JSON +
-        `
+test("NumPy writes every fixed-size scalar dtype; memmap maps each and the values match", { skip }, inNpyDir((dir) => {
+  const expected = python(
+    PY_TO_JSON +
+      `
 out = {}
 rng = np.random.default_rng(7)
 for i, t in enumerate(sys.argv[2:]):
@@ -79,26 +85,21 @@ for i, t in enumerate(sys.argv[2:]):
     out[t] = j(a)
 print(json.dumps(out))
 `,
-      dir,
-      ...SCALAR_DTYPES,
-    ) as Record<string, unknown>;
-    SCALAR_DTYPES.forEach((t, i) => {
-      using a = openNpy(path.join(dir, `${i}.npy`));
-      assert.equal(a.dtype, t);
-      assert.deepEqual(a.shape, [37]);
-      assert.equal(a.fortranOrder, false);
-      assert.deepEqual(toJson(a), expected[t], `dtype ${t}`);
-    });
-  } finally {
-    removeTmpDir(dir);
-  }
-});
+    dir,
+    ...SCALAR_DTYPES,
+  ) as Record<string, unknown>;
+  SCALAR_DTYPES.forEach((t, i) => {
+    using a = openNpy(path.join(dir, `${i}.npy`));
+    assert.equal(a.dtype, t);
+    assert.deepEqual(a.shape, [37]);
+    assert.equal(a.fortranOrder, false);
+    assert.deepEqual(toJson(a), expected[t], `dtype ${t}`);
+  });
+}));
 
-test("format versions 1.0, 2.0 and 3.0, and multi-dimensional C and Fortran order", { skip }, () => {
-  const dir = makeTmpDir("memmap-npy-");
-  try {
-    python(
-      `
+test("format versions 1.0, 2.0 and 3.0, and multi-dimensional C and Fortran order", { skip }, inNpyDir((dir) => {
+  python(
+    `
 import sys, numpy as np, json
 a = np.arange(24, dtype='<i4').reshape(2, 3, 4)
 for v in [(1, 0), (2, 0), (3, 0)]:
@@ -106,31 +107,26 @@ for v in [(1, 0), (2, 0), (3, 0)]:
 np.save(f"{sys.argv[1]}/fortran.npy", np.asfortranarray(a))
 print("null")
 `,
-      dir,
-    );
-    for (const v of [1, 2, 3]) {
-      using a = openNpy(path.join(dir, `v${v}.npy`));
-      assert.deepEqual(a.version, [v, 0]);
-      assert.deepEqual(a.shape, [2, 3, 4]);
-      assert.deepEqual(Array.from(a.data as Int32Array), Array.from({ length: 24 }, (_, i) => i));
-    }
-    using f = openNpy(path.join(dir, "fortran.npy"));
-    assert.equal(f.fortranOrder, true);
-    assert.deepEqual(f.shape, [2, 3, 4]);
-    // Column-major: element [i, j, k] is at i + 2 * (j + 3 * k), and holds 12i + 4j + k.
-    const d = f.data as Int32Array;
-    for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) assert.equal(d[i + 2 * (j + 3 * k)], 12 * i + 4 * j + k);
-  } finally {
-    removeTmpDir(dir);
+    dir,
+  );
+  for (const v of [1, 2, 3]) {
+    using a = openNpy(path.join(dir, `v${v}.npy`));
+    assert.deepEqual(a.version, [v, 0]);
+    assert.deepEqual(a.shape, [2, 3, 4]);
+    assert.deepEqual(Array.from(a.data as Int32Array), Array.from({ length: 24 }, (_, i) => i));
   }
-});
+  using f = openNpy(path.join(dir, "fortran.npy"));
+  assert.equal(f.fortranOrder, true);
+  assert.deepEqual(f.shape, [2, 3, 4]);
+  // Column-major: element [i, j, k] is at i + 2 * (j + 3 * k), and holds 12i + 4j + k.
+  const d = f.data as Int32Array;
+  for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) assert.equal(d[i + 2 * (j + 3 * k)], 12 * i + 4 * j + k);
+}));
 
-test("structured dtypes (aligned, packed, explicit offsets, nested, sub-arrays) map to struct() layouts field by field", { skip }, () => {
-  const dir = makeTmpDir("memmap-npy-");
-  try {
-    const expected = python(
-      PY_TO_JSON +
-        `
+test("structured dtypes (aligned, packed, explicit offsets, nested, sub-arrays) map to struct() layouts field by field", { skip }, inNpyDir((dir) => {
+  const expected = python(
+    PY_TO_JSON +
+      `
 out = {}
 dts = {
   'aligned': np.dtype([('id', '<u4'), ('price', '<f8'), ('qty', '<i2'), ('sym', 'S5')], align=True),
@@ -152,161 +148,141 @@ for name, dt in dts.items():
     out[name] = {'itemsize': dt.itemsize, 'offsets': [dt.fields[n][1] for n in dt.names], 'values': j(a)}
 print(json.dumps(out))
 `,
-      dir,
-    ) as Record<string, { itemsize: number; offsets: number[]; values: Record<string, unknown> }>;
+    dir,
+  ) as Record<string, { itemsize: number; offsets: number[]; values: Record<string, unknown> }>;
 
-    for (const [name, e] of Object.entries(expected)) {
-      using a = openNpy(path.join(dir, `${name}.npy`));
-      assert.ok(a.layout, name);
-      assert.equal(a.itemSize, e.itemsize, name);
-      assert.equal(a.layout.byteLength, e.itemsize, name);
-      const topNames = Object.keys(e.values);
-      assert.deepEqual(topNames.map((n) => a.layout!.offsets[n]), e.offsets, `${name} offsets`);
-      const rows = a.data as import("../src/index.ts").StructArray;
-      assert.equal(rows.length, 11);
-      for (const field of topNames) {
-        const want = e.values[field] as unknown;
-        const got = Array.from({ length: 11 }, (_, i) => (rows.read(i) as Record<string, unknown>)[field]);
-        if (field === "sym") {
-          const decoded = (want as number[][]).map((bytes) => Buffer.from(bytes.filter((b) => b !== 0)).toString("latin1"));
-          assert.deepEqual(got, decoded, `${name}.${field}`);
-        } else if (field === "pos") {
-          const w = want as { x: number[]; y: number[] };
-          assert.deepEqual(got, w.x.map((x, i) => ({ x, y: w.y[i] })), `${name}.pos`);
-        } else if (field === "ts") {
-          assert.deepEqual(got.map(String), want, `${name}.ts`);
-        } else if (field === "v" || field === "m") {
-          const flat = got.flatMap((x) => (x as unknown[]).flat(2));
-          assert.deepEqual(flat.map(Number), want, `${name}.${field}`);
-        } else {
-          assert.deepEqual(got.map(Number), want, `${name}.${field}`);
-        }
+  for (const [name, e] of Object.entries(expected)) {
+    using a = openNpy(path.join(dir, `${name}.npy`));
+    assert.ok(a.layout, name);
+    assert.equal(a.itemSize, e.itemsize, name);
+    assert.equal(a.layout.byteLength, e.itemsize, name);
+    const topNames = Object.keys(e.values);
+    assert.deepEqual(topNames.map((n) => a.layout!.offsets[n]), e.offsets, `${name} offsets`);
+    const rows = a.data as import("../src/index.ts").StructArray;
+    assert.equal(rows.length, 11);
+    for (const field of topNames) {
+      const want = e.values[field] as unknown;
+      const got = Array.from({ length: 11 }, (_, i) => (rows.read(i) as Record<string, unknown>)[field]);
+      if (field === "sym") {
+        const decoded = (want as number[][]).map((bytes) => Buffer.from(bytes.filter((b) => b !== 0)).toString("latin1"));
+        assert.deepEqual(got, decoded, `${name}.${field}`);
+      } else if (field === "pos") {
+        const w = want as { x: number[]; y: number[] };
+        assert.deepEqual(got, w.x.map((x, i) => ({ x, y: w.y[i] })), `${name}.pos`);
+      } else if (field === "ts") {
+        assert.deepEqual(got.map(String), want, `${name}.ts`);
+      } else if (field === "v" || field === "m") {
+        const flat = got.flatMap((x) => (x as unknown[]).flat(2));
+        assert.deepEqual(flat.map(Number), want, `${name}.${field}`);
+      } else {
+        assert.deepEqual(got.map(Number), want, `${name}.${field}`);
       }
     }
-  } finally {
-    removeTmpDir(dir);
   }
-});
+}));
 
-test("memmap writes with createNpy; np.load(mmap_mode='r') reads the same values and dtype", { skip }, () => {
-  const dir = makeTmpDir("memmap-npy-");
-  try {
-    const f4 = path.join(dir, "f4.npy");
-    {
-      using a = createNpy(f4, "<f4", [100, 7]);
-      const d = a.data as Float32Array;
-      for (let i = 0; i < d.length; i++) d[i] = i * 0.5;
-    }
-    const i8 = path.join(dir, "i8.npy");
-    {
-      using a = createNpy(i8, "<i8", [5], { fortranOrder: true, mode: 0o644 });
-      (a.data as BigInt64Array).set([-(2n ** 62n), -1n, 0n, 1n, 2n ** 62n]);
-      assert.equal(fs.statSync(i8).mode & 0o777, 0o644);
-    }
-    const Trade = struct({ id: "u32", price: "f64", qty: "i16", sym: utf8(5), hist: array("f32", 3) });
-    const rec = path.join(dir, "rec.npy");
-    {
-      using a = createNpy(rec, Trade, [4]);
-      const rows = a.data as import("../src/index.ts").StructArray;
-      for (let i = 0; i < 4; i++) rows.write(i, { id: i + 1, price: i * 1.25, qty: -i, sym: `s${i}`, hist: [i, i + 0.5, i + 1] });
-    }
-    const got = python(
-      PY_TO_JSON +
-        `
+test("memmap writes with createNpy; np.load(mmap_mode='r') reads the same values and dtype", { skip }, inNpyDir((dir) => {
+  const f4 = path.join(dir, "f4.npy");
+  {
+    using a = createNpy(f4, "<f4", [100, 7]);
+    const d = a.data as Float32Array;
+    for (let i = 0; i < d.length; i++) d[i] = i * 0.5;
+  }
+  const i8 = path.join(dir, "i8.npy");
+  {
+    using a = createNpy(i8, "<i8", [5], { fortranOrder: true, mode: 0o644 });
+    (a.data as BigInt64Array).set([-(2n ** 62n), -1n, 0n, 1n, 2n ** 62n]);
+    assert.equal(fs.statSync(i8).mode & 0o777, 0o644);
+  }
+  const Trade = struct({ id: "u32", price: "f64", qty: "i16", sym: utf8(5), hist: array("f32", 3) });
+  const rec = path.join(dir, "rec.npy");
+  {
+    using a = createNpy(rec, Trade, [4]);
+    const rows = a.data as import("../src/index.ts").StructArray;
+    for (let i = 0; i < 4; i++) rows.write(i, { id: i + 1, price: i * 1.25, qty: -i, sym: `s${i}`, hist: [i, i + 0.5, i + 1] });
+  }
+  const got = python(
+    PY_TO_JSON +
+      `
 a = np.load(sys.argv[1], mmap_mode='r'); b = np.load(sys.argv[2], mmap_mode='r'); c = np.load(sys.argv[3], mmap_mode='r')
 print(json.dumps({'f4': [a.dtype.str, list(a.shape), j(a)], 'i8': [b.dtype.str, list(b.shape), bool(np.isfortran(b)), j(b)],
   'rec': [c.dtype.itemsize, [c.dtype.fields[n][1] for n in c.dtype.names], [int(x) for x in c['id']], [float(x) for x in c['price']],
           [int(x) for x in c['qty']], [x.decode() for x in c['sym']], [[float(y) for y in x] for x in c['hist']]]}))
 `,
-      f4,
-      i8,
-      rec,
-    ) as { f4: [string, number[], number[]]; i8: [string, number[], boolean, string[]]; rec: unknown[] };
-    assert.equal(got.f4[0], "<f4");
-    assert.deepEqual(got.f4[1], [100, 7]);
-    assert.deepEqual(got.f4[2], Array.from({ length: 700 }, (_, i) => i * 0.5));
-    assert.deepEqual(got.i8.slice(0, 3), ["<i8", [5], false]); // 1-D: C and Fortran order are the same
-    assert.deepEqual(got.i8[3], [String(-(2n ** 62n)), "-1", "0", "1", String(2n ** 62n)]);
-    assert.deepEqual(got.rec, [
-      Trade.byteLength,
-      Trade.fields.map((f) => f.offset),
-      [1, 2, 3, 4],
-      [0, 1.25, 2.5, 3.75],
-      [0, -1, -2, -3],
-      ["s0", "s1", "s2", "s3"],
-      [[0, 0.5, 1], [1, 1.5, 2], [2, 2.5, 3], [3, 3.5, 4]],
-    ]);
-    // Reopened by memmap, the layout is the natural one it was written with.
-    using back = openNpy(rec);
-    assert.equal(back.layout!.byteLength, Trade.byteLength);
-    assert.deepEqual(back.layout!.fields.map((f) => [f.name, f.offset]), Trade.fields.map((f) => [f.name, f.offset]));
-  } finally {
-    removeTmpDir(dir);
-  }
-});
+    f4,
+    i8,
+    rec,
+  ) as { f4: [string, number[], number[]]; i8: [string, number[], boolean, string[]]; rec: unknown[] };
+  assert.equal(got.f4[0], "<f4");
+  assert.deepEqual(got.f4[1], [100, 7]);
+  assert.deepEqual(got.f4[2], Array.from({ length: 700 }, (_, i) => i * 0.5));
+  assert.deepEqual(got.i8.slice(0, 3), ["<i8", [5], false]); // 1-D: C and Fortran order are the same
+  assert.deepEqual(got.i8[3], [String(-(2n ** 62n)), "-1", "0", "1", String(2n ** 62n)]);
+  assert.deepEqual(got.rec, [
+    Trade.byteLength,
+    Trade.fields.map((f) => f.offset),
+    [1, 2, 3, 4],
+    [0, 1.25, 2.5, 3.75],
+    [0, -1, -2, -3],
+    ["s0", "s1", "s2", "s3"],
+    [[0, 0.5, 1], [1, 1.5, 2], [2, 2.5, 3], [3, 3.5, 4]],
+  ]);
+  // Reopened by memmap, the layout is the natural one it was written with.
+  using back = openNpy(rec);
+  assert.equal(back.layout!.byteLength, Trade.byteLength);
+  assert.deepEqual(back.layout!.fields.map((f) => [f.name, f.offset]), Trade.fields.map((f) => [f.name, f.offset]));
+}));
 
-test("an array over 4 GiB: written in chunks across the 4 GiB boundary, read back by NumPy and by memmap", { skip }, () => {
-  const dir = makeTmpDir("memmap-npy-");
-  try {
-    const file = path.join(dir, "big.npy");
-    const n = (5 * 2 ** 30) / 8 + 3; // 5 GiB of f8, and a bit
-    const marks = new Map<number, number>([[0, 1.5], [2 ** 29 - 1, 2.5], [2 ** 29, 3.5], [n - 1, 4.5]]); // 2^29 f8 = 4 GiB
-    {
-      using a = createNpy(file, "<f8", [n], { sparse: true });
-      assert.throws(() => a.data, (e: MmapError) => e.code === "ERR_TOO_LARGE");
-      for (const { start, data } of a.chunks(1 << 28)) {
-        const d = data as Float64Array;
-        for (const [i, v] of marks) if (i >= start && i < start + d.length) d[i - start] = v;
-      }
+test("an array over 4 GiB: written in chunks across the 4 GiB boundary, read back by NumPy and by memmap", { skip }, inNpyDir((dir) => {
+  const file = path.join(dir, "big.npy");
+  const n = (5 * 2 ** 30) / 8 + 3; // 5 GiB of f8, and a bit
+  const marks = new Map<number, number>([[0, 1.5], [2 ** 29 - 1, 2.5], [2 ** 29, 3.5], [n - 1, 4.5]]); // 2^29 f8 = 4 GiB
+  {
+    using a = createNpy(file, "<f8", [n], { sparse: true });
+    assert.throws(() => a.data, (e: MmapError) => e.code === "ERR_TOO_LARGE");
+    for (const { start, data } of a.chunks(1 << 28)) {
+      const d = data as Float64Array;
+      for (const [i, v] of marks) if (i >= start && i < start + d.length) d[i - start] = v;
     }
-    const got = python(
-      `
+  }
+  const got = python(
+    `
 import sys, json, numpy as np
 a = np.load(sys.argv[1], mmap_mode='r')
 print(json.dumps([a.shape[0]] + [float(a[int(i)]) for i in sys.argv[2:]]))
 `,
-      file,
-      ...[...marks.keys()].map(String),
-    ) as number[];
-    assert.deepEqual(got, [n, ...marks.values()]);
-    using back = openNpy(file);
-    assert.equal(back.length, n);
-    let seen = 0;
-    for (const { start, data } of back.chunks()) {
-      const d = data as Float64Array;
-      for (const [i, v] of marks) if (i >= start && i < start + d.length) { assert.equal(d[i - start], v); seen++; }
-    }
-    assert.equal(seen, marks.size);
-  } finally {
-    removeTmpDir(dir);
+    file,
+    ...[...marks.keys()].map(String),
+  ) as number[];
+  assert.deepEqual(got, [n, ...marks.values()]);
+  using back = openNpy(file);
+  assert.equal(back.length, n);
+  let seen = 0;
+  for (const { start, data } of back.chunks()) {
+    const d = data as Float64Array;
+    for (const [i, v] of marks) if (i >= start && i < start + d.length) { assert.equal(d[i - start], v); seen++; }
   }
-});
+  assert.equal(seen, marks.size);
+}));
 
-test("big-endian and object dtypes are a clear ERR_UNSUPPORTED", { skip }, () => {
-  const dir = makeTmpDir("memmap-npy-");
-  try {
-    python(
-      `
+test("big-endian and object dtypes are a clear ERR_UNSUPPORTED", { skip }, inNpyDir((dir) => {
+  python(
+    `
 import sys, numpy as np
 np.save(sys.argv[1] + "/be.npy", np.arange(4, dtype='>i4'))
 np.save(sys.argv[1] + "/be1.npy", np.arange(4, dtype='>u1'))
 np.save(sys.argv[1] + "/obj.npy", np.array([1, 'a'], dtype=object), allow_pickle=True)
 print("null")
 `,
-      dir,
-    );
-    assert.throws(() => openNpy(path.join(dir, "be.npy")), (e: MmapError) => e.code === "ERR_UNSUPPORTED" && /big-endian/.test(e.message));
-    assert.throws(() => openNpy(path.join(dir, "obj.npy")), (e: MmapError) => e.code === "ERR_UNSUPPORTED" && /object/.test(e.message));
-    using one = openNpy(path.join(dir, "be1.npy")); // one-byte items have no byte order
-    assert.deepEqual(Array.from(one.data as Uint8Array), [0, 1, 2, 3]);
-  } finally {
-    removeTmpDir(dir);
-  }
-});
+    dir,
+  );
+  assert.throws(() => openNpy(path.join(dir, "be.npy")), (e: MmapError) => e.code === "ERR_UNSUPPORTED" && /big-endian/.test(e.message));
+  assert.throws(() => openNpy(path.join(dir, "obj.npy")), (e: MmapError) => e.code === "ERR_UNSUPPORTED" && /object/.test(e.message));
+  using one = openNpy(path.join(dir, "be1.npy")); // one-byte items have no byte order
+  assert.deepEqual(Array.from(one.data as Uint8Array), [0, 1, 2, 3]);
+}));
 
-test("hostile headers: 3,000 mutated files give ERR_CORRUPT or ERR_UNSUPPORTED or a view inside the file, never anything else", () => {
-  using tmp = tmpDir("memmap-npy-");
-  const dir = tmp.path;
+test("hostile headers: 3,000 mutated files give ERR_CORRUPT or ERR_UNSUPPORTED or a view inside the file, never anything else", inNpyDir((dir) => {
   const good = path.join(dir, "good.npy");
   const Row = struct({ a: "u8", b: "f64", c: array("i16", 3) });
   {
@@ -347,11 +323,9 @@ test("hostile headers: 3,000 mutated files give ERR_CORRUPT or ERR_UNSUPPORTED o
     }
   }
   assert.ok(outcomes.ERR_CORRUPT > 100 && outcomes.ok > 10, JSON.stringify(outcomes));
-});
+}));
 
-test("createNpy refuses an existing file unless overwrite, a symlink, bad shapes and dtypes", () => {
-  using tmp = tmpDir("memmap-npy-");
-  const dir = tmp.path;
+test("createNpy refuses an existing file unless overwrite, a symlink, bad shapes and dtypes", inNpyDir((dir) => {
   const f = path.join(dir, "x.npy");
   createNpy(f, "<u2", [3]).close();
   assert.throws(() => createNpy(f, "<u2", [3]), (e: MmapError) => e.code === "EEXIST" && e.path === f);
@@ -366,4 +340,4 @@ test("createNpy refuses an existing file unless overwrite, a symlink, bad shapes
   assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { mode: 0o4755 }), (e: MmapError) => e.code === "ERR_INVALID_ARG");
   assert.throws(() => createNpy(path.join(dir, "y.npy"), "<f4", [1], { bogus: 1 } as never), (e: MmapError) => e.code === "ERR_INVALID_ARG");
   assert.equal(fs.existsSync(path.join(dir, "y.npy")), false);
-});
+}));

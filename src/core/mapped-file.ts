@@ -1,6 +1,7 @@
 /**
  * mapFile() and MappedFile: a file (or part of one) mapped into memory and
- * exposed as ArrayBuffers and typed arrays.
+ * exposed as ArrayBuffers and typed arrays. How the file is opened (options,
+ * path forms, the checks for shared directories, growth) is in open-file.ts.
  *
  * Safety rules kept here:
  * - close() detaches every ArrayBuffer handed out (the whole buffer, windows,
@@ -14,81 +15,33 @@
  *   (JavaScript has no read-only typed arrays) lands in a private page, never
  *   in the file, and never faults;
  * - a mapping never extends past the end of its file, and space for growth is
- *   allocated up front, so a full disk is an ENOSPC now rather than a SIGBUS
- *   later; a file truncated by someone else is caught by the native SIGBUS
+ *   allocated up front (growFile), so a full disk is an ENOSPC now rather than
+ *   a SIGBUS later; a file truncated by someone else is caught by the native SIGBUS
  *   guard, which replaces the pages from the faulting one to the end with
  *   zeros and makes the mapping `stale`; the pages before it keep the file.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
-import { fileURLToPath } from "node:url";
 import { MmapError, invalidArg, sys, toMmapError } from "./errors.ts";
 import { Access as AccessCodes, Advice as AdviceCodes, native, type MappingHandle } from "./native.ts";
-import { describe, validateBoolean, validateInteger, validateOneOf, validateOptions } from "./validate.ts";
+import {
+  ADVICE,
+  checkMapOptions,
+  checkMappable,
+  growFile,
+  openPath,
+  optional,
+  pathString,
+  shrinkBack,
+  type Access,
+  type Advice,
+  type MapOptions,
+} from "./open-file.ts";
+import { checkInteger, describe, validateOneOf } from "./validate.ts";
 
-/** How a mapping may be used: "read" (private, stray writes never reach the file), "write" (shared with the file and every process), "copy" (private copy-on-write). */
-export type Access = "read" | "write" | "copy";
-/** Access-pattern hints for the kernel (madvise): read-ahead more, less, or now. */
-export type Advice = "normal" | "sequential" | "random" | "willneed";
-
-/** Options of {@link mapFile}; every one is checked, and unknown keys are an error. */
-export interface MapOptions {
-  /**
-   * "read", "write" (shared: writes reach the file and every process), "copy" (private copy-on-write).
-   * @default "read"
-   */
-  access?: Access;
-  /**
-   * Create the file if it is missing (needs access "write").
-   * @default false
-   */
-  create?: boolean;
-  /** Make the file at least this many bytes (grows, never shrinks); the space is allocated. */
-  size?: number;
-  /**
-   * With `size`: grow without allocating (a sparse file).
-   * @default false
-   */
-  sparse?: boolean;
-  /**
-   * Any byte offset into the file.
-   * @default 0
-   */
-  offset?: number;
-  /** Bytes to map. Default: from `offset` to the end of the file. */
-  length?: number;
-  /**
-   * Pre-fault every page at map time (MAP_POPULATE).
-   * @default false
-   */
-  populate?: boolean;
-  /**
-   * Access-pattern hint for the kernel (madvise).
-   * @default "normal"
-   */
-  advice?: Advice;
-  /**
-   * Permission bits (0 to 0o777) of a file that `create` makes, applied
-   * exactly (fchmod after creating: the umask does not apply).
-   * @default 0o600
-   */
-  mode?: number;
-  /**
-   * Follow a symbolic link at the last component of the path when writing
-   * (access "write" or `create`). Default false: such a link is refused with
-   * ELOOP, so a link planted in a shared directory (/tmp, /dev/shm) cannot
-   * choose which file is written. Reading always follows links.
-   * @default false
-   */
-  followSymlinks?: boolean;
-  /**
-   * Open a file for writing even when it has other hard links (a link count
-   * above 1). Default false: ERR_INSECURE, since a hard link in a shared
-   * directory can name a file its owner did not mean to share.
-   * @default false
-   */
-  allowHardLinks?: boolean;
-}
+export type { Access, Advice, MapOptions };
+// The layers above import these from here, with mapFile(): one entry to the core's file helpers.
+export { applyMode, growFile } from "./open-file.ts";
+export { checkInteger, checkMode } from "./validate.ts";
 
 /** Which pages of a range are in memory, from {@link MappedFile.residency}. */
 export interface Residency {
@@ -120,125 +73,12 @@ process.on("removeListener", reassertGuard);
 /** The most bytes one ArrayBuffer or typed array can cover here (2^32 on Node 20). */
 export const MAX_BUFFER_LENGTH: number = Math.min(2 ** 32, 2 ** 53 - 1);
 
-const OPTION_KEYS = new Set([
-  "access", "create", "size", "sparse", "offset", "length", "populate", "advice", "mode",
-  "followSymlinks", "allowHardLinks",
-]);
-
 /** Typed array constructors that view() accepts. */
 export type TypedArrayConstructor<T> = {
   new (buffer: ArrayBuffer, byteOffset?: number, length?: number): T;
   readonly BYTES_PER_ELEMENT: number;
   readonly name: string;
 };
-
-/** validateInteger with a lower bound of 0, under the name the layers above already call. */
-export function checkInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
-  return validateInteger(value, name, 0, max);
-}
-
-/**
- * A `mode` option: permission bits only (0 to 0o777), default 0o600. Setuid,
- * setgid and sticky bits have no use on a mapped file, and a setuid file in a
- * shared directory is a gift to whoever can write it.
- */
-export function checkMode(value: unknown, fallback = 0o600): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0o777)
-    throw invalidArg(
-      `mode must be permission bits from 0 to 0o777 (no setuid, setgid or sticky bit), got ${typeof value === "number" ? `0o${value.toString(8)}` : describe(value)}`,
-    );
-  return value;
-}
-
-/**
- * Gives a file the program just created exactly `mode`: open()'s mode is
- * filtered by the umask, and a mode chosen to share a file with another
- * user must not depend on the umask of the process that happened to create it.
- */
-export function applyMode(fd: number, mode: number, path: string | undefined): void {
-  sys(path, () => fs.fchmodSync(fd, mode));
-}
-
-/** An optional option: `fallback` when undefined, else checked by `validate`. */
-function optional<T>(value: unknown, fallback: T, validate: (value: unknown) => T): T {
-  return value === undefined ? fallback : validate(value);
-}
-
-interface Checked {
-  access: Access;
-  create: boolean;
-  size: number | undefined;
-  sparse: boolean;
-  offset: number;
-  length: number | undefined;
-  populate: boolean;
-  advice: Advice;
-  mode: number;
-  followSymlinks: boolean;
-  allowHardLinks: boolean;
-}
-
-function checkOptions(given: MapOptions | undefined): Checked {
-  const options = validateOptions(given, OPTION_KEYS, "mapFile");
-  const access = optional(options.access, "read", (v) => validateOneOf(v, "access", ["read", "write", "copy"] as const));
-  const create = optional(options.create, false, (v) => validateBoolean(v, "create"));
-  const sparse = optional(options.sparse, false, (v) => validateBoolean(v, "sparse"));
-  const populate = optional(options.populate, false, (v) => validateBoolean(v, "populate"));
-  const followSymlinks = optional(options.followSymlinks, false, (v) => validateBoolean(v, "followSymlinks"));
-  const allowHardLinks = optional(options.allowHardLinks, false, (v) => validateBoolean(v, "allowHardLinks"));
-  const advice = optional(options.advice, "normal", (v) => validateOneOf(v, "advice", ["normal", "sequential", "random", "willneed"] as const));
-  const size = optional(options.size, undefined, (v) => validateInteger(v, "size"));
-  const offset = optional(options.offset, 0, (v) => validateInteger(v, "offset"));
-  const length = optional(options.length, undefined, (v) => validateInteger(v, "length"));
-  const mode = checkMode(options.mode);
-  if (create && access !== "write") throw invalidArg(`create needs access "write" (got access "${access}")`);
-  if (size !== undefined && access !== "write") throw invalidArg(`size needs access "write" (got access "${access}")`);
-  if (sparse && size === undefined) throw invalidArg("sparse only applies together with size");
-  return { access, create, size, sparse, offset, length, populate, advice, mode, followSymlinks, allowHardLinks };
-}
-
-const TMPFS_MAGIC = 0x01021994; // statfs f_type of tmpfs, /dev/shm and memfd files
-
-/** Whether the file behind `fd` lives in memory (tmpfs, memfd): allocating its blocks allocates RAM. */
-function inMemory(fd: number): boolean {
-  try {
-    return fs.statfsSync(`/proc/self/fd/${fd}`).type === TMPFS_MAGIC;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Grows a file to `size` bytes; allocated unless sparse. Undone on failure.
- * A file in memory (tmpfs, memfd) is not grown by more than the memory
- * available now: the kernel would not fail such an allocation, it would wake
- * the OOM killer, which may pick any process.
- */
-export function growFile(fd: number, from: number, size: number, sparse: boolean, path?: string): void {
-  if (size <= from) return;
-  if (sparse) {
-    sys(path, () => fs.ftruncateSync(fd, size));
-    return;
-  }
-  const available = os.freemem();
-  if (size - from > available && inMemory(fd))
-    throw new MmapError(
-      "ENOMEM",
-      `cannot allocate ${size - from} bytes for a file in memory${path === undefined ? "" : ` '${path}'`}: ${available} bytes of memory are available`,
-      { syscall: "fallocate", path, errno: os.constants.errno.ENOMEM },
-    );
-  try {
-    sys(path, () => native.fallocate(fd, from, size - from));
-  } catch (error) {
-    try {
-      fs.ftruncateSync(fd, from); // leave no half-grown file behind
-    } catch {
-      /* the original error is the one to report */
-    }
-    throw error;
-  }
-}
 
 /**
  * Closes a mapping's descriptor with whichever owns it: one opened by path
@@ -281,7 +121,7 @@ const fdReaper = new FinalizationRegistry<readonly [number, string | undefined]>
  * (`ENOENT`, `EACCES`, `ENOSPC`, `ENOMEM`, …), with `syscall` and `path`.
  */
 export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapOptions): MappedFile {
-  const o = checkOptions(options);
+  const o = checkMapOptions(options);
   let path: string | undefined;
   let fd: number;
   let created = false;
@@ -307,11 +147,7 @@ export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapO
   let handle: MappingHandle | undefined;
   try {
     const st = sys(path, () => fs.fstatSync(fd));
-    if (st.isDirectory())
-      throw new MmapError("EISDIR", `cannot map a directory '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: os.constants.errno.EISDIR });
-    if (!st.isFile())
-      throw new MmapError("ENODEV", `only regular files can be mapped '${path ?? `fd ${String(pathOrFd)}`}'`, { syscall: "mmap", path, errno: os.constants.errno.ENODEV });
-    if (st.size === 0 && !created) refuseSizeless(fd, path ?? `fd ${String(pathOrFd)}`, path);
+    checkMappable(fd, st, created, path ?? `fd ${String(pathOrFd)}`, path);
     originalSize = st.size;
     let fileSize = st.size;
     if (o.size !== undefined && o.size > fileSize) {
@@ -339,117 +175,10 @@ export function mapFile(pathOrFd: string | URL | Buffer | number, options?: MapO
   } catch (error) {
     if (handle !== undefined) native.unmap(handle);
     if (created && path !== undefined) fs.rmSync(path, { force: true });
-    else if (o.size !== undefined && o.access === "write") {
-      try {
-        if (fs.fstatSync(fd).size > originalSize) fs.ftruncateSync(fd, originalSize);
-      } catch {
-        /* report the original error */
-      }
-    }
+    else if (o.size !== undefined && o.access === "write") shrinkBack(fd, originalSize, true);
     if (ownsFd) closeDescriptor(fd, path);
     throw error;
   }
-}
-
-/**
- * A path as fs takes it (string, file: URL, Buffer), as a string. A Buffer
- * must be UTF-8: MappedFile.path is a string, and resize() reopens by it.
- */
-function pathString(p: unknown): string {
-  if (typeof p === "string") return p;
-  if (p instanceof URL) {
-    if (p.protocol !== "file:") throw invalidArg(`expected a file: URL, got a ${p.protocol} URL`);
-    try {
-      return fileURLToPath(p);
-    } catch (error) {
-      throw invalidArg(`cannot use the file: URL ${JSON.stringify(p.href)}: ${(error as Error).message}`);
-    }
-  }
-  if (Buffer.isBuffer(p)) {
-    const text = p.toString("utf8");
-    if (!Buffer.from(text, "utf8").equals(p)) throw invalidArg("a Buffer path must be UTF-8 (pass a string)");
-    return text;
-  }
-  throw invalidArg(`expected a path or a file descriptor (a path is a string, a file: URL or a Buffer), got ${describe(p)}`);
-}
-
-/**
- * Refuses a file that reports size 0 but has bytes (procfs, sysfs and other
- * pseudo-files): a mapping of it would silently be empty. A read of one byte
- * tells; a truly empty file has none.
- */
-function refuseSizeless(fd: number, shown: string, path: string | undefined): void {
-  let got = 0;
-  try {
-    got = fs.readSync(fd, Buffer.alloc(1), 0, 1, 0);
-  } catch {
-    return; // unreadable here: mapping it will say what is wrong
-  }
-  if (got > 0)
-    throw new MmapError(
-      "ERR_UNSUPPORTED",
-      `'${shown}' reports size 0 but is not empty (a /proc or /sys file?): its contents cannot be mapped; read it with fs.readFileSync()`,
-      { syscall: "mmap", path },
-    );
-}
-
-/**
- * Opens `p` for mapFile. Writing (access "write", `create`) never follows a
- * symbolic link at the last component unless asked to (O_NOFOLLOW), and an
- * existing file opened for writing must have a single hard link: in a shared
- * directory either could be another user's way to choose what is written.
- * O_NONBLOCK: opening a FIFO would otherwise block forever; on the regular
- * files that can be mapped it changes nothing.
- */
-function openPath(p: string, o: Checked): { fd: number; created: boolean } {
-  const writing = o.access === "write";
-  const noFollow = writing && !o.followSymlinks ? fs.constants.O_NOFOLLOW : 0;
-  const flags = (writing ? fs.constants.O_RDWR : fs.constants.O_RDONLY) | fs.constants.O_NONBLOCK | noFollow;
-  const open = (extra: number, mode?: number): number => {
-    try {
-      return fs.openSync(p, flags | extra, mode);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "ELOOP" && noFollow !== 0)
-        throw new MmapError(
-          "ELOOP",
-          `'${p}' is a symbolic link; memmap does not write through one unless asked to (pass followSymlinks: true)`,
-          { syscall: "open", path: p, errno: os.constants.errno.ELOOP, cause: error },
-        );
-      throw toMmapError(error, p);
-    }
-  };
-  if (o.create) {
-    try {
-      // O_CREAT|O_EXCL never follows a symbolic link: a planted one is an EEXIST here.
-      const fd = open(fs.constants.O_CREAT | fs.constants.O_EXCL, o.mode);
-      try {
-        applyMode(fd, o.mode, p);
-      } catch (error) {
-        fs.closeSync(fd);
-        fs.rmSync(p, { force: true });
-        throw error;
-      }
-      return { fd, created: true };
-    } catch (error) {
-      if ((error as MmapError).code !== "EEXIST") throw error;
-    }
-  }
-  const fd = open(0);
-  if (writing && !o.allowHardLinks) {
-    try {
-      const st = sys(p, () => fs.fstatSync(fd));
-      if (st.isFile() && st.nlink > 1)
-        throw new MmapError(
-          "ERR_INSECURE",
-          `'${p}' has ${st.nlink} hard links; memmap does not write to a file with other names unless asked to (pass allowHardLinks: true)`,
-          { syscall: "open", path: p },
-        );
-    } catch (error) {
-      fs.closeSync(fd);
-      throw error;
-    }
-  }
-  return { fd, created: false };
 }
 
 const Token = Symbol("MappedFile");
@@ -625,7 +354,7 @@ export class MappedFile {
   /** Tells the kernel how the range will be used (madvise). */
   advise(advice: Advice, byteOffset = 0, byteLength?: number): void {
     this.#check();
-    const a = optional(advice, "normal", (v) => validateOneOf(v, "advice", ["normal", "sequential", "random", "willneed"] as const));
+    const a = optional(advice, "normal", (v) => validateOneOf(v, "advice", ADVICE));
     const [off, len] = this.#range(byteOffset, byteLength);
     sys(this.path, () => native.advise(this.#handle, off, len, AdviceCodes[a]));
   }
@@ -694,13 +423,7 @@ export class MappedFile {
         }
       } catch (error) {
         // A failed resize changes nothing: the file shrinks back and no view was detached.
-        if (this.access === "write" && end > fileSize) {
-          try {
-            fs.ftruncateSync(fd, fileSize);
-          } catch {
-            /* report the original error */
-          }
-        }
+        if (this.access === "write" && end > fileSize) shrinkBack(fd, fileSize);
         throw error;
       }
       // Old views may cover released or moved memory (a reservation now): detach them.

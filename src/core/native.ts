@@ -13,11 +13,11 @@ export type MappingHandle = { readonly __mapping: unique symbol };
 /** An opaque handle to an asynchronous futex wait. */
 export type WaitRequest = { readonly __wait: unique symbol };
 
-/** map()'s access codes (native/mapping.c ACCESS_*): read (private, read-only), write (shared), copy (private). */
+/** map()'s access codes (native/mapping.h ACCESS_*): read (private, read-only), write (shared), copy (private). */
 export const Access = { read: 0, write: 1, copy: 2 } as const;
 export type AccessCode = (typeof Access)[keyof typeof Access];
 
-/** advise()/fadvise() indices into the addon's tables of MADV_* and POSIX_FADV_* values (native/mapping.c, files.c). */
+/** advise()/fadvise() indices into the addon's tables of MADV_* and POSIX_FADV_* values (native/ranges.c, files.c). */
 export const Advice = { normal: 0, sequential: 1, random: 2, willneed: 3, dontneed: 4 } as const;
 export type AdviceCode = (typeof Advice)[keyof typeof Advice];
 /** fadvise(…, FADV_DONTNEED) drops a file's clean pages from the page cache. */

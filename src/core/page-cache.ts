@@ -6,20 +6,20 @@
  */
 import * as fs from "node:fs";
 import { MmapError, invalidArg, sys } from "./errors.ts";
-import { checkInteger } from "./mapped-file.ts";
-import { validateBoolean, validateOptions } from "./validate.ts";
+import { checkInteger, validateBoolean, validateOptions } from "./validate.ts";
 import { FADV_DONTNEED, native } from "./native.ts";
 
 
 /** What {@link evictFile} drops. */
 export interface EvictOptions {
-  /** First byte of the range. Default 0. */
+  /** First byte of the range. @default 0 */
   offset?: number;
-  /** Bytes from `offset`. Default: to the end of the file. */
+  /** Bytes from `offset`. @default undefined (to the end of the file) */
   length?: number;
   /**
    * Write the file's dirty pages to disk first (fdatasync), so they can be
-   * dropped too. Default true; with false, pages not yet written stay cached.
+   * dropped too; with false, pages not yet written stay cached.
+   * @default true
    */
   flush?: boolean;
 }

@@ -24,7 +24,7 @@ const memfdReaper = new FinalizationRegistry<number>((fd) => {
 
 /** Options of {@link createSharedMemory}. */
 export interface SharedMemoryOptions {
-  /** A name for /proc/<pid>/fd listings and debugging; not a path. Default "memmap". */
+  /** A name for /proc/<pid>/fd listings and debugging; not a path. @default "memmap" */
   name?: string;
 }
 

@@ -17,7 +17,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { MmapError, codeOf } from "./errors.ts";
-import { applyMode } from "./mapped-file.ts";
+import { applyMode } from "./open-file.ts";
 
 /** "ENOENT: no such file or directory, open '/x/.y.tmp'" -> "no such file or directory" */
 function reasonOf(error: unknown): string {

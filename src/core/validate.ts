@@ -58,3 +58,22 @@ export function validateOptions<T extends object>(options: T | undefined, allowe
     if (!allowed.includes(key)) throw invalidArg(`${fnName}: unknown option "${key}" (expected one of: ${allowed.join(", ")})`);
   return options;
 }
+
+/** validateInteger with a lower bound of 0, under the name the layers above already call. */
+export function checkInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  return validateInteger(value, name, 0, max);
+}
+
+/**
+ * A `mode` option: permission bits only (0 to 0o777), default 0o600. Setuid,
+ * setgid and sticky bits have no use on a mapped file, and a setuid file in a
+ * shared directory is a gift to whoever can write it.
+ */
+export function checkMode(value: unknown, fallback = 0o600): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0o777)
+    throw invalidArg(
+      `mode must be permission bits from 0 to 0o777 (no setuid, setgid or sticky bit), got ${typeof value === "number" ? `0o${value.toString(8)}` : describe(value)}`,
+    );
+  return value;
+}

@@ -32,8 +32,12 @@ export type WaitStrategy = "spin" | "yield" | "futex" | "adaptive";
 
 /** Options of {@link Doorbell.waitUntil}. */
 export interface WaitOptions {
+  /** How to wait: see {@link WaitStrategy}. @default "futex" */
   strategy?: WaitStrategy;
-  /** Polls before yielding or sleeping. Default 2,000 (a few µs). With "adaptive": the most it polls (default: about 100 µs of polls). */
+  /**
+   * Polls before yielding or sleeping. With "adaptive": the most it polls.
+   * @default 2000 (a few µs); with "adaptive", about 100 µs of polls
+   */
   spin?: number;
   /**
    * Milliseconds; undefined or Infinity waits forever.
@@ -53,8 +57,9 @@ export interface AsyncWaitOptions {
   timeoutMs?: number;
   /** @deprecated Use `timeoutMs` (every duration option of memmap ends in `Ms`); `timeout` goes in the next minor version. */
   timeout?: number;
+  /** Ends the wait with MmapError ERR_ABORTED when it fires. @default undefined (no signal) */
   signal?: AbortSignal;
-  /** Synchronous polls before parking on a waiter thread. Default 200. */
+  /** Synchronous polls before parking on a waiter thread. @default 200 */
   spin?: number;
 }
 

@@ -19,21 +19,43 @@ import { DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE } from "./layo
  */
 export type Durability = "none" | "batch" | "sync";
 
-/** Which old segments `retain()` drops (oldest first; never the newest). */
+/**
+ * Which old segments `retain()` drops (oldest first; never the newest). A
+ * limit left out does not apply; with none, nothing is dropped. A bad value
+ * is an `ERR_INVALID_ARG` from {@link openLog} or `retain()`.
+ */
 export interface RetentionOptions {
-  /** Keep at most this many segments. */
+  /**
+   * Keep at most this many segments (an integer, at least 1).
+   * @default undefined (no limit on the count)
+   */
   maxSegments?: number;
-  /** Keep at most this many bytes of segment files. */
+  /**
+   * Keep at most this many bytes of segment files (an integer).
+   * @default undefined (no limit on the bytes)
+   */
   maxBytes?: number;
-  /** Drop segments whose newest record is older than this. */
+  /**
+   * Drop segments whose newest record is older than this many milliseconds.
+   * @default undefined (no limit on the age)
+   */
   maxAgeMs?: number;
-  /** Drop segments even if a durable reader has not consumed them. Default false. */
+  /**
+   * Drop segments even if a durable reader has not consumed them.
+   * @default false
+   */
   ignoreCursors?: boolean;
 }
 
-/** Options of {@link openLog}. */
+/**
+ * Options of {@link openLog}; every one is checked before anything is
+ * opened, and a bad value or an unknown key is an `ERR_INVALID_ARG`.
+ */
 export interface LogOptions {
-  /** Create the directory and the log if missing. Default false. */
+  /**
+   * Create the directory and the log if missing. Not with `readOnly`.
+   * @default false
+   */
   create?: boolean;
   /**
    * Permission bits of the files the log creates (log.meta, segments, lock
@@ -45,21 +67,46 @@ export interface LogOptions {
    * segments it adds the mode of `log.meta`. Passing a mode also allows an
    * existing log directory to be writable by group or others as far as that
    * mode says (see docs/security.md).
+   * @default 0o600 when creating (directories 0o700); else the mode of `log.meta`
    */
   mode?: number;
-  /** Bytes per segment file, for a log being created (a multiple of 4096, 64 KiB – 1 GiB). Default 64 MiB. */
+  /**
+   * Bytes per segment file, for a log being created: a multiple of 4096 from
+   * 64 KiB to 1 GiB. An existing log keeps the size it was created with.
+   * @default 67108864 (64 MiB)
+   */
   segmentSize?: number;
-  /** Default "none". See {@link Durability}. */
+  /**
+   * What `append` promises when it returns. See {@link Durability}.
+   * @default "none"
+   */
   durability?: Durability;
-  /** "batch": longest time between a record and its msync. Default 10 ms. */
+  /**
+   * "batch": the longest time in milliseconds between a record and its msync
+   * (a non-negative number).
+   * @default 10
+   */
   flushIntervalMs?: number;
-  /** "batch": msync once this many records are pending. Default 1000. */
+  /**
+   * "batch": msync once this many records are pending (an integer, at least 1).
+   * @default 1000
+   */
   flushRecords?: number;
-  /** Records appended by this process carry a CRC32C. Default: what the log was created with (false). */
+  /**
+   * Records appended by this process carry a CRC32C.
+   * @default undefined (what the log was created with; a log is created without)
+   */
   crc?: boolean;
-  /** Applied after each segment this process creates, and by `retain()`. */
+  /**
+   * Applied after each segment this process creates, and by `retain()`.
+   * @default undefined (segments are kept until `retain()` is given a policy)
+   */
   retention?: RetentionOptions;
-  /** On open, check every frame of "tail" (the newest segment; default) or of "full" (every segment). */
+  /**
+   * On open, check every frame of "tail" (the newest segment) or of "full"
+   * (every segment).
+   * @default "tail"
+   */
   verify?: "tail" | "full";
   /**
    * What to do when the files are damaged: "throw" (default) an ERR_CORRUPT;
@@ -69,9 +116,14 @@ export interface LogOptions {
    * append from there — needs no other process to have the log open.
    * Except with "truncate", an open that finds damage changes nothing (not
    * even what a crash left): see docs/log.md, Recovery.
+   * @default "throw"
    */
   onDamage?: "throw" | "readPrefix" | "truncate";
-  /** How long a reader waits on a claimed frame before checking whether its writer died. Default 250 ms. */
+  /**
+   * How long, in milliseconds, a reader waits on a claimed frame before
+   * checking whether its writer died (a non-negative number).
+   * @default 250
+   */
   abandonTimeoutMs?: number;
   /**
    * Open for reading only, changing nothing in the log: no file is created,
@@ -80,13 +132,14 @@ export interface LogOptions {
    * retention, named readers and cursor changes throw ERR_READ_ONLY. A frame
    * a dead writer left claimed is not sealed: readers stop in front of it
    * (`next()` returns null, `for await` waits) until another process repairs
-   * or commits it. Not with `create`, nor with onDamage "truncate". Default false.
+   * or commits it. Not with `create`, nor with onDamage "truncate".
    *
    * Tailing (`for await`) parks on the doorbell in `log.meta`, which counts
    * its sleepers in that file: so the meta file is mapped writable, and only
    * that count changes while a reader sleeps (it is back to its value when
    * the reader wakes). If `log.meta` cannot be opened for writing (EACCES,
    * EROFS), it is mapped read-only and tailing polls every 50 ms instead.
+   * @default false
    */
   readOnly?: boolean;
 }

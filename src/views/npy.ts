@@ -61,19 +61,19 @@ export type NpyData = NpyTypedArray | StructArray;
 
 /** Options of {@link openNpy}. */
 export interface OpenNpyOptions {
-  /** "read" (default), "write" (stores reach the file), or "copy" (private). */
+  /** "read" (stray stores land in a private page), "write" (stores reach the file), or "copy" (private). @default "read" */
   access?: "read" | "write" | "copy";
 }
 
-/** Options of {@link createNpy}. */
+/** Options of {@link createNpy}; unknown keys and values of the wrong type are an `ERR_INVALID_ARG`. */
 export interface CreateNpyOptions {
-  /** Write the shape as column-major (`fortran_order: True`). Default false. */
+  /** Write the shape as column-major (`fortran_order: True`). @default false */
   fortranOrder?: boolean;
-  /** Replace an existing file. Default false: an existing file is `EEXIST`. */
+  /** Replace an existing file (unlinked first: a reader that has it open keeps the old one); else it is `EEXIST`. @default false */
   overwrite?: boolean;
-  /** Grow the file without allocating its blocks (a sparse file). Default false. */
+  /** Grow the file without allocating its blocks (a sparse file). @default false */
   sparse?: boolean;
-  /** Permission bits of the new file. Default 0o600. */
+  /** Permission bits of the new file (0 to 0o777), applied exactly (fchmod: the umask does not narrow them). @default 0o600 */
   mode?: number;
 }
 
@@ -503,6 +503,13 @@ function descrValue(descr: NpyDescr): PyValue {
  * using out = createNpy("out.npy", "<f4", [1000, 768]);
  * (out.data as Float32Array).fill(1);          // np.load("out.npy", mmap_mode="r") sees it
  * ```
+ *
+ * @throws {@link MmapError} `ERR_INVALID_ARG` for a bad option, shape or dtype
+ * (before the file is touched); `ERR_UNSUPPORTED` for a dtype memmap cannot
+ * view in place (object arrays, big-endian, …); `EEXIST` for an existing file
+ * (or symbolic link) without `overwrite`; `ENOSPC` when the disk cannot hold
+ * the array (nothing is left behind); and the errno of any other failed system
+ * call, with `path`.
  */
 export function createNpy(path: string, dtype: string | Layout, shape: readonly number[], options: CreateNpyOptions = {}): NpyArray {
   if (typeof path !== "string" || path.length === 0) throw invalidArg("createNpy() expects a path");

@@ -47,7 +47,7 @@ export interface CreateRecordFileOptions {
 
 /** Options of {@link openRecordFile}. */
 export interface OpenRecordFileOptions {
-  /** "read" (default): index the rows, see appends; "write": append and change rows. */
+  /** "read": index the rows, see appends; "write": append and change rows. @default "read" */
   access?: "read" | "write";
 }
 

@@ -25,21 +25,21 @@ export type StructSource = MappedFile | ArrayBuffer | SharedArrayBuffer | ArrayB
 
 /** Options of `rows.column()`. */
 export interface ColumnOptions<C> {
-  /** First row. Default 0. */
+  /** First row. @default 0 */
   start?: number;
-  /** Row after the last. Default: the array's length. */
+  /** Row after the last. @default undefined (the array's length) */
   end?: number;
-  /** An array to fill instead of allocating one (see column()). */
+  /** An array to fill instead of allocating one (see column()). @default undefined (a new array) */
   into?: C;
 }
 
 /** Options of `layout.array()`. */
 export interface StructArrayOptions {
-  /** Where row 0 starts in the source. Default 0. */
+  /** Where row 0 starts in the source. @default 0 */
   byteOffset?: number;
-  /** Rows. Default: as many as fit after `byteOffset`. */
+  /** Rows. @default undefined (as many as fit after `byteOffset`) */
   length?: number;
-  /** Refuse writes. Default: true over a mapping with access "read", else false. */
+  /** Refuse writes. @default true over a mapping with access "read", else false */
   readOnly?: boolean;
 }
 

@@ -32,7 +32,7 @@ import {
 
 /** Options of {@link struct}. */
 export interface StructOptions {
-  /** No padding between fields or at the end (alignment 1). Default false. */
+  /** No padding between fields or at the end (alignment 1). @default false */
   packed?: boolean;
 }
 
