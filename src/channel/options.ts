@@ -47,17 +47,35 @@ export interface CreateChannelOptions {
    * {@link createNpy} use too; `replace` goes in the next minor version.
    */
   replace?: boolean;
-  /** How send() and receive() wait. Default "adaptive" (poll as long as polling pays off here, then sleep). */
+  /**
+   * How send() and receive() wait: poll ("spin"), poll then yield the CPU
+   * ("yield"), sleep on a futex ("futex"), or poll as long as polling pays
+   * off here, then sleep ("adaptive").
+   * @default "adaptive"
+   */
   strategy?: WaitStrategy;
-  /** Polls before a synchronous wait yields or sleeps (default 2,000; with "adaptive", the most: about 100 µs of polls). */
+  /**
+   * Polls before a synchronous wait yields or sleeps; with "adaptive", the
+   * most it polls (about 100 µs of polls).
+   * @default 2000
+   */
   spin?: number;
 }
 
 /** Options of {@link openChannel}. */
 export interface OpenChannelOptions {
-  /** How send() and receive() wait. Default "adaptive" (poll as long as polling pays off here, then sleep). */
+  /**
+   * How send() and receive() wait: poll ("spin"), poll then yield the CPU
+   * ("yield"), sleep on a futex ("futex"), or poll as long as polling pays
+   * off here, then sleep ("adaptive").
+   * @default "adaptive"
+   */
   strategy?: WaitStrategy;
-  /** Polls before a synchronous wait yields or sleeps (default 2,000; with "adaptive", the most: about 100 µs of polls). */
+  /**
+   * Polls before a synchronous wait yields or sleeps; with "adaptive", the
+   * most it polls (about 100 µs of polls).
+   * @default 2000
+   */
   spin?: number;
 }
 
@@ -74,13 +92,19 @@ export interface SendOptions {
 
 /** Options of {@link Channel.sendAsync}. */
 export interface SendAsyncOptions extends SendOptions {
-  /** Cancels the wait (ERR_ABORTED). */
+  /**
+   * Cancels the wait (ERR_ABORTED).
+   * @default undefined (the wait cannot be cancelled)
+   */
   signal?: AbortSignal;
 }
 
 /** Options of {@link Channel.tryReceive}. */
 export interface TryReceiveOptions {
-  /** Return a copy instead of a view into the ring. Default false. */
+  /**
+   * Return a copy instead of a view into the ring.
+   * @default false
+   */
   copy?: boolean;
 }
 
@@ -97,7 +121,10 @@ export interface ReceiveOptions extends TryReceiveOptions {
 
 /** Options of {@link Channel.receiveAsync}. */
 export interface ReceiveAsyncOptions extends ReceiveOptions {
-  /** Cancels the wait (ERR_ABORTED). */
+  /**
+   * Cancels the wait (ERR_ABORTED).
+   * @default undefined (the wait cannot be cancelled)
+   */
   signal?: AbortSignal;
 }
 
