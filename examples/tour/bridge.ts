@@ -4,7 +4,6 @@
  * temporary directory, stopped at the end); otherwise it says how to get it.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import * as net from "node:net";
 import * as path from "node:path";
 import { bridgeFromJetStream, bridgeToJetStream, decodeBridgedRecord, openLog, type Log, type MmapError, type PushBridge } from "../../src/index.ts";
 
@@ -36,29 +35,19 @@ export function findNatsServer(): string | undefined {
   return undefined;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `nats-server -js` and resolves once it says it is ready. */
-async function startServer(bin: string, storeDir: string, port: number, out: TourOutput): Promise<ChildProcess> {
-  const proc = spawn(bin, ["-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", String(port)], { stdio: ["ignore", "pipe", "pipe"] });
+/** Starts `nats-server -js` on a port it picks (-p -1) and resolves with that port once it says it is ready. */
+async function startServer(bin: string, storeDir: string, out: TourOutput): Promise<{ proc: ChildProcess; port: number }> {
+  const proc = spawn(bin, ["-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", "-1"], { stdio: ["ignore", "pipe", "pipe"] });
   out.track(proc);
   let text = "";
-  await new Promise<void>((resolve, reject) => {
+  const port = await new Promise<number>((resolve, reject) => {
     const guard = setTimeout(() => reject(new Error(`nats-server did not start within ${TIMEOUT_MS / 1000} s:\n${text}`)), TIMEOUT_MS);
     const onData = (chunk: Buffer): void => {
       text = (text + chunk.toString()).slice(-20_000);
-      if (text.includes("Server is ready")) {
+      const listening = /Listening for client connections on [\d.]+:(\d+)/.exec(text);
+      if (listening !== null && text.includes("Server is ready")) {
         clearTimeout(guard);
-        resolve();
+        resolve(Number(listening[1]));
       }
     };
     proc.stdout!.on("data", onData);
@@ -68,7 +57,7 @@ async function startServer(bin: string, storeDir: string, port: number, out: Tou
       reject(new Error(`nats-server exited (${String(code)}):\n${text}`));
     });
   });
-  return proc;
+  return { proc, port };
 }
 
 async function until(what: string, cond: () => boolean): Promise<void> {
@@ -91,8 +80,7 @@ export async function partBridge(dir: string, logDir: string, out: TourOutput): 
     return;
   }
   const storeDir = path.join(dir, "nats");
-  const port = await freePort();
-  const server = await startServer(bin, storeDir, port, out);
+  const { proc: server, port } = await startServer(bin, storeDir, out);
   const servers = `nats://127.0.0.1:${port}`;
   const quiet = (): void => {};
   using log = openLog(logDir);

@@ -7,7 +7,7 @@
 import { MmapError, invalidArg } from "../core/errors.ts";
 import { validateAbortSignal, validateOptions } from "../core/validate.ts";
 import type { Log } from "../log/log.ts";
-import { connectWithRetry, loadNats, type NatsClient, type NatsConnection } from "./nats.ts";
+import { NAME, checkName, checkServers, connectWithRetry, loadNats, stderrEvents, type NatsClient, type NatsConnection } from "./nats.ts";
 
 export function positiveInt(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -15,14 +15,31 @@ export function positiveInt(name: string, value: unknown, fallback: number): num
   return value;
 }
 
-export function checkCommon(options: unknown, keys: Set<string>): Record<string, unknown> {
-  const o = validateOptions(options as Record<string, unknown>, keys, "bridge");
-  if (o.signal !== undefined) validateAbortSignal(o.signal, "signal");
-  if (o.onEvent !== undefined && typeof o.onEvent !== "function") throw invalidArg("onEvent must be a function");
-  return o;
+/** The options both bridges take. */
+interface CommonOptions {
+  servers: string | string[];
+  stream: string;
+  signal?: AbortSignal;
+  connectTimeoutMs?: number;
+  onEvent?: (message: string) => void;
 }
 
-export function checkLog(log: unknown, what: string): Log {
+/** Checks the options both bridges take, and the log; returns them checked, with their defaults. */
+export function checkCommon<T extends CommonOptions>(options: T, keys: Set<string>, log: unknown) {
+  const o = validateOptions(options as unknown as Record<string, unknown>, keys, "bridge") as unknown as T;
+  if (o.signal !== undefined) validateAbortSignal(o.signal, "signal");
+  if (o.onEvent !== undefined && typeof o.onEvent !== "function") throw invalidArg("onEvent must be a function");
+  checkLog(log, "log");
+  return {
+    o,
+    servers: checkServers(o.servers),
+    stream: checkName("stream", o.stream, NAME, "a stream name (no spaces, dots or wildcards)"),
+    connectTimeoutMs: positiveInt("connectTimeoutMs", o.connectTimeoutMs, 30_000),
+    onEvent: o.onEvent ?? stderrEvents,
+  };
+}
+
+function checkLog(log: unknown, what: string): Log {
   const l = log as Log;
   if (typeof l !== "object" || l === null || typeof l.reader !== "function" || typeof l.dir !== "string") throw invalidArg(`${what} must be a Log from openLog()`);
   if (l.closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: l.dir });

@@ -17,8 +17,8 @@
  */
 import { MmapError, invalidArg } from "../core/errors.ts";
 import type { Log } from "../log/log.ts";
-import { checkCommon, checkLog, positiveInt, startBridge, watchStatus, type Started } from "./common.ts";
-import { NAME, checkName, checkServers, isNotFound, sleep, stderrEvents, type NatsClient, type NatsConnection } from "./nats.ts";
+import { checkCommon, startBridge, watchStatus, type Started } from "./common.ts";
+import { NAME, checkName, isNotFound, sleep, type NatsClient, type NatsConnection } from "./nats.ts";
 import { encodeBridged, tryDecodeBridged } from "./record.ts";
 import type * as JS from "@nats-io/jetstream";
 
@@ -102,16 +102,11 @@ export function lastApplied(log: Log): number {
  * ERR_CLOSED / ERR_READ_ONLY (the log).
  */
 export async function bridgeFromJetStream(options: PullBridgeOptions, log: Log): Promise<PullBridge> {
-  const o = checkCommon(options, PULL_KEYS) as unknown as PullBridgeOptions;
-  checkLog(log, "log");
-  const servers = checkServers(o.servers);
-  const stream = checkName("stream", o.stream, NAME, "a stream name (no spaces, dots or wildcards)");
+  const { o, servers, stream, connectTimeoutMs, onEvent } = checkCommon(options, PULL_KEYS, log);
   const consumer = checkName("consumer", o.consumer, NAME, "a consumer name (no spaces, dots or wildcards)");
   if (o.subject !== undefined) checkName("subject", o.subject, FILTER, "a subject filter such as events.>");
   const batch = o.batch ?? 256;
   if (!Number.isSafeInteger(batch) || batch < 1 || batch > 10_000) throw invalidArg(`batch must be an integer from 1 to 10000, got ${String(batch)}`);
-  const connectTimeoutMs = positiveInt("connectTimeoutMs", o.connectTimeoutMs, 30_000);
-  const onEvent = o.onEvent ?? stderrEvents;
 
   return startBridge({ signal: o.signal, onEvent, servers, connectTimeoutMs, name: `memmap pull ${consumer}` }, async (s) => {
     const jsm = await s.nats.jetstream.jetstreamManager(s.nc);

@@ -17,10 +17,10 @@ import { MmapError, invalidArg } from "../core/errors.ts";
 import { validateBoolean } from "../core/validate.ts";
 import type { Log } from "../log/log.ts";
 import type { LogReader } from "../log/reader.ts";
-import { checkCommon, checkLog, positiveInt, startBridge, watchStatus, type Started } from "./common.ts";
+import { checkCommon, positiveInt, startBridge, watchStatus, type Started } from "./common.ts";
 import { HeaderMaker } from "./headers.ts";
 import { logId } from "./log-id.ts";
-import { NAME, SUBJECT, checkName, checkServers, isNotFound, sleep, stderrEvents, subjectMatches, type NatsClient, type NatsConnection } from "./nats.ts";
+import { SUBJECT, checkName, isNotFound, sleep, subjectMatches, type NatsClient, type NatsConnection } from "./nats.ts";
 import type * as JS from "@nats-io/jetstream";
 import type { MsgHdrs } from "@nats-io/transport-node";
 
@@ -160,19 +160,14 @@ function memmapHeaders(m: JS.StoredMsg): { log: string; seq: number } | undefine
  * ERR_CLOSED / ERR_READ_ONLY (the log).
  */
 export async function bridgeToJetStream(log: Log, options: PushBridgeOptions): Promise<PushBridge> {
-  const o = checkCommon(options, PUSH_KEYS) as unknown as PushBridgeOptions;
-  checkLog(log, "log");
-  const servers = checkServers(o.servers);
-  const stream = checkName("stream", o.stream, NAME, "a stream name (no spaces, dots or wildcards)");
+  const { o, servers, stream, connectTimeoutMs, onEvent } = checkCommon(options, PUSH_KEYS, log);
   const subject = checkName("subject", o.subject, SUBJECT, "a subject such as events.local (no wildcards)");
   const cursor = o.cursor ?? "jetstream";
   if (typeof cursor !== "string" || cursor === "") throw invalidArg("cursor must be a non-empty string");
   const maxInFlight = positiveInt("maxInFlight", o.maxInFlight, 1024);
-  const connectTimeoutMs = positiveInt("connectTimeoutMs", o.connectTimeoutMs, 30_000);
   const publishTimeoutMs = positiveInt("publishTimeoutMs", o.publishTimeoutMs, 5000);
   const dupMs = o.duplicateWindowMs === undefined ? undefined : positiveInt("duplicateWindowMs", o.duplicateWindowMs, 0);
   if (o.createStream !== undefined) validateBoolean(o.createStream, "createStream");
-  const onEvent = o.onEvent ?? stderrEvents;
 
   const id = logId(log.dir);
   return startBridge({ signal: o.signal, onEvent, servers, connectTimeoutMs, name: `memmap push ${id}` }, async (s) => {
