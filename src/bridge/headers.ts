@@ -42,7 +42,8 @@ export class HeaderMaker {
   encode(seq: number): Uint8Array {
     const digits = String(seq);
     const n = digits.length;
-    const out = new Uint8Array(this.#head.length + n + this.#mid.length + n + END.length);
+    // From Node's shared pool: no ArrayBuffer of its own per record (the client only reads these bytes).
+    const out = Buffer.allocUnsafe(this.#head.length + n + this.#mid.length + n + END.length);
     out.set(this.#head, 0);
     let o = this.#head.length;
     for (let i = 0; i < n; i++) out[o + i] = digits.charCodeAt(i);

@@ -92,6 +92,13 @@ interface Entry {
   sentAt: number;
 }
 
+/** A copy of a record (its view into the mapped segment may not outlive the reader's next step), from Node's shared pool when small. */
+function copyOf(data: Uint8Array): Uint8Array {
+  const copy = Buffer.allocUnsafe(data.byteLength);
+  copy.set(data);
+  return copy;
+}
+
 /**
  * The headers of record `seq`: the bridge's own pre-encoded object when the
  * client sends headers by calling their encode() (./headers.ts), otherwise
@@ -345,7 +352,7 @@ class Push implements PushBridge {
           drained = true;
           break;
         }
-        const e: Entry = { seq: rec.seq, data: rec.data.slice(), state: PENDING, streamSeq: 0, sentAt: now };
+        const e: Entry = { seq: rec.seq, data: copyOf(rec.data), state: PENDING, streamSeq: 0, sentAt: now };
         this.#queue.push(e);
         this.#publish(e, now);
       }
