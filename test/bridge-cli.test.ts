@@ -12,18 +12,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { openLog } from "../src/log/log.ts";
 import { decodeBridgedRecord } from "../src/bridge/record.ts";
 import { runCli, startCli } from "./fixtures/cli-run.ts";
-import { NatsServer, freePort, skipNats, tmpDir } from "./fixtures/bridge-server.ts";
+import { NatsServer, freePort, pause, skipNats, tmpDir, until } from "./fixtures/bridge-server.ts";
 import { readStream, record } from "./fixtures/bridge-stream.ts";
-
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, guardMs = 120_000): Promise<void> {
-  const deadline = Date.now() + guardMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`hang guard: ${what}`);
-    await pause(100);
-  }
-}
 
 function collect(child: ReturnType<typeof startCli>): { out: string; err: string; exited: Promise<number | null> } {
   const c = { out: "", err: "", exited: new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code))) };

@@ -10,22 +10,12 @@ import { test } from "node:test";
 import { openLog, type Log } from "../src/log/log.ts";
 import { bridgeFromJetStream, lastApplied } from "../src/bridge/pull.ts";
 import { decodeBridgedRecord } from "../src/bridge/record.ts";
-import { NatsServer, skipNats, tmpDir } from "./fixtures/bridge-server.ts";
+import { NatsServer, pause, skipNats, tmpDir, until } from "./fixtures/bridge-server.ts";
 import { record } from "./fixtures/bridge-stream.ts";
 import { killChildren, killLoop, spawnChild } from "./fixtures/bridge-kill.ts";
 
 const RECORDS = Number(process.env.BRIDGE_RECORDS ?? 20_000);
 const KILLS = Number(process.env.BRIDGE_KILLS ?? 20);
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, guardMs = 120_000): Promise<void> {
-  const deadline = Date.now() + guardMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`hang guard: ${what}`);
-    await pause(50);
-  }
-}
-
 /** The log holds stream messages 1..n (published as record(0..n-1)), each once, in order. */
 function checkMirror(log: Log, n: number): void {
   const reader = log.reader();

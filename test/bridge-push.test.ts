@@ -9,23 +9,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { openLog } from "../src/log/log.ts";
-import { bridgeToJetStream } from "../src/bridge/push.ts";
-import { NatsServer, skipNats, tmpDir } from "./fixtures/bridge-server.ts";
+import { bridgeToJetStream, type PushBridgeStats } from "../src/bridge/push.ts";
+import { NatsServer, pause, skipNats, tmpDir, until, withServer } from "./fixtures/bridge-server.ts";
 import { readStream, record, streamCount } from "./fixtures/bridge-stream.ts";
 import { killChildren, killLoop, spawnChild } from "./fixtures/bridge-kill.ts";
 
 const RECORDS = Number(process.env.BRIDGE_RECORDS ?? 20_000);
 const KILLS = Number(process.env.BRIDGE_KILLS ?? 20);
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, guardMs = 120_000): Promise<void> {
-  const deadline = Date.now() + guardMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`hang guard: ${what}`);
-    await pause(50);
-  }
-}
-
 /** The stream holds record(0..n-1) of one log on `subject`, each once, in order, byte-identical. */
 async function checkStream(url: string, stream: string, subject: string, n: number, id?: string): Promise<void> {
   const msgs = await readStream(url, stream, subject);
@@ -71,28 +61,49 @@ test("push: records reach the stream once, in order; a restart resumes from the 
   }
 });
 
-test("push: the window of un-acked publishes is bounded by maxInFlight", { skip: skipNats }, async () => {
-  const server = await NatsServer.start();
-  const dir = tmpDir("push");
-  try {
+test("push: at most maxInFlight publishes are in flight, also while nats-server is frozen (SIGSTOP); the log keeps the rest", { skip: skipNats }, async () => {
+  await withServer("push", async (server, dir) => {
     const log = openLog(path.join(dir, "log"), { create: true, segmentSize: 1 << 20 });
     for (let i = 0; i < 2000; i++) log.append(record(i));
-    const push = await bridgeToJetStream(log, { servers: server.url, stream: "W", subject: "w", maxInFlight: 8, onEvent: () => {} });
+    // A publish timeout longer than the test: the frozen server's publishes stay in flight (not failed and retried).
+    const push = await bridgeToJetStream(log, { servers: server.url, stream: "W", subject: "w", maxInFlight: 8, publishTimeoutMs: 600_000, onEvent: () => {} });
     let worst = 0;
-    await until("2000 acks", () => {
+    const look = (): PushBridgeStats => {
       const s = push.stats();
-      worst = Math.max(worst, s.published - s.acknowledged);
-      return s.acknowledged === 2000;
-    });
+      worst = Math.max(worst, s.inFlight, s.published - s.acknowledged);
+      return s;
+    };
+    await until("500 acks", () => look().acknowledged >= 500);
+    const atFreeze = look();
+    server.signal("SIGSTOP");
+    let frozen: PushBridgeStats;
+    try {
+      // 3000 more records while the server cannot answer: the bridge publishes no more than its window.
+      for (let i = 2000; i < 5000; i++) {
+        log.append(record(i));
+        if (i % 100 === 0) {
+          look();
+          await pause(1);
+        }
+      }
+      for (let i = 0; i < 20; i++) {
+        look();
+        await pause(10);
+      }
+      frozen = look();
+    } finally {
+      server.signal("SIGCONT");
+    }
+    // Only what was published before the freeze can have been acknowledged; the log holds everything after it.
+    assert.ok(frozen.acknowledged <= atFreeze.acknowledged + 8, `acknowledged ${frozen.acknowledged} while frozen, at most ${atFreeze.acknowledged} + 8`);
+    assert.ok(frozen.lagRecords >= 5000 - frozen.acknowledged, `the cursor did not pass unacknowledged records (lag ${frozen.lagRecords})`);
+    await until("5000 acks", () => look().acknowledged === 5000);
     await push.close();
     assert.ok(worst <= 8, `at most 8 publishes in flight, saw ${worst}`);
-    await checkStream(server.url, "W", "w", 2000);
+    assert.equal(push.stats().published, 5000, "nothing was published twice");
+    await checkStream(server.url, "W", "w", 5000);
     log.close();
-  } finally {
-    await killChildren();
-    await server.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 for (const dupMs of [undefined, 100]) {

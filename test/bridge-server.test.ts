@@ -18,20 +18,10 @@ import { bridgeToJetStream } from "../src/bridge/push.ts";
 import { bridgeFromJetStream } from "../src/bridge/pull.ts";
 import { decodeBridgedRecord } from "../src/bridge/record.ts";
 import { MmapError } from "../src/core/errors.ts";
-import { NatsServer, freePort, skipNats, tmpDir } from "./fixtures/bridge-server.ts";
+import { NatsServer, freePort, pause, skipNats, tmpDir, until } from "./fixtures/bridge-server.ts";
 import { readStream, record } from "./fixtures/bridge-stream.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, guardMs = 180_000): Promise<void> {
-  const deadline = Date.now() + guardMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`hang guard: ${what}`);
-    await pause(50);
-  }
-}
-
 function code(expected: string): (error: unknown) => boolean {
   return (error) => {
     assert.ok(error instanceof MmapError, `an MmapError, got ${String(error)}`);

@@ -1,7 +1,8 @@
 /**
  * The memmap tour: `npm start`. In well under a minute it shows the four
  * things memory-mapped files are good for, with real processes and real
- * figures, then removes everything it made.
+ * figures, then the log mirrored through NATS JetStream (when nats-server
+ * is installed), and removes everything it made.
  *
  * Child processes run examples/tour/child.ts with the
  * same Node options as this process, so the TypeScript loader carries over.
@@ -14,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { createChannel, createRecordFile, createSharedMemory, inspectLog, openChannel, openLog, openRecordFile, struct } from "../../src/index.ts";
 import { PING_ROUNDS, type PingRound } from "./protocol.ts";
 import { mappingMemory, processMemory } from "./proc.ts";
+import { partBridge } from "./bridge.ts";
 
 const here = fileURLToPath(import.meta.url);
 const childScript = path.join(path.dirname(here), `child${path.extname(here)}`);
@@ -33,7 +35,7 @@ function say(text = ""): void {
 
 function heading(n: number, title: string): void {
   say();
-  say(bold(`${n}/4  ${title}`));
+  say(bold(`${n}/5  ${title}`));
 }
 
 function mib(bytes: number): string {
@@ -371,6 +373,7 @@ async function main(): Promise<void> {
     await partRecords(tempDir);
     await partChannel();
     await partLog(tempDir);
+    await partBridge(tempDir, path.join(tempDir, "orders.log"), { say, heading, dim, track: (c) => children.add(c) });
   } finally {
     cleanup();
   }

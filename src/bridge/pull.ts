@@ -17,8 +17,8 @@
  */
 import { MmapError, invalidArg } from "../core/errors.ts";
 import type { Log } from "../log/log.ts";
-import { checkCommon, checkLog } from "./push.ts";
-import { NAME, checkName, checkServers, connectWithRetry, isNotFound, loadNats, sleep, stderrEvents, type NatsClient, type NatsConnection } from "./nats.ts";
+import { checkCommon, startBridge, watchStatus, type Started } from "./common.ts";
+import { NAME, checkName, isNotFound, sleep, type NatsClient, type NatsConnection } from "./nats.ts";
 import { encodeBridged, tryDecodeBridged } from "./record.ts";
 import type * as JS from "@nats-io/jetstream";
 
@@ -102,42 +102,25 @@ export function lastApplied(log: Log): number {
  * ERR_CLOSED / ERR_READ_ONLY (the log).
  */
 export async function bridgeFromJetStream(options: PullBridgeOptions, log: Log): Promise<PullBridge> {
-  const o = checkCommon(options, PULL_KEYS) as unknown as PullBridgeOptions;
-  checkLog(log, "log");
-  const servers = checkServers(o.servers);
-  const stream = checkName("stream", o.stream, NAME, "a stream name (no spaces, dots or wildcards)");
+  const { o, servers, stream, connectTimeoutMs, onEvent } = checkCommon(options, PULL_KEYS, log);
   const consumer = checkName("consumer", o.consumer, NAME, "a consumer name (no spaces, dots or wildcards)");
   if (o.subject !== undefined) checkName("subject", o.subject, FILTER, "a subject filter such as events.>");
   const batch = o.batch ?? 256;
   if (!Number.isSafeInteger(batch) || batch < 1 || batch > 10_000) throw invalidArg(`batch must be an integer from 1 to 10000, got ${String(batch)}`);
-  const connectTimeoutMs = o.connectTimeoutMs ?? 30_000;
-  if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1) throw invalidArg("connectTimeoutMs must be a positive integer");
-  const onEvent = o.onEvent ?? stderrEvents;
 
-  const nats = await loadNats();
-  const stop = new AbortController();
-  if (o.signal?.aborted) throw new MmapError("ERR_ABORTED", "the signal was aborted before the bridge started", { cause: o.signal.reason });
-  const onAbort = (): void => stop.abort(o.signal?.reason);
-  o.signal?.addEventListener("abort", onAbort, { once: true });
-  let nc: NatsConnection | undefined;
-  try {
-    nc = await connectWithRetry(nats, { servers, connectTimeoutMs, signal: stop.signal, onEvent, name: `memmap pull ${consumer}` });
-    const jsm = await nats.jetstream.jetstreamManager(nc);
+  return startBridge({ signal: o.signal, onEvent, servers, connectTimeoutMs, name: `memmap pull ${consumer}` }, async (s) => {
+    const jsm = await s.nats.jetstream.jetstreamManager(s.nc);
     try {
       await jsm.streams.info(stream);
     } catch (error) {
       if (isNotFound(error)) throw new MmapError("ERR_NO_STREAM", `no JetStream stream '${stream}' at ${servers.join(", ")}`, { cause: error });
       throw error;
     }
-    const pull = new Pull(log, stream, consumer, o.subject, batch, nats, nc, jsm, stop, onEvent, () => o.signal?.removeEventListener("abort", onAbort));
+    const pull = new Pull(log, stream, consumer, o.subject, batch, s, jsm, onEvent);
     await pull.reset();
     pull.start();
     return pull;
-  } catch (error) {
-    o.signal?.removeEventListener("abort", onAbort);
-    await nc?.close().catch(() => {});
-    throw error;
-  }
+  });
 }
 
 class Pull implements PullBridge {
@@ -165,25 +148,24 @@ class Pull implements PullBridge {
   #current: { stop(): void } | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(log: Log, stream: string, consumer: string, subject: string | undefined, batch: number, nats: NatsClient, nc: NatsConnection,
-    jsm: JS.JetStreamManager, stop: AbortController, onEvent: (m: string) => void, cleanup: () => void) {
+  constructor(log: Log, stream: string, consumer: string, subject: string | undefined, batch: number, s: Started, jsm: JS.JetStreamManager, onEvent: (m: string) => void) {
     this.#log = log;
     this.#stream = stream;
     this.#consumer = consumer;
     this.#subject = subject;
     this.#batch = batch;
-    this.#nats = nats;
-    this.#nc = nc;
+    this.#nats = s.nats;
+    this.#nc = s.nc;
     this.#jsm = jsm;
-    this.#js = nats.jetstream.jetstream(nc);
-    this.#stop = stop;
+    this.#js = s.nats.jetstream.jetstream(s.nc);
+    this.#stop = s.stop;
     this.#onEvent = onEvent;
-    this.#cleanup = cleanup;
-    stop.signal.addEventListener("abort", () => this.#current?.stop(), { once: true });
+    this.#cleanup = s.detach;
+    s.stop.signal.addEventListener("abort", () => this.#current?.stop(), { once: true });
   }
 
   start(): void {
-    void this.#watchStatus();
+    void watchStatus(this.#nc, this.#stats, this.#onEvent);
     this.done = this.#run().finally(() => this.#shutdown());
     this.done.catch(() => {});
   }
@@ -196,16 +178,6 @@ class Pull implements PullBridge {
     this.#stop.abort();
     this.#closing ??= (this.done ?? Promise.resolve()).catch(() => {});
     return this.#closing;
-  }
-
-  async #watchStatus(): Promise<void> {
-    for await (const s of this.#nc.status()) {
-      if (s.type === "disconnect") this.#onEvent(`disconnected from NATS (${s.server}); reconnecting`);
-      else if (s.type === "reconnect") {
-        this.#stats.reconnects++;
-        this.#onEvent(`reconnected to NATS (${s.server})`);
-      }
-    }
   }
 
   /** Re-creates the durable consumer to deliver from the message after the last one the log holds. */

@@ -14,15 +14,15 @@
  *   nothing either.
  */
 import { MmapError, invalidArg } from "../core/errors.ts";
-import { validateAbortSignal, validateBoolean, validateOptions } from "../core/validate.ts";
+import { validateBoolean } from "../core/validate.ts";
 import type { Log } from "../log/log.ts";
 import type { LogReader } from "../log/reader.ts";
+import { checkCommon, positiveInt, startBridge, watchStatus, type Started } from "./common.ts";
+import { HeaderMaker } from "./headers.ts";
 import { logId } from "./log-id.ts";
-import {
-  NAME, SUBJECT, checkName, checkServers, connectWithRetry, isNotFound, loadNats, sleep, stderrEvents, subjectMatches,
-  type NatsClient, type NatsConnection,
-} from "./nats.ts";
+import { SUBJECT, checkName, isNotFound, sleep, subjectMatches, type NatsClient, type NatsConnection } from "./nats.ts";
 import type * as JS from "@nats-io/jetstream";
+import type { MsgHdrs } from "@nats-io/transport-node";
 
 /** Options of {@link bridgeToJetStream}. */
 export interface PushBridgeOptions {
@@ -36,7 +36,7 @@ export interface PushBridgeOptions {
   cursor?: string;
   /** Stops the bridge cleanly (as close()). */
   signal?: AbortSignal;
-  /** Most publishes waiting for an ack at once. Default 1024. */
+  /** Most records read from the log and not yet acknowledged (each one copied in memory, published or about to be): memory stays bounded by it. Default 1024. */
   maxInFlight?: number;
   /** How long to keep trying the first connection before ERR_TIMEOUT. Default 30 000 ms. */
   connectTimeoutMs?: number;
@@ -54,8 +54,10 @@ export interface PushBridgeOptions {
 export interface PushBridgeStats {
   /** Publishes sent (a retried record counts again). */
   published: number;
-  /** Records acknowledged in log order (the cursor moved over them). */
+  /** Records acknowledged in log order (the cursor moves over them). */
   acknowledged: number;
+  /** Publishes waiting for their ack now (never more than maxInFlight). */
+  inFlight: number;
   /** Records in the log not yet acknowledged: the log's next seq minus the cursor. */
   lagRecords: number;
   /** The last log seq the stream has acknowledged (in order), or null before the first. */
@@ -82,32 +84,38 @@ const PUSH_KEYS = new Set(["servers", "stream", "subject", "cursor", "signal", "
 
 interface Entry {
   seq: number;
+  /** A copy of the record (kept to publish it again after a failure). */
   data: Uint8Array;
-  state: "pending" | "acked" | "failed";
+  state: typeof PENDING | typeof ACKED | typeof FAILED;
   streamSeq: number;
   /** performance.now() of the last publish. */
   sentAt: number;
 }
 
-function positiveInt(name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) throw invalidArg(`${name} must be a positive integer, got ${String(value)}`);
-  return value;
+/** A copy of a record (its view into the mapped segment may not outlive the reader's next step), from Node's shared pool when small. */
+function copyOf(data: Uint8Array): Uint8Array {
+  const copy = Buffer.allocUnsafe(data.byteLength);
+  copy.set(data);
+  return copy;
 }
 
-export function checkCommon(options: unknown, keys: Set<string>): Record<string, unknown> {
-  const o = validateOptions(options as Record<string, unknown>, keys, "bridge");
-  if (o.signal !== undefined) validateAbortSignal(o.signal, "signal");
-  if (o.onEvent !== undefined && typeof o.onEvent !== "function") throw invalidArg("onEvent must be a function");
-  return o;
-}
-
-export function checkLog(log: unknown, what: string): Log {
-  const l = log as Log;
-  if (typeof l !== "object" || l === null || typeof l.reader !== "function" || typeof l.dir !== "string") throw invalidArg(`${what} must be a Log from openLog()`);
-  if (l.closed) throw new MmapError("ERR_CLOSED", "the log is closed", { path: l.dir });
-  if (l.readOnly) throw new MmapError("ERR_READ_ONLY", `${what} needs a log opened for writing (the bridge keeps its position in the log)`, { path: l.dir });
-  return l;
+/**
+ * The headers of record `seq`: the bridge's own pre-encoded object when the
+ * client sends headers by calling their encode() (./headers.ts), otherwise
+ * the client's own header object.
+ */
+function recordHeaders(nats: NatsClient, id: string): (seq: number) => MsgHdrs {
+  if (typeof (nats.transport.headers() as { encode?: unknown }).encode === "function") {
+    const maker = new HeaderMaker(id);
+    return (seq) => maker.make(seq);
+  }
+  return (seq) => {
+    const h = nats.transport.headers();
+    h.set("Memmap-Log", id);
+    h.set("Nats-Msg-Id", `${id}:${seq}`);
+    h.set("Memmap-Seq", String(seq));
+    return h;
+  };
 }
 
 /** Ensures the stream exists and takes `subject`: creates it if allowed; ERR_SUBJECT_MISMATCH / ERR_NO_STREAM otherwise. */
@@ -159,59 +167,47 @@ function memmapHeaders(m: JS.StoredMsg): { log: string; seq: number } | undefine
  * ERR_CLOSED / ERR_READ_ONLY (the log).
  */
 export async function bridgeToJetStream(log: Log, options: PushBridgeOptions): Promise<PushBridge> {
-  const o = checkCommon(options, PUSH_KEYS) as unknown as PushBridgeOptions;
-  checkLog(log, "log");
-  const servers = checkServers(o.servers);
-  const stream = checkName("stream", o.stream, NAME, "a stream name (no spaces, dots or wildcards)");
+  const { o, servers, stream, connectTimeoutMs, onEvent } = checkCommon(options, PUSH_KEYS, log);
   const subject = checkName("subject", o.subject, SUBJECT, "a subject such as events.local (no wildcards)");
   const cursor = o.cursor ?? "jetstream";
   if (typeof cursor !== "string" || cursor === "") throw invalidArg("cursor must be a non-empty string");
   const maxInFlight = positiveInt("maxInFlight", o.maxInFlight, 1024);
-  const connectTimeoutMs = positiveInt("connectTimeoutMs", o.connectTimeoutMs, 30_000);
   const publishTimeoutMs = positiveInt("publishTimeoutMs", o.publishTimeoutMs, 5000);
   const dupMs = o.duplicateWindowMs === undefined ? undefined : positiveInt("duplicateWindowMs", o.duplicateWindowMs, 0);
   if (o.createStream !== undefined) validateBoolean(o.createStream, "createStream");
-  const onEvent = o.onEvent ?? stderrEvents;
 
-  const nats = await loadNats();
   const id = logId(log.dir);
-  const stop = new AbortController();
-  const onAbort = (): void => stop.abort(o.signal?.reason);
-  if (o.signal?.aborted) throw new MmapError("ERR_ABORTED", "the signal was aborted before the bridge started", { cause: o.signal.reason });
-  o.signal?.addEventListener("abort", onAbort, { once: true });
-
-  let nc: NatsConnection | undefined;
-  let reader: LogReader | undefined;
-  try {
-    nc = await connectWithRetry(nats, { servers, connectTimeoutMs, signal: stop.signal, onEvent, name: `memmap push ${id}` });
-    const jsm = await nats.jetstream.jetstreamManager(nc, { timeout: publishTimeoutMs });
-    await ensureStream(nats, jsm, stream, subject, o.createStream ?? true, dupMs);
-    reader = log.reader({ name: cursor });
-
-    // Resume: skip what the stream already holds of this log (the cursor may lag the acks).
-    let lastGoodStreamSeq = 0;
-    const last = await jsm.streams.getMessage(stream, { last_by_subj: subject });
-    if (last !== null) {
-      const h = memmapHeaders(last);
-      if (h === undefined || h.log !== id)
-        throw new MmapError("ERR_SUBJECT_MISMATCH", `subject '${subject}' of stream '${stream}' holds messages that are not this log's (last message ${last.seq}: ${h === undefined ? "no Memmap-Seq/Memmap-Log headers" : `log ${h.log}`}, this log is ${id}): give each log its own subject`);
-      if (h.seq >= log.nextSeq)
-        throw new MmapError("ERR_CORRUPT", `stream '${stream}' holds seq ${h.seq} of this log (${id}) but the log ends at ${log.nextSeq}: the log lost records the stream has`, { path: log.dir });
-      lastGoodStreamSeq = last.seq;
-      if (h.seq + 1 > reader.position) {
-        reader.seek(h.seq + 1);
-        reader.commit();
+  return startBridge({ signal: o.signal, onEvent, servers, connectTimeoutMs, name: `memmap push ${id}` }, async (s) => {
+    const jsm = await s.nats.jetstream.jetstreamManager(s.nc, { timeout: publishTimeoutMs });
+    await ensureStream(s.nats, jsm, stream, subject, o.createStream ?? true, dupMs);
+    const reader = log.reader({ name: cursor });
+    try {
+      // Resume: skip what the stream already holds of this log (the cursor may lag the acks).
+      let lastGoodStreamSeq = 0;
+      const last = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+      if (last !== null) {
+        const h = memmapHeaders(last);
+        if (h === undefined || h.log !== id)
+          throw new MmapError("ERR_SUBJECT_MISMATCH", `subject '${subject}' of stream '${stream}' holds messages that are not this log's (last message ${last.seq}: ${h === undefined ? "no Memmap-Seq/Memmap-Log headers" : `log ${h.log}`}, this log is ${id}): give each log its own subject`);
+        if (h.seq >= log.nextSeq)
+          throw new MmapError("ERR_CORRUPT", `stream '${stream}' holds seq ${h.seq} of this log (${id}) but the log ends at ${log.nextSeq}: the log lost records the stream has`, { path: log.dir });
+        lastGoodStreamSeq = last.seq;
+        if (h.seq + 1 > reader.position) {
+          reader.seek(h.seq + 1);
+          reader.commit();
+        }
       }
+      return new Push(log, id, stream, subject, s, jsm, publishTimeoutMs, reader, maxInFlight, onEvent, lastGoodStreamSeq);
+    } catch (error) {
+      reader.close();
+      throw error;
     }
-    const bridge = new Push(log, id, stream, subject, nats, nc, jsm, publishTimeoutMs, reader, maxInFlight, stop, onEvent, lastGoodStreamSeq, () => o.signal?.removeEventListener("abort", onAbort));
-    return bridge;
-  } catch (error) {
-    o.signal?.removeEventListener("abort", onAbort);
-    reader?.close();
-    await nc?.close().catch(() => {});
-    throw error;
-  }
+  });
 }
+
+const PENDING = 0;
+const ACKED = 1;
+const FAILED = 2;
 
 class Push implements PushBridge {
   readonly logId: string;
@@ -219,10 +215,10 @@ class Push implements PushBridge {
   readonly #log: Log;
   readonly #stream: string;
   readonly #subject: string;
-  readonly #nats: NatsClient;
   readonly #nc: NatsConnection;
   readonly #jsm: JS.JetStreamManager;
   readonly #publishTimeoutMs: number;
+  readonly #headers: (seq: number) => MsgHdrs;
   readonly #inbox: string;
   readonly #sub: { unsubscribe(): void };
   readonly #watchdog: ReturnType<typeof setInterval>;
@@ -230,10 +226,12 @@ class Push implements PushBridge {
   readonly #pending = new Map<number, Entry>();
   readonly #reader: LogReader;
   readonly #maxInFlight: number;
+  /** The run loop refills the window once it is down to this many records (so it publishes in batches, not one per ack). */
+  readonly #lowWater: number;
   readonly #stop: AbortController;
   readonly #onEvent: (message: string) => void;
   readonly #cleanup: () => void;
-  /** Publishes not yet popped, in log order; [#head, length) are live. */
+  /** Records read from the log and not yet acknowledged in order, in log order; [#head, length) are live. At most maxInFlight. */
   #queue: Entry[] = [];
   #head = 0;
   #inFlight = 0;
@@ -243,30 +241,33 @@ class Push implements PushBridge {
   #wake: (() => void) | undefined;
   #stats = { published: 0, acknowledged: 0, reconnects: 0, outOfOrder: 0 };
   #lastSeq: number | null = null;
+  /** The cursor as last committed (exclusive: the next record to publish after a restart). */
+  #committedSeq = -1;
   #closing: Promise<void> | undefined;
   #tailWait: Promise<void> | undefined;
 
-  constructor(log: Log, id: string, stream: string, subject: string, nats: NatsClient, nc: NatsConnection, jsm: JS.JetStreamManager, publishTimeoutMs: number,
-    reader: LogReader, maxInFlight: number, stop: AbortController, onEvent: (m: string) => void, lastGood: number, cleanup: () => void) {
+  constructor(log: Log, id: string, stream: string, subject: string, s: Started, jsm: JS.JetStreamManager, publishTimeoutMs: number,
+    reader: LogReader, maxInFlight: number, onEvent: (m: string) => void, lastGood: number) {
     this.logId = id;
     this.#log = log;
     this.#stream = stream;
     this.#subject = subject;
-    this.#nats = nats;
-    this.#nc = nc;
+    this.#nc = s.nc;
     this.#jsm = jsm;
     this.#publishTimeoutMs = publishTimeoutMs;
-    this.#inbox = nats.transport.createInbox();
-    this.#sub = nc.subscribe(`${this.#inbox}.*`, { callback: (error, msg) => { if (error === null) this.#onReply(msg); } });
+    this.#headers = recordHeaders(s.nats, id);
+    this.#inbox = s.nats.transport.createInbox();
+    this.#sub = s.nc.subscribe(`${this.#inbox}.*`, { callback: (error, msg) => { if (error === null) this.#onReply(msg); } });
     this.#watchdog = setInterval(() => this.#checkTimeouts(), Math.max(50, Math.min(1000, publishTimeoutMs / 4)));
     this.#reader = reader;
     this.#maxInFlight = maxInFlight;
-    this.#stop = stop;
+    this.#lowWater = Math.floor(maxInFlight / 2);
+    this.#stop = s.stop;
     this.#onEvent = onEvent;
     this.#lastGoodStreamSeq = lastGood;
-    this.#cleanup = cleanup;
-    void this.#watchStatus();
-    stop.signal.addEventListener("abort", () => this.#notify(), { once: true });
+    this.#cleanup = s.detach;
+    void watchStatus(s.nc, this.#stats, onEvent);
+    s.stop.signal.addEventListener("abort", () => this.#notify(), { once: true });
     this.done = this.#run().finally(() => this.#shutdown());
     this.done.catch(() => {}); // the caller sees it through done or close()
   }
@@ -278,7 +279,7 @@ class Push implements PushBridge {
     } catch {
       /* the log was closed under us */
     }
-    return { ...this.#stats, lagRecords: lag, lastSeq: this.#lastSeq };
+    return { ...this.#stats, inFlight: this.#inFlight, lagRecords: lag, lastSeq: this.#lastSeq };
   }
 
   close(): Promise<void> {
@@ -291,14 +292,8 @@ class Push implements PushBridge {
     return this.#log.cursors().find((c) => c.name === this.#reader.name)?.seq ?? 0;
   }
 
-  async #watchStatus(): Promise<void> {
-    for await (const s of this.#nc.status()) {
-      if (s.type === "disconnect") this.#onEvent(`disconnected from NATS (${s.server}); reconnecting`);
-      else if (s.type === "reconnect") {
-        this.#stats.reconnects++;
-        this.#onEvent(`reconnected to NATS (${s.server})`);
-      }
-    }
+  #held(): number {
+    return this.#queue.length - this.#head;
   }
 
   #notify(): void {
@@ -307,7 +302,7 @@ class Push implements PushBridge {
     w?.();
   }
 
-  /** Resolves on the next ack, failure, stop or (when `tail`) a record appended at the reader's position. */
+  /** Resolves on an ack that empties the window to its low-water mark, a failure, stop or (when `tail`) a record appended at the reader's position. */
   #sleep(tail: boolean): Promise<void> {
     return new Promise<void>((resolve) => {
       this.#wake = resolve;
@@ -339,6 +334,7 @@ class Push implements PushBridge {
   async #run(): Promise<void> {
     const stopped = this.#stop.signal;
     while (!stopped.aborted) {
+      this.#commit(); // once per wake: per window of acks, not per ack
       if (this.#failed) {
         if (this.#inFlight > 0) {
           await this.#sleep(false);
@@ -347,40 +343,40 @@ class Push implements PushBridge {
         await this.#resync();
         continue;
       }
-      let sent = 0;
-      while (this.#inFlight < this.#maxInFlight) {
+      // Fill the window; the client writes the whole batch to the socket at once (after this turn).
+      const now = performance.now();
+      let drained = false;
+      while (this.#held() < this.#maxInFlight) {
         const rec = this.#reader.next();
-        if (rec === null) break;
-        this.#publish({ seq: rec.seq, data: rec.data.slice(), state: "pending", streamSeq: 0, sentAt: 0 });
-        sent++;
+        if (rec === null) {
+          drained = true;
+          break;
+        }
+        const e: Entry = { seq: rec.seq, data: copyOf(rec.data), state: PENDING, streamSeq: 0, sentAt: now };
+        this.#queue.push(e);
+        this.#publish(e, now);
       }
-      if (sent > 0 && this.#inFlight < this.#maxInFlight) continue; // look again before sleeping
-      await this.#sleep(this.#inFlight < this.#maxInFlight);
+      await this.#sleep(drained);
     }
     // Stopping: let the acks in flight arrive so the cursor covers them.
     while (this.#inFlight > 0) await this.#sleep(false);
-    this.#advance();
+    this.#commit();
   }
 
   /**
-   * Publishes one record with a reply subject of its own (`<inbox>.<seq>`):
-   * JetStream's ack (or error) comes back there. One subscription and one
-   * watchdog timer serve every publish (js.publish() would make a request,
-   * with a timer, per record: a third of the rate).
+   * Publishes one record (already in the queue) with a reply subject of its
+   * own (`<inbox>.<seq>`): JetStream's ack (or error) comes back there. One
+   * subscription and one watchdog timer serve every publish (js.publish()
+   * would make a request, with a timer and a promise, per record).
    */
-  #publish(e: Entry): void {
-    if (e.state !== "failed") this.#queue.push(e);
-    e.state = "pending";
-    e.sentAt = performance.now();
+  #publish(e: Entry, now: number): void {
+    e.state = PENDING;
+    e.sentAt = now;
     this.#inFlight++;
     this.#stats.published++;
     this.#pending.set(e.seq, e);
-    const h = this.#nats.transport.headers();
-    h.set("Nats-Msg-Id", `${this.logId}:${e.seq}`);
-    h.set("Memmap-Log", this.logId);
-    h.set("Memmap-Seq", String(e.seq));
     try {
-      this.#nc.publish(this.#subject, e.data, { headers: h, reply: `${this.#inbox}.${e.seq}` });
+      this.#nc.publish(this.#subject, e.data, { headers: this.#headers(e.seq), reply: `${this.#inbox}.${e.seq}` });
     } catch (error) {
       this.#failPending(`publish of seq ${e.seq} failed (${(error as Error).message ?? String(error)})`);
     }
@@ -407,11 +403,12 @@ class Push implements PushBridge {
       }
     }
     if (why === undefined) {
-      e.state = "acked";
+      e.state = ACKED;
       e.streamSeq = streamSeq;
       this.#advance();
+      if (this.#held() > this.#lowWater && this.#inFlight > 0) return; // the run loop waits for room for a batch
     } else {
-      e.state = "failed";
+      e.state = FAILED;
       if (!this.#failed) this.#onEvent(`publish of seq ${e.seq} failed (${why}); checking the stream and retrying`);
       this.#failed = true;
     }
@@ -421,7 +418,7 @@ class Push implements PushBridge {
   /** Gives up on every publish waiting for its ack (the resync will find out what the stream got). */
   #failPending(why: string): void {
     if (this.#pending.size === 0) return;
-    for (const e of this.#pending.values()) e.state = "failed";
+    for (const e of this.#pending.values()) e.state = FAILED;
     this.#inFlight -= this.#pending.size;
     this.#pending.clear();
     if (!this.#failed) this.#onEvent(`${why}; checking the stream and retrying`);
@@ -436,22 +433,31 @@ class Push implements PushBridge {
       this.#failPending(`no ack for seq ${oldest.seq} within ${this.#publishTimeoutMs} ms`);
   }
 
-  /** Pops the acknowledged prefix of the queue and commits the cursor past it. */
+  /** Pops the acknowledged prefix of the queue (the run loop commits the cursor past it). */
   #advance(): void {
     const q = this.#queue;
-    let moved = false;
-    while (this.#head < q.length && q[this.#head]!.state === "acked") {
+    while (this.#head < q.length && q[this.#head]!.state === ACKED) {
       const e = q[this.#head++]!;
       if (e.streamSeq > this.#lastGoodStreamSeq) this.#lastGoodStreamSeq = e.streamSeq;
       this.#lastSeq = e.seq;
       this.#stats.acknowledged++;
-      moved = true;
     }
-    if (this.#head > 4096 && this.#head * 2 > q.length) {
+    if (this.#head === q.length) {
+      q.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 4096 && this.#head * 2 > q.length) {
       this.#queue = q.slice(this.#head);
       this.#head = 0;
     }
-    if (moved && !this.#log.closed) this.#reader.commit(this.#lastSeq! + 1);
+  }
+
+  /** Commits the cursor past the records acknowledged in order (a store into the log's meta file). */
+  #commit(): void {
+    const next = this.#lastSeq === null ? -1 : this.#lastSeq + 1;
+    if (next > this.#committedSeq && !this.#log.closed) {
+      this.#reader.commit(next);
+      this.#committedSeq = next;
+    }
   }
 
   /**
@@ -486,10 +492,10 @@ class Push implements PushBridge {
     const retry: Entry[] = [];
     for (let i = this.#head; i < q.length; i++) {
       const e = q[i]!;
-      if (e.state === "acked") continue;
+      if (e.state === ACKED) continue;
       if (present.has(e.seq)) {
         if (missing) this.#stats.outOfOrder++;
-        e.state = "acked";
+        e.state = ACKED;
         continue;
       }
       missing = true;
@@ -497,7 +503,8 @@ class Push implements PushBridge {
     }
     this.#failed = false;
     this.#advance();
-    for (const e of retry) this.#publish(e);
+    const now = performance.now();
+    for (const e of retry) this.#publish(e, now);
   }
 
   async #shutdown(): Promise<void> {
@@ -506,6 +513,7 @@ class Push implements PushBridge {
     try {
       if (!this.#log.closed) {
         this.#advance();
+        this.#commit();
         await this.#log.flush();
       }
     } catch {
