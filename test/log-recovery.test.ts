@@ -401,3 +401,43 @@ test("the newest segment's last records zeroed to the end (a lost write-back): t
     expectPrefixUnchanged(dir, victim.seq);
   }
 });
+
+test("damage-fuzz seed 20261208 trial #94 (crc false): a length flipped to jump past the tail into the zeros is damage, not the end (no silent loss)", () => {
+  // The fuzz's log fixture, byte for byte where it matters: 240 records of its lengths, 64 KiB segments.
+  const dir = path.join(root, "fuzz-94");
+  const log = openLog(dir, { create: true, segmentSize: SEGMENT, crc: false });
+  for (let i = 0; i < 240; i++) {
+    const data = new Uint8Array(Math.max(32, 16 + (((i * 2654435761) >>> 0) % 1500)));
+    new DataView(data.buffer).setUint32(0, i, true);
+    log.append(data);
+  }
+  log.close();
+  const file = path.join(dir, "00000000000000000212.seg");
+  const f = frames(file);
+  const victim = f.find((fr) => fr.pos === 24976)!;
+  assert.equal(victim.seq, 232);
+  assert.equal(f[f.length - 1]!.end, 30960, "the records end (and the tail is) at byte 30960");
+  // The trial's 7 bit flips: in the index page's spare bytes, in payloads, and bit 7 of
+  // the length word's second byte at 24977 (272 becomes 33040: from 24976 to byte 58016, past the tail, all zeros).
+  for (const [at, bit] of [[17174, 6], [5593, 7], [29552, 6], [16820, 5], [5435, 4], [19175, 1], [24977, 7]] as const) {
+    const b = fs.readFileSync(file).subarray(at, at + 1);
+    b[0]! ^= 1 << bit;
+    writeAt(file, at, b);
+  }
+  for (const options of ALL_OPENS) assert.match(expectCorruptUnchanged(dir, options, victim.seq, file).message, /tail/);
+  assert.equal(inspectLog(dir).damage?.seq, victim.seq);
+  const before = fingerprint(dir);
+  const prefix = openLog(dir, { onDamage: "readPrefix" });
+  try {
+    assert.equal(prefix.damage?.seq, victim.seq);
+    const r = prefix.reader();
+    let n = 0;
+    assert.throws(() => {
+      for (let rec = r.next(); rec !== null; rec = r.next()) assert.equal(new DataView(rec.data.buffer, rec.data.byteOffset).getUint32(0, true), n++);
+    }, { code: "ERR_CORRUPT" });
+    assert.equal(n, victim.seq, "every record before the damaged one");
+  } finally {
+    prefix.close();
+  }
+  assert.deepEqual(fingerprint(dir), before);
+});

@@ -166,6 +166,11 @@ export function scanSegment(seg: Segment, options: ScanOptions & { newest: boole
   let lastCommittedSeq = seq;
   let padding: SegmentScan["padding"];
   let zeroFrom = 0; // live: bytes before this were seen zero past an earlier end
+  // Every value the tail hint ever held is the start of a frame (it moves only
+  // from a frame's start to its end): a frame that runs past it has a damaged
+  // length, and the frames it jumps over would be lost. Without CRCs this is
+  // what catches a length flipped to land in the zeros past the end.
+  const tailHint = seg.tail;
   const abandoned: number[] = [];
   const bad = (reason: string): void => {
     damage = corrupt(seq, seg.path, reason);
@@ -203,6 +208,10 @@ export function scanSegment(seg: Segment, options: ScanOptions & { newest: boole
       break;
     }
     const end = pos + alignFrame(length);
+    if (pos < tailHint && end > tailHint) {
+      bad(`frame length ${lengthWord} at byte ${pos} runs past the segment's tail at byte ${tailHint} (a frame always starts there): the length is damaged`);
+      break;
+    }
     if (end > limit) {
       bad(`the file ends inside the record at byte ${pos} (truncated at ${limit}; the header says ${size})`);
       break;
