@@ -402,16 +402,31 @@ test("the newest segment's last records zeroed to the end (a lost write-back): t
   }
 });
 
-test("damage-fuzz seed 20261208 trial #94 (crc false): a length flipped to jump past the tail into the zeros is damage, not the end (no silent loss)", () => {
-  // The fuzz's log fixture, byte for byte where it matters: 240 records of its lengths, 64 KiB segments.
-  const dir = path.join(root, "fuzz-94");
-  const log = openLog(dir, { create: true, segmentSize: SEGMENT, crc: false });
+/** The damage fuzz's log fixture (bench/damage-stress.ts), byte for byte where it matters: 240 records of its lengths, 64 KiB segments; record i starts with i. */
+function fuzzFixture(name: string, crc = false): string {
+  const dir = path.join(root, name);
+  const log = openLog(dir, { create: true, segmentSize: SEGMENT, crc });
   for (let i = 0; i < 240; i++) {
     const data = new Uint8Array(Math.max(32, 16 + (((i * 2654435761) >>> 0) % 1500)));
     new DataView(data.buffer).setUint32(0, i, true);
     log.append(data);
   }
   log.close();
+  return dir;
+}
+
+function flipBits(file: string, flips: readonly (readonly [at: number, bit: number])[]): void {
+  for (const [at, bit] of flips) {
+    const b = fs.readFileSync(file).subarray(at, at + 1);
+    b[0]! ^= 1 << bit;
+    writeAt(file, at, b);
+  }
+}
+
+const firstWord = (data: Uint8Array): number => new DataView(data.buffer, data.byteOffset).getUint32(0, true);
+
+test("damage-fuzz seed 20261208 trial #94 (crc false): a length flipped to jump past the tail into the zeros is damage, not the end (no silent loss)", () => {
+  const dir = fuzzFixture("fuzz-94");
   const file = path.join(dir, "00000000000000000212.seg");
   const f = frames(file);
   const victim = f.find((fr) => fr.pos === 24976)!;
@@ -419,11 +434,7 @@ test("damage-fuzz seed 20261208 trial #94 (crc false): a length flipped to jump 
   assert.equal(f[f.length - 1]!.end, 30960, "the records end (and the tail is) at byte 30960");
   // The trial's 7 bit flips: in the index page's spare bytes, in payloads, and bit 7 of
   // the length word's second byte at 24977 (272 becomes 33040: from 24976 to byte 58016, past the tail, all zeros).
-  for (const [at, bit] of [[17174, 6], [5593, 7], [29552, 6], [16820, 5], [5435, 4], [19175, 1], [24977, 7]] as const) {
-    const b = fs.readFileSync(file).subarray(at, at + 1);
-    b[0]! ^= 1 << bit;
-    writeAt(file, at, b);
-  }
+  flipBits(file, [[17174, 6], [5593, 7], [29552, 6], [16820, 5], [5435, 4], [19175, 1], [24977, 7]]);
   for (const options of ALL_OPENS) assert.match(expectCorruptUnchanged(dir, options, victim.seq, file).message, /tail/);
   assert.equal(inspectLog(dir).damage?.seq, victim.seq);
   const before = fingerprint(dir);
@@ -433,11 +444,47 @@ test("damage-fuzz seed 20261208 trial #94 (crc false): a length flipped to jump 
     const r = prefix.reader();
     let n = 0;
     assert.throws(() => {
-      for (let rec = r.next(); rec !== null; rec = r.next()) assert.equal(new DataView(rec.data.buffer, rec.data.byteOffset).getUint32(0, true), n++);
+      for (let rec = r.next(); rec !== null; rec = r.next()) assert.equal(firstWord(rec.data), n++);
     }, { code: "ERR_CORRUPT" });
     assert.equal(n, victim.seq, "every record before the damaged one");
   } finally {
     prefix.close();
   }
   assert.deepEqual(fingerprint(dir), before);
+});
+
+test("damage-fuzz seed 20261208 trial #3754: a length word whose sign bit flipped in a sealed segment is damage, not a claimed frame to wait at (crc false and true)", () => {
+  for (const crc of [false, true]) {
+    const dir = fuzzFixture(`fuzz-3754-${crc}`, crc);
+    const file = path.join(dir, "00000000000000000139.seg");
+    const victim = frames(file).find((fr) => fr.pos === 40064)!;
+    assert.equal(victim.seq, 181);
+    // The trial's flips: two in payloads (which a CRC would catch first: not with crc), and
+    // bit 31 of the length word at 40064 (433 becomes -2147483215; no CRC covers the length word).
+    flipBits(file, crc ? [[40067, 7]] : [[29428, 3], [33864, 6], [40067, 7]]);
+    expectCorruptUnchanged(dir, { verify: "full" }, victim.seq, file);
+    assert.equal(inspectLog(dir).damage?.seq, victim.seq);
+    // The default open walks only the newest segment; the reader meets the damage.
+    for (const options of [{}, { readOnly: true }]) {
+      const before = fingerprint(dir);
+      const log = openLog(dir, options);
+      try {
+        const r = log.reader();
+        let n = 0;
+        assert.throws(
+          () => {
+            for (let rec = r.next(); ; rec = r.next()) {
+              assert.ok(rec !== null, `the reader stopped at seq ${r.position} as if a writer were still writing there`);
+              assert.equal(firstWord(rec.data), n++);
+            }
+          },
+          (e: MmapError) => e.code === "ERR_CORRUPT" && (e as LogCorruptError).seq === victim.seq && e.path === file,
+        );
+        assert.equal(n, victim.seq);
+      } finally {
+        log.close();
+      }
+      assert.deepEqual(fingerprint(dir), before);
+    }
+  }
 });

@@ -4,6 +4,8 @@
  * damage starts; the same two facts are on the error as `seq` and `path`.
  */
 import { MmapError } from "../core/errors.ts";
+import { MIN_PADDING_LENGTH, RECORD_SEQ_OFFSET, readU64 } from "./layout.ts";
+import type { Segment } from "./segment.ts";
 
 /** Where a log's files stop being trustworthy. */
 export interface LogDamage {
@@ -31,4 +33,18 @@ export function damageOf(error: LogCorruptError, reason: string): LogDamage {
 
 export function isCorrupt(error: unknown): error is LogCorruptError {
   return error instanceof MmapError && error.code === "ERR_CORRUPT";
+}
+
+/**
+ * A claimed frame (length word < 0) that a reader meets: a writer may still
+ * be writing it, so the reader waits there. It is one only if its length is
+ * in range and its seq field says `seq` (stored before anyone could claim the
+ * frame); otherwise it is a damaged length word, and waiting would hide every
+ * record after it.
+ */
+export function checkClaimed(seg: Segment, pos: number, lengthWord: number, seq: number): void {
+  const length = -lengthWord;
+  if (length < MIN_PADDING_LENGTH || length > seg.size - pos) throw corrupt(seq, seg.path, `frame length ${lengthWord} at byte ${pos} is out of range`);
+  const stored = readU64(seg.u32, pos + RECORD_SEQ_OFFSET);
+  if (stored !== seq) throw corrupt(seq, seg.path, `the claimed frame at byte ${pos} says seq ${stored}`);
 }
