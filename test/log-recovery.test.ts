@@ -488,3 +488,34 @@ test("damage-fuzz seed 20261208 trial #3754: a length word whose sign bit flippe
     }
   }
 });
+
+test("power loss left the tail hint behind, then a length jumps into the zeros past the end (crc false): the sparse index shows the frames jumped over, so ERR_CORRUPT, nothing changed", () => {
+  const dir = fuzzFixture("stale-tail-jump");
+  const file = path.join(dir, "00000000000000000212.seg");
+  const f = frames(file);
+  const victim = f.find((fr) => fr.pos === 18528)!;
+  assert.equal(victim.seq, 225);
+  assert.equal(f[f.length - 1]!.end, 30960);
+  // A header page written back before the data pages (a power failure): the tail hint is behind the frames.
+  const tail = Buffer.alloc(4);
+  tail.writeUInt32LE(f[3]!.pos);
+  writeAt(file, 128, tail);
+  // The victim's length now reaches byte 32000, in the zeros past the last record: a walk would end there,
+  // and the index entries of bytes 20480, 24576 and 28672 name frames it jumped over.
+  const length = Buffer.alloc(4);
+  length.writeInt32LE(32000 - victim.pos);
+  writeAt(file, victim.pos, length);
+  for (const options of ALL_OPENS) assert.match(expectCorruptUnchanged(dir, options, victim.seq, file).message, /jumps over/);
+  assert.equal(inspectLog(dir).damage?.seq, victim.seq);
+  // Truncation cuts there, and clears the index entries of what it cut (stale ones would name frames that are gone).
+  openLog(dir, { onDamage: "truncate" }).close();
+  const { indexStart, indexEntries, dataStart } = segmentGeometry(SEGMENT);
+  const index = fs.readFileSync(file).subarray(indexStart, indexStart + 4 * indexEntries);
+  for (let k = 0; k < indexEntries; k++) if (dataStart + k * 4096 >= victim.pos) assert.equal(index.readUInt32LE(4 * k), 0, `index entry ${k}`);
+  const log = openLog(dir, { verify: "full" });
+  try {
+    assert.equal(log.nextSeq, victim.seq);
+  } finally {
+    log.close();
+  }
+});

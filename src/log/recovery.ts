@@ -23,7 +23,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FrameType, alignFrame } from "../core/framing.ts";
-import { corrupt, isCorrupt, type LogCorruptError } from "./damage.ts";
+import { corrupt, isCorrupt, skippedFrame, type LogCorruptError } from "./damage.ts";
 import { inDir, openInLog, removeInLog } from "./dir.ts";
 import {
   HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEG_SIZE_OFFSET, segmentGeometry,
@@ -219,6 +219,11 @@ export function scanSegment(seg: Segment, options: ScanOptions & { newest: boole
     const seqField = readU64(u32, pos + RECORD_SEQ_OFFSET);
     if (seqField !== seq) {
       bad(`the frame at byte ${pos} says seq ${seqField}`);
+      break;
+    }
+    const skipped = skippedFrame(seg, pos, end, seq);
+    if (skipped !== undefined) {
+      bad(`frame length ${lengthWord} at byte ${pos} jumps over the frame at byte ${skipped} (the sparse index has it): the length is damaged`);
       break;
     }
     const typeAndFlags = u32[(pos + 4) >>> 2]!;
