@@ -423,15 +423,21 @@ function flipBits(file: string, flips: readonly (readonly [at: number, bit: numb
   }
 }
 
+/** The fuzz fixture's newest segment (seqs 212–239, records end and the tail is at byte 30960) and its frame at byte `pos`, which holds `seq`. */
+function fuzzNewest(name: string, pos: number, seq: number): { dir: string; file: string; f: ReturnType<typeof frames>; victim: ReturnType<typeof frames>[number] } {
+  const dir = fuzzFixture(name);
+  const file = path.join(dir, "00000000000000000212.seg");
+  const f = frames(file);
+  const victim = f.find((fr) => fr.pos === pos)!;
+  assert.equal(victim.seq, seq);
+  assert.equal(f[f.length - 1]!.end, 30960, "the records end (and the tail is) at byte 30960");
+  return { dir, file, f, victim };
+}
+
 const firstWord = (data: Uint8Array): number => new DataView(data.buffer, data.byteOffset).getUint32(0, true);
 
 test("damage-fuzz seed 20261208 trial #94 (crc false): a length flipped to jump past the tail into the zeros is damage, not the end (no silent loss)", () => {
-  const dir = fuzzFixture("fuzz-94");
-  const file = path.join(dir, "00000000000000000212.seg");
-  const f = frames(file);
-  const victim = f.find((fr) => fr.pos === 24976)!;
-  assert.equal(victim.seq, 232);
-  assert.equal(f[f.length - 1]!.end, 30960, "the records end (and the tail is) at byte 30960");
+  const { dir, file, victim } = fuzzNewest("fuzz-94", 24976, 232);
   // The trial's 7 bit flips: in the index page's spare bytes, in payloads, and bit 7 of
   // the length word's second byte at 24977 (272 becomes 33040: from 24976 to byte 58016, past the tail, all zeros).
   flipBits(file, [[17174, 6], [5593, 7], [29552, 6], [16820, 5], [5435, 4], [19175, 1], [24977, 7]]);
@@ -490,12 +496,7 @@ test("damage-fuzz seed 20261208 trial #3754: a length word whose sign bit flippe
 });
 
 test("power loss left the tail hint behind, then a length jumps into the zeros past the end (crc false): the sparse index shows the frames jumped over, so ERR_CORRUPT, nothing changed", () => {
-  const dir = fuzzFixture("stale-tail-jump");
-  const file = path.join(dir, "00000000000000000212.seg");
-  const f = frames(file);
-  const victim = f.find((fr) => fr.pos === 18528)!;
-  assert.equal(victim.seq, 225);
-  assert.equal(f[f.length - 1]!.end, 30960);
+  const { dir, file, f, victim } = fuzzNewest("stale-tail-jump", 18528, 225);
   // A header page written back before the data pages (a power failure): the tail hint is behind the frames.
   const tail = Buffer.alloc(4);
   tail.writeUInt32LE(f[3]!.pos);
