@@ -401,3 +401,155 @@ test("the newest segment's last records zeroed to the end (a lost write-back): t
     expectPrefixUnchanged(dir, victim.seq);
   }
 });
+
+/** The damage fuzz's log fixture (bench/damage-stress.ts), byte for byte where it matters: 240 records of its lengths, 64 KiB segments; record i starts with i. */
+function fuzzFixture(name: string, crc = false): string {
+  const dir = path.join(root, name);
+  const log = openLog(dir, { create: true, segmentSize: SEGMENT, crc });
+  for (let i = 0; i < 240; i++) {
+    const data = new Uint8Array(Math.max(32, 16 + (((i * 2654435761) >>> 0) % 1500)));
+    new DataView(data.buffer).setUint32(0, i, true);
+    log.append(data);
+  }
+  log.close();
+  return dir;
+}
+
+function flipBits(file: string, flips: readonly (readonly [at: number, bit: number])[]): void {
+  for (const [at, bit] of flips) {
+    const b = fs.readFileSync(file).subarray(at, at + 1);
+    b[0]! ^= 1 << bit;
+    writeAt(file, at, b);
+  }
+}
+
+/** The fuzz fixture's newest segment (seqs 212–239, records end and the tail is at byte 30960) and its frame at byte `pos`, which holds `seq`. */
+function fuzzNewest(name: string, pos: number, seq: number): { dir: string; file: string; f: ReturnType<typeof frames>; victim: ReturnType<typeof frames>[number] } {
+  const dir = fuzzFixture(name);
+  const file = path.join(dir, "00000000000000000212.seg");
+  const f = frames(file);
+  const victim = f.find((fr) => fr.pos === pos)!;
+  assert.equal(victim.seq, seq);
+  assert.equal(f[f.length - 1]!.end, 30960, "the records end (and the tail is) at byte 30960");
+  return { dir, file, f, victim };
+}
+
+const firstWord = (data: Uint8Array): number => new DataView(data.buffer, data.byteOffset).getUint32(0, true);
+
+test("damage-fuzz seed 20261208 trial #94 (crc false): a length flipped to jump past the tail into the zeros is damage, not the end (no silent loss)", () => {
+  const { dir, file, victim } = fuzzNewest("fuzz-94", 24976, 232);
+  // The trial's 7 bit flips: in the index page's spare bytes, in payloads, and bit 7 of
+  // the length word's second byte at 24977 (272 becomes 33040: from 24976 to byte 58016, past the tail, all zeros).
+  flipBits(file, [[17174, 6], [5593, 7], [29552, 6], [16820, 5], [5435, 4], [19175, 1], [24977, 7]]);
+  for (const options of ALL_OPENS) assert.match(expectCorruptUnchanged(dir, options, victim.seq, file).message, /tail/);
+  assert.equal(inspectLog(dir).damage?.seq, victim.seq);
+  const before = fingerprint(dir);
+  const prefix = openLog(dir, { onDamage: "readPrefix" });
+  try {
+    assert.equal(prefix.damage?.seq, victim.seq);
+    const r = prefix.reader();
+    let n = 0;
+    assert.throws(() => {
+      for (let rec = r.next(); rec !== null; rec = r.next()) assert.equal(firstWord(rec.data), n++);
+    }, { code: "ERR_CORRUPT" });
+    assert.equal(n, victim.seq, "every record before the damaged one");
+  } finally {
+    prefix.close();
+  }
+  assert.deepEqual(fingerprint(dir), before);
+});
+
+test("damage-fuzz seed 20261208 trial #3754: a length word whose sign bit flipped in a sealed segment is damage, not a claimed frame to wait at (crc false and true)", () => {
+  for (const crc of [false, true]) {
+    const dir = fuzzFixture(`fuzz-3754-${crc}`, crc);
+    const file = path.join(dir, "00000000000000000139.seg");
+    const victim = frames(file).find((fr) => fr.pos === 40064)!;
+    assert.equal(victim.seq, 181);
+    // The trial's flips: two in payloads (which a CRC would catch first: not with crc), and
+    // bit 31 of the length word at 40064 (433 becomes -2147483215; no CRC covers the length word).
+    flipBits(file, crc ? [[40067, 7]] : [[29428, 3], [33864, 6], [40067, 7]]);
+    expectCorruptUnchanged(dir, { verify: "full" }, victim.seq, file);
+    assert.equal(inspectLog(dir).damage?.seq, victim.seq);
+    // The default open walks only the newest segment; the reader meets the damage.
+    for (const options of [{}, { readOnly: true }]) {
+      const before = fingerprint(dir);
+      const log = openLog(dir, options);
+      try {
+        const r = log.reader();
+        let n = 0;
+        assert.throws(
+          () => {
+            for (let rec = r.next(); ; rec = r.next()) {
+              assert.ok(rec !== null, `the reader stopped at seq ${r.position} as if a writer were still writing there`);
+              assert.equal(firstWord(rec.data), n++);
+            }
+          },
+          (e: MmapError) => e.code === "ERR_CORRUPT" && (e as LogCorruptError).seq === victim.seq && e.path === file,
+        );
+        assert.equal(n, victim.seq);
+      } finally {
+        log.close();
+      }
+      assert.deepEqual(fingerprint(dir), before);
+    }
+  }
+});
+
+test("power loss left the tail hint behind, then a length jumps into the zeros past the end (crc false): the sparse index shows the frames jumped over, so ERR_CORRUPT, nothing changed", () => {
+  const { dir, file, f, victim } = fuzzNewest("stale-tail-jump", 18528, 225);
+  // A header page written back before the data pages (a power failure): the tail hint is behind the frames.
+  const tail = Buffer.alloc(4);
+  tail.writeUInt32LE(f[3]!.pos);
+  writeAt(file, 128, tail);
+  // The victim's length now reaches byte 32000, in the zeros past the last record: a walk would end there,
+  // and the index entries of bytes 20480, 24576 and 28672 name frames it jumped over.
+  const length = Buffer.alloc(4);
+  length.writeInt32LE(32000 - victim.pos);
+  writeAt(file, victim.pos, length);
+  for (const options of ALL_OPENS) assert.match(expectCorruptUnchanged(dir, options, victim.seq, file).message, /jumps over/);
+  assert.equal(inspectLog(dir).damage?.seq, victim.seq);
+  // Truncation cuts there, and clears the index entries of what it cut (stale ones would name frames that are gone).
+  openLog(dir, { onDamage: "truncate" }).close();
+  const { indexStart, indexEntries, dataStart } = segmentGeometry(SEGMENT);
+  const index = fs.readFileSync(file).subarray(indexStart, indexStart + 4 * indexEntries);
+  for (let k = 0; k < indexEntries; k++) if (dataStart + k * 4096 >= victim.pos) assert.equal(index.readUInt32LE(4 * k), 0, `index entry ${k}`);
+  const log = openLog(dir, { verify: "full" });
+  try {
+    assert.equal(log.nextSeq, victim.seq);
+  } finally {
+    log.close();
+  }
+});
+
+test("every single-bit flip of a length word, in the newest segment and in a sealed one (crc false): reported, or no intact record lost", () => {
+  const dir = fuzzFixture("length-sweep");
+  const silent: string[] = [];
+  for (const name of ["00000000000000000212.seg", "00000000000000000071.seg"]) {
+    const file = path.join(dir, name);
+    for (const f of frames(file)) {
+      for (let bit = 0; bit < 32; bit++) {
+        flipBits(file, [[f.pos + (bit >>> 3), bit & 7]]);
+        // Read-only: the same checks as any open, and nothing written, so the flip is undone in place.
+        const got = new Set<number>();
+        let reported = false;
+        try {
+          const log = openLog(dir, { readOnly: true });
+          try {
+            reported = log.damage !== undefined;
+            const r = log.reader();
+            for (let rec = r.next(); rec !== null; rec = r.next()) got.add(rec.seq);
+          } finally {
+            log.close();
+          }
+        } catch (error) {
+          assert.equal((error as MmapError).code, "ERR_CORRUPT", String(error));
+          reported = true;
+        }
+        flipBits(file, [[f.pos + (bit >>> 3), bit & 7]]);
+        const lost = Array.from({ length: 240 }, (_, s) => s).filter((s) => s !== f.seq && !got.has(s));
+        if (!reported && lost.length > 0) silent.push(`${name} seq ${f.seq} bit ${bit}: ${lost.length} records lost from ${lost[0]}`);
+      }
+    }
+  }
+  assert.deepEqual(silent, []);
+});

@@ -12,7 +12,7 @@ import { LogCore } from "./core.ts";
 import type { LogDamage } from "./damage.ts";
 import { dirModeFor, inDir, mapInLog, openLogDir, removeDirInLog, removeInLog, viaDir } from "./dir.ts";
 import {
-  CURSOR_COUNT, META_FILE_NAME, META_FLAG_CRC, OPEN_LOCK_FILE, RECORD_SEQ_OFFSET, SEG_SIZE_OFFSET, SEG_TAIL_OFFSET,
+  CURSOR_COUNT, INDEX_INTERVAL, META_FILE_NAME, META_FLAG_CRC, OPEN_LOCK_FILE, RECORD_SEQ_OFFSET, SEG_SIZE_OFFSET, SEG_TAIL_OFFSET,
   segmentFileName, writeU64,
 } from "./layout.ts";
 import { FileLock, acquireOpenLock, acquireSharedOpenLock, downgradeOpenLock, lockDir } from "./locks.ts";
@@ -187,6 +187,9 @@ function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable
     const seg = Segment.open(file, at.base);
     try {
       seg.u8.fill(0, at.pos, seg.limit);
+      // The index entries of the frames cut, too: a stale one would point into the frames appended there next.
+      const index = seg.indexStart >>> 2;
+      seg.u32.fill(0, index + Math.ceil((at.pos - seg.dataStart) / INDEX_INTERVAL), index + seg.indexEntries);
       writeU64(seg.u32, at.pos + RECORD_SEQ_OFFSET, seq);
       seg.setNextBaseHint(0);
       Atomics.store(seg.i32, TAIL_INDEX, at.pos);

@@ -9,7 +9,7 @@ import { FrameType } from "../core/framing.ts";
 import { checkInteger } from "../core/mapped-file.ts";
 import { validateBoolean, validateOptions } from "../core/validate.ts";
 import { type LogCore, type Position } from "./core.ts";
-import { corrupt } from "./damage.ts";
+import { checkClaimed, corrupt } from "./damage.ts";
 import {
   KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
   RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, RECORD_TIMESTAMP_OFFSET,
@@ -142,7 +142,10 @@ export class LogReader {
       const pos = this.#pos;
       if (pos + MIN_PADDING_LENGTH > seg.limit) throw corrupt(this.#seq, seg.path, `the file ends at byte ${seg.limit} (truncated)`);
       const lengthWord = Atomics.load(seg.i32, pos >>> 2);
-      if (lengthWord < 0) return null;
+      if (lengthWord < 0) {
+        checkClaimed(seg, pos, lengthWord, this.#seq); // a damaged length word is no frame to wait for
+        return null;
+      }
       if (lengthWord === 0) {
         if (isHole(core, seg, pos)) {
           if (pos === seg.dataStart && seg.tail === pos)

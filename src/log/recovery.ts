@@ -23,7 +23,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FrameType, alignFrame } from "../core/framing.ts";
-import { corrupt, isCorrupt, type LogCorruptError } from "./damage.ts";
+import { corrupt, isCorrupt, skippedFrame, type LogCorruptError } from "./damage.ts";
 import { inDir, openInLog, removeInLog } from "./dir.ts";
 import {
   HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEG_SIZE_OFFSET, segmentGeometry,
@@ -166,6 +166,11 @@ export function scanSegment(seg: Segment, options: ScanOptions & { newest: boole
   let lastCommittedSeq = seq;
   let padding: SegmentScan["padding"];
   let zeroFrom = 0; // live: bytes before this were seen zero past an earlier end
+  // Every value the tail hint ever held is the start of a frame (it moves only
+  // from a frame's start to its end): a frame that runs past it has a damaged
+  // length, and the frames it jumps over would be lost. Without CRCs this is
+  // what catches a length flipped to land in the zeros past the end.
+  const tailHint = seg.tail;
   const abandoned: number[] = [];
   const bad = (reason: string): void => {
     damage = corrupt(seq, seg.path, reason);
@@ -203,6 +208,10 @@ export function scanSegment(seg: Segment, options: ScanOptions & { newest: boole
       break;
     }
     const end = pos + alignFrame(length);
+    if (pos < tailHint && end > tailHint) {
+      bad(`frame length ${lengthWord} at byte ${pos} runs past the segment's tail at byte ${tailHint} (a frame always starts there): the length is damaged`);
+      break;
+    }
     if (end > limit) {
       bad(`the file ends inside the record at byte ${pos} (truncated at ${limit}; the header says ${size})`);
       break;
@@ -210,6 +219,11 @@ export function scanSegment(seg: Segment, options: ScanOptions & { newest: boole
     const seqField = readU64(u32, pos + RECORD_SEQ_OFFSET);
     if (seqField !== seq) {
       bad(`the frame at byte ${pos} says seq ${seqField}`);
+      break;
+    }
+    const skipped = skippedFrame(seg, pos, end, seq);
+    if (skipped !== undefined) {
+      bad(`frame length ${lengthWord} at byte ${pos} jumps over the frame at byte ${skipped} (the sparse index has it): the length is damaged`);
       break;
     }
     const typeAndFlags = u32[(pos + 4) >>> 2]!;
