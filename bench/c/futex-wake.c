@@ -4,7 +4,8 @@
  * the counter reads the clock when it wakes. One event every ~200 µs; between
  * events the parent spins ("busy") or sleeps ("idle"), as in the JS test.
  *
- * usage: futex-wake busy|idle <events>   prints the latencies in ns, one per line */
+ * usage: futex-wake busy|idle <events> [unpinned]   prints the latencies in ns, one per line
+ * ("unpinned": both processes run wherever the scheduler puts them) */
 #define _GNU_SOURCE
 #include <linux/futex.h>
 #include <sched.h>
@@ -22,7 +23,10 @@ struct shared {
   _Atomic double stamp;   /* when the newest event was sent */
 };
 
+static int pinned = 1;
+
 static void pin(int cpu) {
+  if (!pinned) return;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
@@ -30,7 +34,8 @@ static void pin(int cpu) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) { fprintf(stderr, "usage: futex-wake busy|idle <events>\n"); return 2; }
+  if (argc != 3 && argc != 4) { fprintf(stderr, "usage: futex-wake busy|idle <events> [unpinned]\n"); return 2; }
+  pinned = argc == 3;
   int busy = strcmp(argv[1], "busy") == 0;
   uint32_t events = (uint32_t)atoi(argv[2]);
   struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
