@@ -153,7 +153,7 @@ function verdict(e: Omit<EndToEnd, "met">): string {
   } else if (e.strategy === "futex" || e.strategy === "adaptive") {
     if (e.c === undefined) return "— (no C)";
     if (e.median > 1.3 * e.c.median) why.push(`p50 ${fmtRatio(e.median / e.c.median)} C`);
-    if (e.p99 > 10 * e.median) why.push(`p99 ${fmtRatio(e.p99 / e.median)} p50`);
+    if (e.p99 > 10 * e.median) why.push(`p99 ${fmtRatio(e.p99 / e.median)} p50; C's ${fmtRatio(e.c.p99 / e.c.median)}`);
   } else return "—";
   return why.length === 0 ? "✓" : `✗ (${why.join(", ")})`;
 }
