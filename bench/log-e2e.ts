@@ -11,6 +11,7 @@
  * Also measured: the producer's `append` call with each reader (it includes
  * the futex wake when the reader sleeps: the appender's side of a wake).
  *
+ * Only some readers: npm run bench:log -- --only e2e --readers waitNext:futex,for-await:spin
  * As a child: node log-e2e.ts --e2e-child <dir> <strategy> async|sync
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -23,6 +24,7 @@ import { buildC, fmtNs, fmtRatio, quick } from "./common.ts";
 const here = fileURLToPath(import.meta.url);
 
 export interface Latency {
+  min: number;
   median: number;
   p99: number;
   p999: number;
@@ -34,7 +36,7 @@ export function histogram(): hdr.Histogram {
 }
 
 export function summarize(h: hdr.Histogram): Latency {
-  return { median: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9), max: h.maxValue };
+  return { min: h.minNonZeroValue, median: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), p999: h.getValueAtPercentile(99.9), max: h.maxValue };
 }
 
 /** A latency as p50 / p99 / p99.9 in one cell. */
@@ -70,9 +72,11 @@ if (process.argv[2] === "--e2e-child") {
 
 type Api = "for await" | "waitNext";
 type Producer = "busy" | "idle";
-const VARIANTS: { api: Api; strategy: WaitStrategy }[] = (["waitNext", "for await"] as const).flatMap((api) =>
-  (["spin", "yield", "futex", "adaptive"] as const).map((strategy) => ({ api, strategy })),
-);
+/** Every reader, or those named by `--readers waitNext:spin,for-await:futex,…`. */
+const readersArg = process.argv.indexOf("--readers");
+const VARIANTS: { api: Api; strategy: WaitStrategy }[] = (["waitNext", "for await"] as const)
+  .flatMap((api) => (["spin", "yield", "futex", "adaptive"] as const).map((strategy) => ({ api, strategy })))
+  .filter(({ api, strategy }) => readersArg < 0 || process.argv[readersArg + 1]!.split(",").includes(`${api.replace(" ", "-")}:${strategy}`));
 
 export interface EndToEnd extends Latency {
   api: Api;
@@ -181,6 +185,7 @@ export function endToEndRows(rows: EndToEnd[]): string[][] {
   return rows.map((e) => [
     `${e.pinned ? "pinned 0/1" : "unpinned"}, ${e.producer}`,
     `${e.api} "${e.strategy}"`,
+    fmtNs(e.min),
     fmtNs(e.median),
     fmtNs(e.p99),
     fmtNs(e.p999),
@@ -191,7 +196,7 @@ export function endToEndRows(rows: EndToEnd[]): string[][] {
   ]);
 }
 
-export const END_TO_END_HEADER = ["condition (producer between records)", "reader", "p50", "p99", "p99.9", "C futex wake p50 / p99 / p99.9", "p50 ÷ C", "append (producer)", "target met"];
+export const END_TO_END_HEADER = ["condition (producer between records)", "reader", "min", "p50", "p99", "p99.9", "C futex wake p50 / p99 / p99.9", "p50 ÷ C", "append (producer)", "target met"];
 
 // ---- where the time goes: the reader's own costs, in one process --------------------------------
 
