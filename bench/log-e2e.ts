@@ -2,7 +2,8 @@
  * bench:log, end to end: `append` in this process → a reader in another
  * process, for each wait strategy of a reader ("spin", "yield", "futex",
  * "adaptive"), through `for await` and through the blocking `waitNext()`;
- * pinned to CPUs 0 and 1 (when taskset and 2 CPUs are there) and unpinned;
+ * pinned to CPUs 0 and 1, both on CPU 0 (when taskset and 2 CPUs are
+ * there), and unpinned;
  * with the producer busy (spinning) or idle (sleeping) between records.
  * One record every ~200 µs, so a sleeping reader is asleep before each one.
  * C's futex wake (bench/c/futex-wake.c), paced and pinned the same way and
@@ -11,7 +12,7 @@
  * Also measured: the producer's `append` call with each reader (it includes
  * the futex wake when the reader sleeps: the appender's side of a wake).
  *
- * Only some readers: npm run bench:log -- --only e2e --readers waitNext:futex,for-await:spin
+ * Only some: npm run bench:log -- --only e2e --readers waitNext:futex,for-await:spin --placements pinned,one-cpu
  * As a child: node log-e2e.ts --e2e-child <dir> <strategy> async|sync
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -82,7 +83,7 @@ export interface EndToEnd extends Latency {
   api: Api;
   strategy: WaitStrategy;
   producer: Producer;
-  pinned: boolean;
+  placement: Placement;
   samples: number;
   /** The producer's append call (with the futex wake when the reader sleeps). */
   append: Latency;
@@ -93,15 +94,31 @@ export interface EndToEnd extends Latency {
 }
 
 const taskset = os.cpus().length >= 2 && spawnSync("taskset", ["-V"], { stdio: "ignore" }).status === 0;
+/**
+ * Where the two processes run: on CPUs 0 and 1, both on CPU 0, or where the
+ * scheduler puts them (which, for a sleeping reader, is often the waker's
+ * CPU: a local wake-up, without waking another, halted, virtual CPU).
+ */
+type Placement = "pinned" | "one-cpu" | "unpinned";
+const CPUS: Record<Placement, { self: string; child: string }> = {
+  pinned: { self: "0", child: "1" },
+  "one-cpu": { self: "0", child: "0" },
+  unpinned: { self: `0-${os.cpus().length - 1}`, child: "" },
+};
+const placementsArg = process.argv.indexOf("--placements");
+const PLACEMENTS = (taskset ? (["pinned", "one-cpu", "unpinned"] as const) : (["unpinned"] as const)).filter(
+  (p) => placementsArg < 0 || process.argv[placementsArg + 1]!.split(",").includes(p),
+);
 function pinSelf(cpus: string): void {
   if (taskset) spawnSync("taskset", ["-a", "-pc", cpus, String(process.pid)], { stdio: "ignore" });
 }
 
-async function run(dir: string, api: Api, strategy: WaitStrategy, producer: Producer, pinned: boolean, samples: number): Promise<Omit<EndToEnd, "c" | "met">> {
+async function run(dir: string, api: Api, strategy: WaitStrategy, producer: Producer, placement: Placement, samples: number): Promise<Omit<EndToEnd, "c" | "met">> {
   const log = openLog(dir, { create: true });
-  pinSelf(pinned ? "0" : `0-${os.cpus().length - 1}`);
+  const cpus = CPUS[placement];
+  pinSelf(cpus.self);
   const node = [process.execPath, "--import", "tsx", here, "--e2e-child", dir, strategy, api === "waitNext" ? "sync" : "async"];
-  const [cmd, ...args] = pinned ? ["taskset", "-c", "1", ...node] : node;
+  const [cmd, ...args] = cpus.child !== "" ? ["taskset", "-c", cpus.child, ...node] : node;
   const child = spawn(cmd!, args, { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout.setEncoding("utf8");
@@ -135,14 +152,16 @@ async function run(dir: string, api: Api, strategy: WaitStrategy, producer: Prod
   const lat = JSON.parse(out.slice("ready\n".length)) as number[];
   const h = histogram();
   for (const v of lat.slice(skip)) h.recordValue(Math.max(1, v));
-  return { ...summarize(h), api, strategy, producer, pinned, samples: lat.length, append: summarize(append) };
+  return { ...summarize(h), api, strategy, producer, placement, samples: lat.length, append: summarize(append) };
 }
 
 /** The machine's limit for a sleeping reader: C's futex wake of a sleeping process, paced the same way. */
-function cFutexWake(producer: Producer, pinned: boolean, samples: number): Latency | undefined {
+function cFutexWake(producer: Producer, placement: Placement, samples: number): Latency | undefined {
   const bin = buildC("futex-wake");
   if (bin === undefined) return undefined;
-  const out = execFileSync(bin, [producer, String(samples), ...(pinned ? [] : ["unpinned"])], { encoding: "utf8", maxBuffer: 64 << 20 });
+  const args = [producer, String(samples), ...(placement === "pinned" ? [] : ["unpinned"])]; // the program pins itself to CPUs 0 and 1
+  const [cmd, ...rest] = placement === "one-cpu" ? ["taskset", "-c", "0", bin, ...args] : [bin, ...args];
+  const out = execFileSync(cmd!, rest, { encoding: "utf8", maxBuffer: 64 << 20 });
   const h = histogram();
   for (const line of out.trim().split("\n").slice(100)) h.recordValue(Math.max(1, Number(line)));
   return summarize(h);
@@ -162,17 +181,17 @@ function verdict(e: Omit<EndToEnd, "met">): string {
   return why.length === 0 ? "✓" : `✗ (${why.join(", ")})`;
 }
 
-/** Every variant in every condition: pinned first (when possible), then unpinned; busy producer, then idle. */
+/** Every variant in every condition: pinned, on one CPU, unpinned; busy producer, then idle. */
 export async function endToEndSuite(freshDir: () => string): Promise<EndToEnd[]> {
   const samples = quick ? 2000 : 10_000;
   const rows: EndToEnd[] = [];
-  for (const pinned of taskset ? [true, false] : [false]) {
+  for (const placement of PLACEMENTS) {
     for (const producer of ["busy", "idle"] as const) {
-      const c = cFutexWake(producer, pinned, samples);
+      const c = cFutexWake(producer, placement, samples);
       for (const { api, strategy } of VARIANTS) {
-        const e = { ...(await run(freshDir(), api, strategy, producer, pinned, samples)), c };
+        const e = { ...(await run(freshDir(), api, strategy, producer, placement, samples)), c };
         rows.push({ ...e, met: verdict(e) });
-        console.log(`  end-to-end ${pinned ? "pinned" : "unpinned"}, producer ${producer}, ${api} "${strategy}": ${pct(e)} (${rows.at(-1)!.met})`);
+        console.log(`  end-to-end ${placement}, producer ${producer}, ${api} "${strategy}": ${pct(e)} (${rows.at(-1)!.met})`);
       }
     }
   }
@@ -183,7 +202,7 @@ export async function endToEndSuite(freshDir: () => string): Promise<EndToEnd[]>
 /** The table's rows: one per variant and condition, with C's futex wake and the ratio to it. */
 export function endToEndRows(rows: EndToEnd[]): string[][] {
   return rows.map((e) => [
-    `${e.pinned ? "pinned 0/1" : "unpinned"}, ${e.producer}`,
+    `${PLACEMENT_LABEL[e.placement]}, ${e.producer}`,
     `${e.api} "${e.strategy}"`,
     fmtNs(e.min),
     fmtNs(e.median),
@@ -195,6 +214,8 @@ export function endToEndRows(rows: EndToEnd[]): string[][] {
     e.met,
   ]);
 }
+
+const PLACEMENT_LABEL: Record<Placement, string> = { pinned: "pinned 0/1", "one-cpu": "both on CPU 0", unpinned: "unpinned" };
 
 export const END_TO_END_HEADER = ["condition (producer between records)", "reader", "min", "p50", "p99", "p99.9", "C futex wake p50 / p99 / p99.9", "p50 ÷ C", "append (producer)", "target met"];
 
