@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { tmpDir } from "./helpers/tmp.ts";
-import { MmapError, openLog, type WaitStrategy } from "../src/index.ts";
+import { MmapError, openLog, type LogRecord, type WaitStrategy } from "../src/index.ts";
 import { delay, removeBundles, spawnFixture } from "./fixtures/log-helpers.ts";
 
 after(() => removeBundles());
@@ -89,24 +89,28 @@ for (const strategy of STRATEGIES) {
   });
 }
 
-test("waitNext() skips a record claimed by a writer that died, and waits for one held by a live writer", async () => {
-  using tmp = tmpDir();
-  const log = openLog(tmp.path, { create: true, abandonTimeoutMs: 50 });
-  // A live writer holds seq 0 for 500 ms (10 timeouts): waitNext delivers it when it commits.
-  const holder = spawnFixture("log-claimer.ts", [tmp.path, "500"]);
-  await holder.waitFor((l) => l.startsWith("claimed"));
-  log.append("second");
-  const reader = log.reader({ strategy: "futex" });
-  assert.equal(reader.waitNext({ timeoutMs: 20_000 })?.data.length, 16, "the held record, once committed");
-  assert.equal(Buffer.from(reader.waitNext({ timeoutMs: 20_000 })!.data).toString(), "second");
-  assert.equal((await holder.exited).code, 0);
-  // A writer killed while holding seq 2: its frame is sealed ABORTED and skipped.
-  const claimer = spawnFixture("log-claimer.ts", [tmp.path, "600000"]);
-  assert.equal((await claimer.waitFor((l) => l.startsWith("claimed"))).split(" ")[1], "2");
-  claimer.proc.kill("SIGKILL");
-  await claimer.exited;
-  log.append("after");
-  const rec = reader.waitNext({ timeoutMs: 20_000 });
-  assert.deepEqual([rec?.seq, Buffer.from(rec!.data).toString(), reader.skipped], [3, "after", 1]);
-  log.close();
-});
+for (const [api, strategy] of [["waitNext", "futex"], ["waitNext", "spin"], ["for await", "spin"], ["for await", "adaptive"]] as const) {
+  test(`${api} with "${strategy}" skips a record claimed by a writer that died, and waits for one held by a live writer`, async () => {
+    using tmp = tmpDir();
+    const log = openLog(tmp.path, { create: true, abandonTimeoutMs: 50 });
+    const reader = log.reader({ strategy });
+    const records = reader.tail();
+    const next = async (): Promise<LogRecord> => (api === "waitNext" ? reader.waitNext({ timeoutMs: 20_000 })! : (await records.next()).value!);
+    // A live writer holds seq 0 for 500 ms (10 timeouts): it is delivered when it commits.
+    const holder = spawnFixture("log-claimer.ts", [tmp.path, "500"]);
+    await holder.waitFor((l) => l.startsWith("claimed"));
+    log.append("second");
+    assert.equal((await next()).data.length, 16, "the held record, once committed");
+    assert.equal(Buffer.from((await next()).data).toString(), "second");
+    assert.equal((await holder.exited).code, 0);
+    // A writer killed while holding seq 2: its frame is sealed ABORTED and skipped.
+    const claimer = spawnFixture("log-claimer.ts", [tmp.path, "600000"]);
+    assert.equal((await claimer.waitFor((l) => l.startsWith("claimed"))).split(" ")[1], "2");
+    claimer.proc.kill("SIGKILL");
+    await claimer.exited;
+    log.append("after");
+    const rec = await next();
+    assert.deepEqual([rec.seq, Buffer.from(rec.data).toString(), reader.skipped], [3, "after", 1]);
+    log.close();
+  });
+}

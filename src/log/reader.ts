@@ -50,8 +50,9 @@ export interface LogReaderOptions {
    * - `"yield"`: the same, with sched_yield() between polls;
    * - `"futex"`: polls `spin` times, then sleeps on the log's doorbell;
    * - `"adaptive"`: polls as long as polling has been paying off for this
-   *   reader (at most about 0.1 ms), then sleeps: a reader of a busy log
-   *   catches records without a wake-up, one of a quiet log sleeps at once.
+   *   reader (at most about 0.1 ms, during which `for await` holds the event
+   *   loop), then sleeps: a reader of a busy log catches records without a
+   *   wake-up, one of a quiet log sleeps almost at once.
    * @default "adaptive"
    * @throws {MmapError} ERR_INVALID_ARG for any other value.
    */
