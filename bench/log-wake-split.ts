@@ -79,9 +79,13 @@ log.close();
 fs.rmSync(dir, { recursive: true, force: true });
 
 const rows = (JSON.parse(out.slice("ready\n".length)) as [number, number, number][]).filter(([seq]) => seq >= 100);
-const p50 = (values: number[]): string => fmtNs(values.sort((a, b) => a - b)[values.length >> 1]!);
+/** "p50 (p99 …)" of `values`. */
+const p50 = (values: number[]): string => {
+  values.sort((a, b) => a - b);
+  return `${fmtNs(values[values.length >> 1]!)} (p99 ${fmtNs(values[Math.floor(values.length * 0.99)]!)})`;
+};
 const beforeReturn = rows.filter(([seq, woke]) => woke < appended[seq]!).length;
-console.log(`${placement} (load average ${os.loadavg()[0]!.toFixed(2)}), ${rows.length} records the reader slept for; p50s:`);
+console.log(`${placement} (load average ${os.loadavg()[0]!.toFixed(2)}), ${rows.length} records the reader slept for; p50s (p99s):`);
 console.log(`  append() in the producer, with the wake-up system call: ${p50(rows.map(([seq]) => appended[seq]! - sent[seq]!))}`);
 console.log(`  stamp → the reader's futex wait returns (the kernel's part): ${p50(rows.map(([seq, woke]) => woke - sent[seq]!))}`);
 console.log(`  futex wait returns → the record in the reader's hands (memmap's reader): ${p50(rows.map(([, woke, inHand]) => inHand - woke))}`);
