@@ -8,8 +8,9 @@
  *    appending (plus fdatasync per record or per batch to match "sync" and
  *    "batch"), and better-sqlite3 inserts into a WAL-mode table
  *    (synchronous=NORMAL for "none"/"batch", FULL for "sync");
- * 2. end-to-end latency from `append` in this process to `for await` in
- *    another one (which sleeps on the shared futex between records);
+ * 2. end-to-end latency from `append` in this process to a reader in
+ *    another one, for each of the reader's wait strategies, against C's
+ *    futex wake (./log-e2e.ts);
  * 3. a reader scanning the log (records in the page cache): GB/s of data,
  *    against better-sqlite3 iterating the same rows and fs.readSync of the
  *    same bytes in 1 MiB chunks;
@@ -19,15 +20,13 @@
  * Per-append latencies are taken with process.hrtime.bigint() around each
  * call; the timer's own cost is measured and shown (it is not subtracted).
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import * as hdr from "hdr-histogram-js";
 import { openLog, type Durability } from "../src/index.ts";
-import { buildC, fmtNs, fmtRatio, printTable, quick, saveResults } from "./common.ts";
+import { fmtNs, fmtRatio, printTable, quick, saveResults } from "./common.ts";
+import { END_TO_END_HEADER, endToEndRows, endToEndSuite, histogram, pct, summarize, whereTimeGoes, type Latency } from "./log-e2e.ts";
 
 const require = createRequire(import.meta.url);
 type SqliteDatabase = {
@@ -38,53 +37,13 @@ type SqliteDatabase = {
 };
 const Database = require("better-sqlite3") as new (file: string) => SqliteDatabase;
 
-const here = fileURLToPath(import.meta.url);
 const MiB = 2 ** 20;
-
-// ---- the e2e child: tails the log and reports each record's latency -----------------------
-
-if (process.argv[2] === "--e2e-child") {
-  const dir = process.argv[3]!;
-  const log = openLog(dir);
-  const reader = log.reader({ from: "end" });
-  const lat: number[] = [];
-  process.stdout.write("ready\n");
-  for await (const rec of reader) {
-    const now = process.hrtime.bigint();
-    const sent = new DataView(rec.data.buffer, rec.data.byteOffset, 8).getBigUint64(0, true);
-    if (sent === 0n) break;
-    lat.push(Number(now - sent));
-  }
-  log.close();
-  process.stdout.write(JSON.stringify(lat) + "\n");
-  process.exit(0);
-}
 
 // ---- helpers -----------------------------------------------------------------------------------
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "memmap-bench-log-"));
 let dirs = 0;
 const freshDir = (): string => path.join(root, `d${dirs++}`);
-
-interface Latency {
-  median: number;
-  p99: number;
-  p999: number;
-  max: number;
-}
-
-function histogram(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60e9, numberOfSignificantValueDigits: 3 });
-}
-
-function summarize(h: hdr.Histogram): Latency {
-  return {
-    median: h.getValueAtPercentile(50),
-    p99: h.getValueAtPercentile(99),
-    p999: h.getValueAtPercentile(99.9),
-    max: h.maxValue,
-  };
-}
 
 /** Times `op` over `count` calls (one histogram sample each). */
 function latency(count: number, op: (i: number) => void): Latency {
@@ -223,77 +182,6 @@ function sqliteInserts(size: number, mode: Durability): { perSec: number; latenc
   return { perSec, latency: lat };
 }
 
-// ---- 2. end-to-end ----------------------------------------------------------------------------
-
-/** taskset, when there is one and 2+ CPUs: the two processes of the end-to-end test run on CPUs 0 and 1. */
-const taskset = os.cpus().length >= 2 && spawnSync("taskset", ["-V"], { stdio: "ignore" }).status === 0;
-function pinSelf(cpus: string): void {
-  if (taskset) spawnSync("taskset", ["-a", "-pc", cpus, String(process.pid)], { stdio: "ignore" });
-}
-
-/**
- * One record every ~200 µs, so the reader is asleep on the futex before each
- * one. Between records the producer either stays busy (spins: a producer with
- * work to do) or sleeps (the machine goes idle: on a VM, waking an idle vCPU
- * costs tens of µs more).
- */
-interface EndToEnd extends Latency {
-  samples: number;
-  pinned: boolean;
-  producer: "busy" | "idle";
-  /** The same pacing in C: a process asleep on a shared futex, woken by another (bench/c/futex-wake.c). */
-  c: Latency | undefined;
-}
-
-async function endToEnd(producer: "busy" | "idle"): Promise<EndToEnd> {
-  const dir = freshDir();
-  const log = openLog(dir, { create: true });
-  pinSelf("0");
-  const node = [process.execPath, "--import", "tsx", here, "--e2e-child", dir];
-  const [cmd, ...args] = taskset ? ["taskset", "-c", "1", ...node] : node;
-  const child = spawn(cmd!, args, { stdio: ["ignore", "pipe", "inherit"] });
-  let out = "";
-  child.stdout.setEncoding("utf8");
-  const ready = new Promise<void>((resolve) => {
-    child.stdout.on("data", (d: string) => {
-      out += d;
-      if (out.startsWith("ready\n")) resolve();
-    });
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  await ready;
-  const samples = quick ? 2000 : 20_000;
-  const record = new Uint8Array(64);
-  const dv = new DataView(record.buffer);
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (let i = 0; i < samples; i++) {
-    if (producer === "busy") for (const until = process.hrtime.bigint() + 200_000n; process.hrtime.bigint() < until; );
-    else Atomics.wait(pause, 0, 0, 0.2);
-    dv.setBigUint64(0, process.hrtime.bigint(), true);
-    log.append(record);
-    if (i % 500 === 499) await new Promise((r) => setImmediate(r)); // let stdout drain
-  }
-  dv.setBigUint64(0, 0n, true);
-  log.append(record);
-  await exited;
-  log.close();
-  pinSelf(`0-${os.cpus().length - 1}`);
-  const lat = JSON.parse(out.slice("ready\n".length)) as number[];
-  const h = histogram();
-  for (const v of lat.slice(Math.min(100, lat.length >> 4))) h.recordValue(v); // skip the warm-up
-  return { ...summarize(h), samples: lat.length, pinned: taskset, producer, c: cFutexWake(producer, samples) };
-}
-
-/** The machine's limit for the above: C's futex wake of a sleeping process, paced the same way. */
-function cFutexWake(producer: "busy" | "idle", samples: number): Latency | undefined {
-  const bin = buildC("futex-wake");
-  if (bin === undefined) return undefined;
-  const out = execFileSync(bin, [producer, String(samples)], { encoding: "utf8", maxBuffer: 64 << 20 });
-  const h = histogram();
-  for (const line of out.trim().split("\n").slice(100)) h.recordValue(Math.max(1, Number(line)));
-  return summarize(h);
-}
-
 // ---- 3. reading -----------------------------------------------------------------------------
 
 interface ReadResult {
@@ -404,18 +292,26 @@ async function main(): Promise<void> {
       console.log(`  appends ${size} B ${mode}: memmap ${fmtRate(memmap.perSec)}, fs.writeSync ${fmtRate(writeSync.perSec)}, sqlite ${fmtRate(sqlite.perSec)}`);
     }
   }
-  const e2e = wanted("e2e") ? [await endToEnd("busy"), await endToEnd("idle")] : undefined;
-  for (const e of e2e ?? []) console.log(`  end-to-end, producer ${e.producer}: median ${fmtNs(e.median)}`);
+  console.log(`load average: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+  const costs = wanted("e2e") ? await whereTimeGoes(freshDir) : [];
+  const e2e = wanted("e2e") ? await endToEndSuite(freshDir) : undefined;
   const reads = wanted("read") ? SIZES.map(reading) : [];
   const seek = wanted("seek") ? seeking() : undefined;
+  const e2eTitle = "End-to-end: append → a reader in another process (one record every 200 µs; spin target p50 ≤ 2 µs, p99.9 ≤ 25 µs; futex and adaptive ≤ 1.3× C, p99 ≤ 10× p50)";
+  const costTable = (): void => printTable("A reader's own costs (one process; median of 7 rounds)", ["step", "per call"], costs.map(([what, ns]) => [what, fmtNs(ns)]));
+  if (only === "e2e") {
+    printTable(e2eTitle, END_TO_END_HEADER, endToEndRows(e2e!));
+    costTable();
+    console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+    console.log(`\nraw numbers: ${saveResults("log-e2e", { quick, loadAverage: os.loadavg(), endToEnd: e2e, readerCosts: Object.fromEntries(costs) })}`);
+    return;
+  }
   if (only !== undefined) {
     console.log(JSON.stringify({ appends, e2e, reads, seek }, null, 1));
     return;
   }
   if (e2e === undefined || seek === undefined) throw new Error("unreachable");
 
-  /** A latency as p50 / p99 / p99.9 in one cell. */
-  const pct = (l: Latency): string => `${fmtNs(l.median)} / ${fmtNs(l.p99)} / ${fmtNs(l.p999)}`;
   printTable(
     "Appends: throughput (records/s) and latency per append (peers: rate, then p50 / p99 / p99.9 per append)",
     ["record", "durability", "memmap log", "median", "p99", "p99.9", "fs.writeSync", "better-sqlite3 (WAL)", "vs writeSync", "vs sqlite"],
@@ -432,11 +328,8 @@ async function main(): Promise<void> {
       fmtRatio(a.memmap.perSec / a.sqlite.perSec),
     ]),
   );
-  printTable(`End-to-end: append → another process's \`for await\` (one record every 200 µs${e2e[0]!.pinned ? "; processes on CPUs 0 and 1" : ""})`,
-    ["producer between records", "samples", "median", "p99", "p99.9", "max", "C futex wake (the limit): p50 / p99 / p99.9", "vs C (median)"],
-    e2e.map((e) => [e.producer === "busy" ? "busy (spins)" : "idle (sleeps)", String(e.samples), fmtNs(e.median), fmtNs(e.p99), fmtNs(e.p999), fmtNs(e.max),
-      e.c ? pct(e.c) : "—", e.c ? fmtRatio(e.median / e.c.median) : "—"]),
-  );
+  printTable(e2eTitle, END_TO_END_HEADER, endToEndRows(e2e));
+  costTable();
   printTable(
     "Reading (page cache warm; every cache line of every record read): GB/s of record data",
     ["record", "records", "memmap reader", "better-sqlite3 iterate", "fs.readSync 1 MiB chunks (bytes only)", "vs sqlite"],
@@ -451,12 +344,13 @@ async function main(): Promise<void> {
     ["64 B appends from one writer ≥ 3 M/s", none64.memmap.perSec >= 3e6, fmtRate(none64.memmap.perSec)],
     ["≥ 10× better-sqlite3's insert rate", none64.memmap.perSec >= 10 * none64.sqlite.perSec, fmtRatio(none64.memmap.perSec / none64.sqlite.perSec)],
     ["batch within 2× of none (64 B throughput)", batch64.memmap.perSec * 2 >= none64.memmap.perSec, fmtRatio(none64.memmap.perSec / batch64.memmap.perSec)],
-    ["end-to-end median ≤ 50 µs (busy producer)", e2e[0]!.median <= 50_000, fmtNs(e2e[0]!.median)],
-    ["end-to-end median ≤ 50 µs (idle producer)", e2e[1]!.median <= 50_000, fmtNs(e2e[1]!.median)],
+    ...e2e.filter((e) => e.placement === e2e[0]!.placement && e.producer === "busy" && e.met !== "—").map((e): [string, boolean, string] =>
+      [`end-to-end, ${e.api} "${e.strategy}" (${e.placement}, busy producer): ${e.strategy === "spin" ? "p50 ≤ 2 µs, p99.9 ≤ 25 µs" : "p50 ≤ 1.3× C, p99 ≤ 10× p50"}`,
+        e.met === "✓", `${pct(e)}${e.c ? ` (C ${fmtNs(e.c.median)})` : ""}`]),
     ["a reader scans ≥ 1 GB/s (1 KiB records)", reads[1]!.memmapGBps >= 1, `${reads[1]!.memmapGBps.toFixed(2)} GB/s`],
   ];
-  printTable("Targets", ["target", "met", "measured"], targets.map(([t, ok, v]) => [t, ok ? "yes" : "**no**", v]));
-  const file = saveResults("log", { quick, timerCostNs: timerCost, appends, endToEnd: e2e, reads, seek, targets: targets.map(([target, met, measured]) => ({ target, met, measured })) });
+  printTable("Targets", ["target", "met", "measured"], targets.map(([t, ok, v]) => [t, ok ? "✓" : "✗", v]));
+  const file = saveResults("log", { quick, loadAverage: os.loadavg(), timerCostNs: timerCost, appends, endToEnd: e2e, readerCosts: Object.fromEntries(costs), reads, seek, targets: targets.map(([target, met, measured]) => ({ target, met, measured })) });
   console.log(`\nraw numbers: ${file}`);
 }
 

@@ -26,7 +26,7 @@ export type { CreateChannelOptions, OpenChannelOptions, SendOptions, SendAsyncOp
 export { openLog, Log } from "./log/log.ts";
 export type { Durability, LogOptions, LogRecovery, RetentionOptions } from "./log/log.ts";
 export { LogReader } from "./log/reader.ts";
-export type { LogRecord, LogReaderOptions } from "./log/reader.ts";
+export type { LogRecord, LogReaderOptions, WaitNextOptions } from "./log/reader.ts";
 export { inspectLog } from "./log/inspect.ts";
 export type { InspectLogOptions, LogInspection, LogSegmentInfo } from "./log/inspect.ts";
 export type { LogDamage, LogCorruptError } from "./log/damage.ts";

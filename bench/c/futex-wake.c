@@ -4,7 +4,10 @@
  * the counter reads the clock when it wakes. One event every ~200 µs; between
  * events the parent spins ("busy") or sleeps ("idle"), as in the JS test.
  *
- * usage: futex-wake busy|idle <events>   prints the latencies in ns, one per line */
+ * usage: futex-wake busy|idle <events> [unpinned]   prints the latencies in ns, one per line
+ * ("unpinned": both processes run wherever the scheduler puts them). With
+ * FUTEX_WAKE_SPLIT=1 in the environment, each line also has how long the
+ * parent's FUTEX_WAKE took to return, counted from the same stamp. */
 #define _GNU_SOURCE
 #include <linux/futex.h>
 #include <sched.h>
@@ -22,7 +25,10 @@ struct shared {
   _Atomic double stamp;   /* when the newest event was sent */
 };
 
+static int pinned = 1;
+
 static void pin(int cpu) {
+  if (!pinned) return;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
@@ -30,12 +36,15 @@ static void pin(int cpu) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) { fprintf(stderr, "usage: futex-wake busy|idle <events>\n"); return 2; }
+  if (argc != 3 && argc != 4) { fprintf(stderr, "usage: futex-wake busy|idle <events> [unpinned]\n"); return 2; }
+  pinned = argc == 3;
   int busy = strcmp(argv[1], "busy") == 0;
   uint32_t events = (uint32_t)atoi(argv[2]);
   struct shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   double *lat = mmap(NULL, events * sizeof(double), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (sh == MAP_FAILED || lat == MAP_FAILED) { perror("mmap"); return 1; }
+  double *woken = mmap(NULL, events * sizeof(double), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (sh == MAP_FAILED || lat == MAP_FAILED || woken == MAP_FAILED) { perror("mmap"); return 1; }
+  int split = getenv("FUTEX_WAKE_SPLIT") != NULL;
   pid_t child = fork();
   if (child < 0) { perror("fork"); return 1; }
   if (child == 0) {
@@ -62,9 +71,11 @@ int main(int argc, char **argv) {
     atomic_store(&sh->stamp, now_ns());
     atomic_fetch_add(&sh->count, 1);
     syscall(SYS_futex, &sh->count, FUTEX_WAKE, 1, NULL, NULL, 0);
+    woken[i] = now_ns() - atomic_load(&sh->stamp);
   }
   waitpid(child, NULL, 0);
   for (uint32_t i = 0; i < events; i++)
-    if (lat[i] > 0) printf("%.0f\n", lat[i]);
+    if (lat[i] > 0 && split) printf("%.0f %.0f\n", lat[i], woken[i]);
+    else if (lat[i] > 0) printf("%.0f\n", lat[i]);
   return 0;
 }

@@ -1,17 +1,20 @@
 /**
  * Reading a log: `next()` walks committed frames, validating each one (the
  * files are untrusted), skipping ABORTED frames and crossing segments at
- * their PADDING; `for await` tails the log, sleeping on the meta file's
- * doorbell (a shared futex) between appends.
+ * their PADDING; `for await` and `waitNext()` wait for appends with the
+ * channel's strategies (../core/wait.ts), polling the frame at the reader's
+ * position and sleeping on the meta file's doorbell (a shared futex).
  */
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg } from "../core/errors.ts";
 import { FrameType } from "../core/framing.ts";
 import { checkInteger } from "../core/mapped-file.ts";
-import { validateBoolean, validateOptions } from "../core/validate.ts";
+import { validateBoolean, validateInteger, validateOptions } from "../core/validate.ts";
+import { Doorbell, checkStrategy, timeoutOf, type WaitStrategy } from "../core/wait.ts";
 import { type LogCore, type Position } from "./core.ts";
 import { checkClaimed, corrupt } from "./damage.ts";
 import {
-  KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
+  KNOWN_RECORD_FLAGS, META_DOORBELL_SEQ_OFFSET, META_DOORBELL_WAITERS_OFFSET, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
   RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, RECORD_TIMESTAMP_OFFSET,
 } from "./layout.ts";
 import { withLock, lockDir } from "./locks.ts";
@@ -39,9 +42,41 @@ export interface LogReaderOptions {
   verifyCrc?: boolean;
   /** Ends `for await` iteration with an ERR_ABORTED error when it fires. */
   signal?: AbortSignal;
+  /**
+   * How `for await` (`tail()`) and `waitNext()` wait for the next record:
+   * the channel's strategies (docs/channel.md, "Waiting").
+   * - `"spin"`: polls the log (lowest latency, a CPU core at 100%); `for await`
+   *   lets the event loop run between slices of 0.1 ms of polling;
+   * - `"yield"`: the same, with sched_yield() between polls;
+   * - `"futex"`: polls `spin` times, then sleeps on the log's doorbell;
+   * - `"adaptive"`: polls as long as polling has been paying off for this
+   *   reader (at most about 0.1 ms, during which `for await` holds the event
+   *   loop), then sleeps: a reader of a busy log catches records without a
+   *   wake-up, one of a quiet log sleeps almost at once.
+   * @default "adaptive"
+   * @throws {MmapError} ERR_INVALID_ARG for any other value.
+   */
+  strategy?: WaitStrategy;
+  /**
+   * Polls before a wait sleeps ("futex"), or the most ("adaptive").
+   * @default 2000 for waitNext(), 200 for `for await` ("futex"); about 0.1 ms of polls ("adaptive")
+   * @throws {MmapError} ERR_INVALID_ARG unless an integer from 0 to 1e9.
+   */
+  spin?: number;
 }
 
-const READER_KEYS = new Set(["from", "name", "verifyCrc", "signal"]);
+/** Options of {@link LogReader.waitNext}. */
+export interface WaitNextOptions {
+  /**
+   * Milliseconds to wait for a record; Infinity waits until one comes.
+   * @default Infinity
+   */
+  timeoutMs?: number;
+}
+
+const READER_KEYS = new Set(["from", "name", "verifyCrc", "signal", "strategy", "spin"]);
+/** With "spin" or "yield", `for await` polls this long between turns of the event loop (ms). */
+const POLL_SLICE_MS = 0.1;
 
 /**
  * A reader of a log. Any number of readers, in any number of processes, read
@@ -51,7 +86,12 @@ const READER_KEYS = new Set(["from", "name", "verifyCrc", "signal"]);
 export class LogReader {
   /** The durable name, if any. */
   readonly name: string | undefined;
+  /** How this reader waits for appends (the `strategy` option). */
+  readonly strategy: WaitStrategy;
   readonly #core: LogCore;
+  readonly #spin: number | undefined;
+  /** The log's doorbell, with this reader's own adaptive polling budget. */
+  #bell: Doorbell | undefined;
   readonly #verify: boolean;
   readonly #signal: AbortSignal | undefined;
   readonly #onClose: () => void;
@@ -67,7 +107,9 @@ export class LogReader {
   /** @internal use log.reader() */
   constructor(core: LogCore, options: LogReaderOptions, onClose: () => void) {
     validateOptions(options, READER_KEYS, "reader");
-    const { from = "start", name, verifyCrc, signal } = options;
+    const { from = "start", name, verifyCrc, signal, spin } = options;
+    this.strategy = checkStrategy(options.strategy, "adaptive");
+    this.#spin = spin === undefined ? undefined : validateInteger(spin, "spin", 0, 1e9);
     if (from !== "start" && from !== "end" && typeof from !== "number")
       throw invalidArg(`from must be "start", "end" or a sequence number, got ${JSON.stringify(from)}`);
     if (typeof from === "number") checkInteger("from", from);
@@ -199,6 +241,39 @@ export class LogReader {
     }
   }
 
+  /**
+   * The next record, blocking the thread until one is committed (for
+   * workers and dedicated processes: the event loop does not run
+   * meanwhile), waiting with the reader's `strategy`. Returns null when
+   * `timeoutMs` passes first.
+   * @throws {MmapError} ERR_CLOSED if the reader or the log is closed;
+   * ERR_INVALID_ARG for a bad `timeoutMs`; whatever next() throws.
+   */
+  waitNext(options?: WaitNextOptions): LogRecord | null {
+    validateOptions(options, ["timeoutMs"], "waitNext");
+    const timeout = timeoutOf(options);
+    const deadline = timeout < 0 ? Infinity : performance.now() + timeout;
+    const core = this.#core;
+    for (;;) {
+      const record = this.next();
+      if (record !== null) return record;
+      const left = deadline - performance.now();
+      if (left <= 0) return null;
+      if (core.pollMs > 0) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(left, core.pollMs)); // no doorbell: look again later
+        continue;
+      }
+      const until = this.#until();
+      const wait = until.claimed === undefined ? left : Math.min(left, core.abandonTimeoutMs);
+      const ok = this.#doorbell().waitUntil(until.ready, {
+        strategy: this.strategy,
+        ...(this.#spin === undefined ? {} : { spin: this.#spin }),
+        ...(wait === Infinity ? {} : { timeoutMs: wait }),
+      });
+      if (!ok && until.claimed !== undefined && wait < left && !this.closed) core.resolveStuck(until.claimed, this.#pos);
+    }
+  }
+
   /** Moves to `seq` (O(log n): segment by name, then the segment's sparse index). */
   seek(seq: number): void {
     this.#checkOpen();
@@ -229,8 +304,9 @@ export class LogReader {
   }
 
   /**
-   * Tails the log: yields every record, then waits for new ones (on the
-   * shared futex: no polling), until the log or reader is closed or the
+   * Tails the log: yields every record, then waits for new ones with the
+   * reader's `strategy` (the default polls only while that pays off, then
+   * sleeps on the shared futex), until the log or reader is closed or the
    * signal fires (ERR_ABORTED).
    */
   async *tail(options: { signal?: AbortSignal } = {}): AsyncGenerator<LogRecord, void, undefined> {
@@ -321,26 +397,58 @@ export class LogReader {
       await pause(core.pollMs, signal); // no doorbell to park on: look again later
       return;
     }
-    const bell = core.meta.doorbell;
+    const until = this.#until();
+    // On a record being written: if it stays so, check whether its writer died.
+    const ok = await this.#waitAsync(until.ready, until.claimed === undefined ? Infinity : core.abandonTimeoutMs, signal);
+    if (!ok && until.claimed !== undefined && !this.closed) core.resolveStuck(until.claimed, this.#pos);
+  }
+
+  /**
+   * What the reader waits for at its position: the frame there is written
+   * (committed or claimed), committed (`claimed`: a writer holds it; it may
+   * have died), or the segment the reader is at is created; or the reader or
+   * its log is closed.
+   */
+  #until(): { ready: () => boolean; claimed: Segment | undefined } {
+    const core = this.#core;
     const seg = this.#seg;
     if (seg === undefined) {
       const base = this.#seq;
-      await bell.waitUntilAsync(() => this.#closed || core.closed || core.meta.newestBase >= base, { signal });
-      return;
+      return { ready: () => this.#closed || core.closed || core.meta.newestBase >= base, claimed: undefined };
     }
-    const pos = this.#pos;
-    const index = pos >>> 2;
-    const lengthWord = Atomics.load(seg.i32, index);
-    if (lengthWord < 0) {
-      // A record being written; if it stays so, check whether its writer died.
-      const ok = await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) >= 0, {
-        signal,
-        timeoutMs: core.abandonTimeoutMs,
-      });
-      if (!ok && !this.#closed && !core.closed) core.resolveStuck(seg, pos);
-    } else if (lengthWord === 0) {
-      await bell.waitUntilAsync(() => this.#closed || core.closed || Atomics.load(seg.i32, index) !== 0, { signal });
+    const index = this.#pos >>> 2;
+    if (Atomics.load(seg.i32, index) < 0) return { ready: () => this.#closed || core.closed || Atomics.load(seg.i32, index) >= 0, claimed: seg };
+    return { ready: () => this.#closed || core.closed || Atomics.load(seg.i32, index) !== 0, claimed: undefined };
+  }
+
+  /**
+   * Waits for `ready()` without blocking the event loop for long: "spin" and
+   * "yield" poll in slices of POLL_SLICE_MS with a turn of the event loop
+   * in between; "adaptive" polls for its learned budget, then (like
+   * "futex") parks on one of the addon's waiter threads. False on timeout.
+   */
+  async #waitAsync(ready: () => boolean, timeoutMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+    const bell = this.#doorbell();
+    const strategy = this.strategy;
+    const spin = this.#spin === undefined ? {} : { spin: this.#spin };
+    if (strategy === "spin" || strategy === "yield") {
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        if (bell.waitUntil(ready, { strategy, ...spin, timeoutMs: Math.max(0, Math.min(POLL_SLICE_MS, deadline - performance.now())) })) return true;
+        if (performance.now() >= deadline) return false;
+        await nextTurn();
+        if (signal?.aborted) throw new MmapError("ERR_ABORTED", "the wait was aborted", { cause: signal.reason });
+      }
     }
+    // "adaptive": the polls of a synchronous wait that gives up at once (learning, per reader, whether polling pays).
+    if (strategy === "adaptive" && bell.waitUntil(ready, { strategy, ...spin, timeoutMs: 0 })) return true;
+    return bell.waitUntilAsync(ready, { signal, ...(strategy === "adaptive" ? { spin: 0 } : spin), ...(timeoutMs === Infinity ? {} : { timeoutMs }) });
+  }
+
+  /** The log's doorbell, as a handle of this reader's (each learns its own adaptive budget). */
+  #doorbell(): Doorbell {
+    this.#bell ??= new Doorbell(this.#core.meta.file.buffer, META_DOORBELL_SEQ_OFFSET, META_DOORBELL_WAITERS_OFFSET);
+    return this.#bell;
   }
 }
 
