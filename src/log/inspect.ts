@@ -47,7 +47,10 @@ export interface LogInspection {
 
 /** Options of {@link inspectLog}. */
 export interface InspectLogOptions {
-  /** Walk every frame of every segment ("full", the default: a hole or bit flip anywhere is found) or only of the newest ("tail"). */
+  /**
+   * Walk every frame of every segment ("full": a hole or bit flip anywhere is found) or only of the newest ("tail").
+   * @default "full"
+   */
   verify?: "tail" | "full";
 }
 

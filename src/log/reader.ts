@@ -34,13 +34,27 @@ export interface LogRecord {
 
 /** Options of {@link Log.reader}. */
 export interface LogReaderOptions {
-  /** Where to start: "start" (default; the oldest record kept), "end" (only new records), or a sequence number. */
+  /**
+   * Where to start: "start" (the oldest record kept), "end" (only new
+   * records), or a sequence number. A named reader with a committed cursor
+   * starts at its cursor instead.
+   * @default "start"
+   */
   from?: "start" | "end" | number;
-  /** Makes the position durable under this name (up to 40 bytes of UTF-8): see {@link LogReader.commit}. */
+  /**
+   * Makes the position durable under this name (up to 40 bytes of UTF-8): see {@link LogReader.commit}.
+   * @default undefined (an anonymous reader: its position is not kept)
+   */
   name?: string;
-  /** Check the CRC32C of records that carry one. Default true. */
+  /**
+   * Check the CRC32C of records that carry one.
+   * @default true
+   */
   verifyCrc?: boolean;
-  /** Ends `for await` iteration with an ERR_ABORTED error when it fires. */
+  /**
+   * Ends `for await` iteration with an ERR_ABORTED error when it fires.
+   * @default undefined (iteration ends only when the reader or log closes)
+   */
   signal?: AbortSignal;
   /**
    * How `for await` (`tail()`) and `waitNext()` wait for the next record:
