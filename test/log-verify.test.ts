@@ -118,3 +118,14 @@ test(
     }
   },
 );
+
+test("opening a directory that holds no log (without create) changes nothing in it: ENOENT, no locks/ left behind", () => {
+  using tmp = tmpDir();
+  const dir = path.join(tmp.path, "not-a-log");
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, "notes.txt"), "mine");
+  for (const options of [{}, { readOnly: true }, { verify: "full" }, { onDamage: "truncate" }] satisfies LogOptions[]) {
+    assert.throws(() => openLog(dir, options), (e: MmapError) => e.code === "ENOENT" && /no log in/.test(e.message), JSON.stringify(options));
+    assert.deepEqual(fs.readdirSync(dir), ["notes.txt"], `${JSON.stringify(options)}: the directory is as it was`);
+  }
+});
