@@ -286,6 +286,26 @@ describe("producers SIGKILLed while waiting for room (item 17)", () => {
     ch.close();
   });
 
+  test("three waiters killed while another producer lives on: stats() says 0, and the consumer's releases clear the count", async () => {
+    const file = path.join(dir, "dead-waiters-live-producer");
+    const ch = createChannel(file, { capacity: 4096, producers: "multi" });
+    assert.equal(ch.tryReceive(), null);
+    assert.equal(ch.trySend("x"), true); // this handle is a producer too, alive and never waiting
+    const children = await waitingProducers(file, 3);
+    for (const { child } of children) child.kill("SIGKILL");
+    for (const { done } of children) await done;
+    assert.equal(ch.stats().producersWaiting, 0, "a live producer, none waiting");
+    assert.equal(inspectChannel(file).producersWaiting, 0);
+    const deadline = performance.now() + 30_000; // a hang guard only: the consumer checks the count now and then
+    while (rawWaiters(file) !== 0 && performance.now() < deadline) {
+      ch.drain(() => {});
+      ch.trySend("y");
+      await sleep(5);
+    }
+    assert.equal(rawWaiters(file), 0, "the consumer repaired the count (it would ring on every release otherwise)");
+    ch.close();
+  });
+
   test("two of three waiters killed: the live one is still woken and finishes its send", async () => {
     const file = path.join(dir, "dead-and-live-waiters");
     const ch = createChannel(file, { capacity: 4096, producers: "multi" });

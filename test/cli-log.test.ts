@@ -135,7 +135,13 @@ test("log dump on a log a writer crashed in prints the records before its claime
     r.stdout.trimEnd().split("\n").map((l) => l.replace(/^#(\d+) {2}\S+ {2}/, "$1 ")),
     ["0 before 0", "1 before 1", "2 before 2", "3 before 3", "4 before 4"],
   );
-  assert.equal(oneLine(r.stderr), `(5 records; the log's next seq is ${stuck + 3})`);
+  // The stop is said: the records after the claimed frame exist, a dump that just ended would hide them.
+  assert.equal(
+    oneLine(r.stderr),
+    `(5 records; stopped at seq ${stuck}: claimed by a writer that has not committed it (still writing, or killed: the next writable open seals it); the log's next seq is ${stuck + 3})`,
+  );
+  const json = await runCli(["log", "dump", "--json", crashed]);
+  assert.deepEqual(JSON.parse(json.stdout.trimEnd().split("\n").at(-1)!), { seq: stuck, claimed: true });
   assert.deepEqual(fingerprint(crashed), before, "every file byte-identical, no file added or removed");
   using log = openLog(crashed); // the repair is left to the next writer
   assert.equal(log.recovery.abortedFrames, 1);

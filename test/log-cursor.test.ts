@@ -118,6 +118,8 @@ test("a durable cursor past the end of the log, or a malformed one, is ERR_CORRU
     ["a name length past the slot", (b) => b.writeUInt32LE(99, slot(0) + CURSOR_NAME_LENGTH_OFFSET), undefined, /cursor slot 0\) is malformed: name length 99/],
     ["a name that is not UTF-8", (b) => b.writeUInt8(0xff, slot(0) + CURSOR_NAME_OFFSET + 1), undefined, /cursor slot 0\) is malformed: its name is not UTF-8/],
     ["a seq past 2^53", (b) => b.writeBigUInt64LE(1n << 60n, slot(2) + CURSOR_SEQ_OFFSET), "gamma", /"gamma" \(cursor slot 2\) is malformed: seq \d+ is out of range/],
+    // Names are unique (added under the meta lock): a second slot with a name, at another seq, is damage, not a choice.
+    ["a name two slots hold", (b) => b.copy(b, slot(1) + CURSOR_NAME_LENGTH_OFFSET, slot(0) + CURSOR_NAME_LENGTH_OFFSET, slot(0) + CURSOR_NAME_LENGTH_OFFSET + 4) && b.copy(b, slot(1) + CURSOR_NAME_OFFSET, slot(0) + CURSOR_NAME_OFFSET, slot(1)), "alpha", /"alpha" \(cursor slots 0 and 1\) is malformed: two slots hold the name/],
   ];
   for (const [what, damage, name, message] of cases) {
     const b = Buffer.from(pristine);

@@ -189,7 +189,13 @@ export class Channel {
     for (;;) {
       const left = deadline - performance.now();
       if (left <= 0) throw this.#sendTimeout(timeout);
-      await this.#waitAsync(this.#spaceBell, this.#writer!.spaceReady(frame, this.#isClosed), Math.min(left, WAIT_SLICE_MS), signal);
+      const writer = this.#writer!;
+      writer.countSpaceWait(1); // see SLOT_SPACE_WAITS_OFFSET
+      try {
+        await this.#waitAsync(this.#spaceBell, writer.spaceReady(frame, this.#isClosed), Math.min(left, WAIT_SLICE_MS), signal);
+      } finally {
+        writer.countSpaceWait(-1);
+      }
       if (this.trySend(data)) return;
     }
   }
@@ -495,11 +501,17 @@ export class Channel {
     for (;;) {
       const left = deadline - performance.now();
       if (left <= 0) throw this.#sendTimeout(timeout);
-      this.#spaceBell.waitUntil(this.#writer!.spaceReady(frame(), this.#isClosed), {
-        strategy: this.strategy,
-        ...(this.#spin === undefined ? {} : { spin: this.#spin }),
-        ...(left === Infinity ? {} : { timeoutMs: left }),
-      });
+      const writer = this.#writer!;
+      writer.countSpaceWait(1); // see SLOT_SPACE_WAITS_OFFSET
+      try {
+        this.#spaceBell.waitUntil(writer.spaceReady(frame(), this.#isClosed), {
+          strategy: this.strategy,
+          ...(this.#spin === undefined ? {} : { spin: this.#spin }),
+          ...(left === Infinity ? {} : { timeoutMs: left }),
+        });
+      } finally {
+        writer.countSpaceWait(-1);
+      }
       if (attempt()) return;
     }
   }

@@ -170,7 +170,7 @@ export class RingReader {
     const now = performance.now();
     if (now - this.#waitersCheckedAt < WAITERS_CHECK_MS) return;
     this.#waitersCheckedAt = now;
-    forgetDeadWaiters(this.#ring, -1); // -1: if this handle also sends, its own slot counts as alive
+    forgetDeadWaiters(this.#ring);
   }
 
   /** Gives back what it holds and drops the consumer lock. */

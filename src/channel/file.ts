@@ -38,6 +38,7 @@ import {
   SLOT_LOCK_OFFSET,
   SLOT_PID_NS_OFFSET,
   SLOT_PID_OFFSET,
+  SLOT_SPACE_WAITS_OFFSET,
   SLOT_START_OFFSET,
   SPACE_WAITERS_OFFSET,
   TAIL_POSITION_OFFSET,
@@ -216,19 +217,30 @@ export function slotAlive(ring: SlotView, s: number): boolean {
 
 /**
  * A producer killed while waiting for room leaves the space-waiter count
- * raised, and the consumer then makes a futex call on every release. With
- * no producer alive (`except` aside: a slot whose holder is known not to be
- * waiting) nobody can be waiting, so the count is cleared. It is read before
- * the slots are checked and cleared by compare-and-swap: a producer parking
- * meanwhile took its slot before counting itself, so it is either seen alive
- * or changes the count and the swap fails. Returns true when it cleared it.
+ * raised, and the consumer then makes a futex call on every release. Each
+ * live producer says in its slot how much of the count is its own (raised
+ * before it counts itself, lowered after it uncounts itself), so the count
+ * is lowered to what the live slots say. The count is read before the slots
+ * and lowered by compare-and-swap: a producer that starts waiting meanwhile
+ * either is seen in its slot (at worst the count ends one too high: one
+ * futex call too many per release until the next check) or changes the count
+ * and the swap fails. It never ends below what live waiters added, so no
+ * waiter misses its wake-up. Returns true when it lowered it.
  */
-export function forgetDeadWaiters(ring: SlotView, except: number): boolean {
+export function forgetDeadWaiters(ring: SlotView): boolean {
   const words = ring.v.words;
   const waiting = Atomics.load(words, SPACE_WAITERS_I32);
   if (waiting === 0) return false;
-  for (let s = 0; s < SLOT_COUNT; s++) if (s !== except && slotAlive(ring, s)) return false;
-  return Atomics.compareExchange(words, SPACE_WAITERS_I32, waiting, 0) === waiting;
+  const live = liveSpaceWaits(ring);
+  if (waiting <= live) return false;
+  return Atomics.compareExchange(words, SPACE_WAITERS_I32, waiting, live) === waiting;
+}
+
+/** What the live producer slots say they add to the space-waiter count (SLOT_SPACE_WAITS_OFFSET). */
+function liveSpaceWaits(ring: SlotView): number {
+  let live = 0;
+  for (let s = 0; s < SLOT_COUNT; s++) if (slotAlive(ring, s)) live += Math.max(0, Atomics.load(ring.v.words, (slotOffset(s) + SLOT_SPACE_WAITS_OFFSET) >> 2));
+  return live;
 }
 
 /** A snapshot of the header, the committed messages counted by walking the frames (bounded). */
@@ -268,8 +280,8 @@ export function collectStats(ring: SlotView, info: HeaderInfo, consumerAttached:
     free: capacity - used,
     messages,
     consumerWaiting: Atomics.load(v.words, DATA_WAITERS_I32) > 0,
-    // With no producer alive, none is waiting, whatever count killed waiters left behind.
-    producersWaiting: producerPids.length === 0 ? 0 : Math.max(0, Atomics.load(v.words, SPACE_WAITERS_I32)),
+    // Killed waiters stay in the shared count: no more than the live producers say they add.
+    producersWaiting: Math.max(0, Math.min(Atomics.load(v.words, SPACE_WAITERS_I32), liveSpaceWaits(ring))),
     consumerAttached,
     consumerPid: consumerPid > 0 ? consumerPid : undefined,
     producerPids,

@@ -16,7 +16,8 @@
  *       start time f64 (at 648)
  *  1024 producer slots, SLOT_COUNT × 64 B:                                 lines 8…31
  *       +0 pid i32 (0 free, < 0 being set up) | +4 pid-ns u32 |
- *       +8 start time f64 | +16 claim start i64 | +24 claim length i32
+ *       +8 start time f64 | +16 claim start i64 | +24 claim length i32 |
+ *       +28 space waits i32 (this producer's share of the space doorbell's waiters)
  *  4096 ring: `capacity` bytes of frames (src/core/framing.ts; the flags
  *       field holds a check, see frameCheck in ./file.ts; FLAG_CHECKSUM below)
  *
@@ -81,6 +82,13 @@ export const SLOT_PID_NS_OFFSET = 4;
 export const SLOT_START_OFFSET = 8;
 export const SLOT_CLAIM_START_OFFSET = 16;
 export const SLOT_CLAIM_LENGTH_OFFSET = 24;
+/**
+ * How many of the space doorbell's waiters are this slot's producer: raised
+ * before its doorbell wait counts itself and lowered after it uncounts itself,
+ * so it never says less than the producer adds there. What the live slots
+ * say is then a bound on the shared count; the excess is killed waiters'.
+ */
+export const SLOT_SPACE_WAITS_OFFSET = 28;
 /**
  * A producer holds its slot `s` with an open-file-description lock on the
  * byte at SLOT_LOCK_OFFSET + s (far past the file's end: a lock needs no

@@ -20,6 +20,7 @@ import {
   FRAME_CHECKSUM_OFFSET,
   HEADER_LENGTH,
   SLOT_CLAIM_LENGTH_OFFSET,
+  SLOT_SPACE_WAITS_OFFSET,
   SLOT_CLAIM_START_OFFSET,
   SLOT_COUNT,
   SLOT_LOCK_OFFSET,
@@ -78,6 +79,7 @@ export class RingWriter {
   #slot = -1;
   #slotClaimLengthIndex = 0;
   #slotClaimStartIndex = 0;
+  #slotSpaceWaitsIndex = 0;
   /** One producer: the tail after the frames written so far (it alone writes the tail). */
   #tail = 0;
   #tailIndex = 0;
@@ -186,6 +188,11 @@ export class RingWriter {
     }
   }
 
+  /** Adds `delta` to this producer's share of the space-waiter count (around each doorbell wait; see SLOT_SPACE_WAITS_OFFSET). */
+  countSpaceWait(delta: number): void {
+    if (this.#words.length > 0) Atomics.add(this.#words, this.#slotSpaceWaitsIndex, delta); // unmapped under a wait: nothing to count
+  }
+
   /** Gives the slot back (after any claim was committed or aborted): cleared first, then unlocked. */
   leave(): void {
     Atomics.store(this.#words, this.#slotClaimLengthIndex, 0);
@@ -243,6 +250,8 @@ export class RingWriter {
     this.#slotClaimLengthIndex = (base + SLOT_CLAIM_LENGTH_OFFSET) >> 2;
     this.#slotClaimStartIndex = (base + SLOT_CLAIM_START_OFFSET) >> 3;
     Atomics.store(words, this.#slotClaimLengthIndex, 0);
+    this.#slotSpaceWaitsIndex = (base + SLOT_SPACE_WAITS_OFFSET) >> 2;
+    Atomics.store(words, this.#slotSpaceWaitsIndex, 0); // a killed holder's, before the slot shows alive
     Atomics.store(words, (base + SLOT_PID_OFFSET) >> 2, ownPid);
     this.#slot = taken;
     this.#ring.ownSlot = taken;
@@ -260,7 +269,7 @@ export class RingWriter {
       this.#tail = this.#publishedTail = tail;
       this.#tailIndex = ringIndex(tail, this.#capacity);
       Atomics.store(words, SPACE_WAITERS_I32, 0);
-    } else forgetDeadWaiters(this.#ring, this.#slot); // this producer is not waiting yet
+    } else forgetDeadWaiters(this.#ring);
   }
 
   /** With FLAG_CHECKSUM: stores the CRC32C of the `n`-byte payload of the frame at `off`. */

@@ -144,6 +144,9 @@ function printRecord(r: LogRecord, as: LogDumpFormat, json: boolean | undefined)
   }
 }
 
+/** Why a dump stops before the log's end. */
+const CLAIMED = "claimed by a writer that has not committed it (still writing, or killed: the next writable open seals it)";
+
 /** A sequence number with no record (an ABORTED frame): said, not skipped silently. */
 function printGap(seq: number, json: boolean | undefined): void {
   if (json) process.stdout.write(`${JSON.stringify({ seq, aborted: true })}\n`);
@@ -177,11 +180,15 @@ export async function runLogDump(dir: string, options: LogDumpOptions): Promise<
   try {
     const reader = log.reader({ from: startOf(log, options) });
     let n = 0;
+    let stoppedAt: number | undefined; // where next() found a frame claimed but not committed, before the end
     try {
       while (options.count === undefined || n < options.count) {
         const at = reader.position;
         const r = reader.next();
-        if (r === null) break;
+        if (r === null) {
+          if (at < log.nextSeq) stoppedAt = at;
+          break;
+        }
         for (let seq = at; seq < r.seq; seq++) printGap(seq, options.json); // ABORTED frames: gaps in the sequence
         printRecord(r, options.as, options.json);
         n++;
@@ -191,9 +198,12 @@ export async function runLogDump(dir: string, options: LogDumpOptions): Promise<
     } finally {
       reader.close();
     }
+    if (options.json && stoppedAt !== undefined) process.stdout.write(`${JSON.stringify({ seq: stoppedAt, claimed: true })}\n`);
     if (!options.json) {
       const hint = n === 0 && options.from === "end" && options.last === undefined ? "; --last n prints the last n records" : "";
-      process.stderr.write(`(${formatCount(n)} record${n === 1 ? "" : "s"}; the log's next seq is ${formatCount(log.nextSeq)}${hint})\n`);
+      // The records after a claimed frame exist: a dump that just ended would hide them.
+      const stop = stoppedAt === undefined ? "" : `; stopped at seq ${formatCount(stoppedAt)}: ${CLAIMED}`;
+      process.stderr.write(`(${formatCount(n)} record${n === 1 ? "" : "s"}${stop}; the log's next seq is ${formatCount(log.nextSeq)}${hint})\n`);
     }
   } finally {
     log.close();

@@ -30,6 +30,7 @@ import * as os from "node:os";
 import { MmapError, codeOf, invalidArg } from "../core/errors.ts";
 import { checkInteger, mapFile, type MapOptions, type MappedFile } from "../core/mapped-file.ts";
 import { tempName } from "../core/temp-file.ts";
+import { META_FILE_NAME } from "./layout.ts";
 
 const { O_RDONLY, O_RDWR, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CREAT, O_EXCL } = fs.constants;
 
@@ -193,7 +194,7 @@ export interface LogDirOptions {
   readOnly: boolean;
   /** The `mode` option (files; directories get x where r is set), if the caller gave one. */
   mode: number | undefined;
-  /** Also open (and, unless read-only, create) `<dir>/locks`. */
+  /** Also open (and, unless read-only, create) `<dir>/locks`; created only with `create` or where a log's meta file is. */
   locks: string | undefined;
 }
 
@@ -306,7 +307,9 @@ export function openLogDir(dir: string, options: LogDirOptions): LogDirHandle {
     if (options.locks !== undefined) {
       const locks = options.locks;
       const via = `/proc/self/fd/${fd}/${path.basename(locks)}`;
-      if (!options.readOnly) {
+      // Not in a directory that holds no log (unless creating one): an open that then fails must leave it as it was.
+      const makeLocks = !options.readOnly && (options.create || fs.existsSync(`/proc/self/fd/${fd}/${META_FILE_NAME}`));
+      if (makeLocks) {
         try {
           fs.mkdirSync(via, dirMode);
           createdLocks = true;
@@ -325,8 +328,9 @@ export function openLogDir(dir: string, options: LogDirOptions): LogDirHandle {
             ? new MmapError("ERR_INSECURE", `'${locks}' is not a directory (a symbolic link or a file): memmap follows no symbolic link inside a log directory`, { path: locks })
             : systemError(raw, via, locks);
         // A read-only open goes on without the locks it cannot reach (it takes none it
-        // cannot open); a symbolic link there is refused either way.
-        if (!options.readOnly || error.code === "ERR_INSECURE") throw error;
+        // cannot open), and so does one in a directory with no log (which reports that
+        // next); a symbolic link there is refused either way.
+        if (makeLocks || error.code === "ERR_INSECURE") throw error;
         failure = error;
       }
       if (lfd !== undefined) {

@@ -272,9 +272,9 @@ export class Meta {
 
   /** The slot of the cursor named `name`, or -1; ERR_CORRUPT if any slot is malformed (it could be this name's). */
   findCursor(name: string): number {
-    let found = -1;
-    for (let i = 0; i < CURSOR_COUNT; i++) if (this.cursorAt(i)?.name === name && found < 0) found = i;
-    return found;
+    this.cursors(); // every slot checked, names unique
+    for (let i = 0; i < CURSOR_COUNT; i++) if (this.cursorAt(i)?.name === name) return i;
+    return -1;
   }
 
   cursorSeq(index: number): number {
@@ -309,9 +309,16 @@ export class Meta {
   /** Every cursor; ERR_CORRUPT naming the first malformed slot. */
   cursors(): CursorEntry[] {
     const out: CursorEntry[] = [];
+    const slots = new Map<string, number>();
     for (let i = 0; i < CURSOR_COUNT; i++) {
       const cursor = this.cursorAt(i);
-      if (cursor !== undefined) out.push(cursor);
+      if (cursor === undefined) continue;
+      // Names are added under the meta lock, once: a second slot with a name is damage (which seq is right?).
+      const first = slots.get(cursor.name);
+      if (first !== undefined)
+        throw corrupt(undefined, this.path, `durable reader "${cursor.name}" (cursor slots ${first} and ${i}) is malformed: two slots hold the name`);
+      slots.set(cursor.name, i);
+      out.push(cursor);
     }
     return out;
   }
