@@ -86,9 +86,9 @@ export function decodeCursor(bytes: Uint8Array): DecodedCursor {
     const ms = decode(TIME_KIND, timeBits, crc, CURSOR_TIME_BITS, CURSOR_TIME_CHECK_BITS);
     updatedAt = ms === undefined ? undefined : Number(ms);
   }
+  if (name === undefined) return { damage: "its name is not UTF-8" };
   if (seq === undefined || updatedAt === undefined)
     return { damage: "its check does not match (the name, position or time was damaged)", name };
-  if (name === undefined) return { damage: "its name is not UTF-8" };
   if (seq > BigInt(Number.MAX_SAFE_INTEGER)) return { damage: `seq ${seq} is out of range`, name };
   return { entry: { name, seq: Number(seq), updatedAt } };
 }
