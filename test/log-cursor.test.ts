@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { tmpDir } from "./helpers/tmp.ts";
 import { MmapError, openLog, inspectLog, type LogCorruptError } from "../src/index.ts";
 import { CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_OFFSET, CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET, CURSOR_UPDATED_AT_OFFSET } from "../src/log/layout.ts";
-import { nameCrc, seqWord, timeWord } from "../src/log/cursor-entry.ts";
+import { nameCrc, seqWord, timeWord, wordValue } from "../src/log/cursor-entry.ts";
 import { delay, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } from "./fixtures/log-helpers.ts";
 
 after(() => removeBundles());
@@ -114,9 +114,9 @@ test("a durable cursor past the end of the log, or a malformed one, is ERR_CORRU
   const slot = (i: number): number => CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH;
   /** Writes slot i's seq (and time) as a commit would: checked words that match its name. */
   const commitAs = (b: Buffer, i: number, seq: number): void => {
-    const crc = nameCrc(b.buffer, b.byteOffset + slot(i));
-    b.writeBigUInt64LE(seqWord(seq, crc), slot(i) + CURSOR_SEQ_OFFSET);
-    b.writeBigUInt64LE(timeWord(Date.now(), crc), slot(i) + CURSOR_UPDATED_AT_OFFSET);
+    const crc = nameCrc(b, slot(i));
+    b.writeBigInt64LE(wordValue(seqWord(seq, crc)), slot(i) + CURSOR_SEQ_OFFSET);
+    b.writeBigInt64LE(wordValue(timeWord(Date.now(), crc)), slot(i) + CURSOR_UPDATED_AT_OFFSET);
   };
   const cases: [string, (b: Buffer) => void, string | undefined, RegExp][] = [
     ["past the end", (b) => commitAs(b, 1, 1800), "beta", /"beta" is at seq 1800, past the end of the log \(100\d\)/],

@@ -188,8 +188,8 @@ export const CURSOR_FREE = 0;
 export const CURSOR_IN_USE = 1;
 /** An entry whose seq and time words carry checks ("CUR2" in a dump; far from 0 and 1 in bits). */
 export const CURSOR_CHECKED = 0x32525543;
-/** Bit 63 of the seq and time words: the word carries a check. */
-export const CURSOR_WORD_CHECKED = 1n << 63n;
+/** Bit 63 of the seq and time words (bit 31 of their high u32): the word carries a check. */
+export const CURSOR_WORD_CHECKED_HI = 0x8000_0000;
 export const CURSOR_SEQ_BITS = 53;
 export const CURSOR_SEQ_CHECK_BITS = 10;
 export const CURSOR_TIME_BITS = 43;

@@ -10,7 +10,7 @@ import { type MappedFile } from "../core/mapped-file.ts";
 import { native } from "../core/native.ts";
 import { Doorbell } from "../core/wait.ts";
 import { corrupt } from "./damage.ts";
-import { type CursorEntry, decodeCursor, nameCrc, seqWord, timeWord } from "./cursor-entry.ts";
+import { type CursorEntry, decodeCursor, nameCrc, seqWord, timeWord, wordValue } from "./cursor-entry.ts";
 import { createTemp, inDir, mapDescriptor, openInLog, removeInLog, viaDir } from "./dir.ts";
 import { linkNoClobber } from "../core/temp-file.ts";
 import {
@@ -285,9 +285,9 @@ export class Meta {
    */
   setCursorSeq(index: number, seq: number): void {
     const offset = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
-    const crc = nameCrc(this.file.buffer, offset);
-    Atomics.store(this.big, (offset + CURSOR_UPDATED_AT_OFFSET) >>> 3, BigInt.asIntN(64, timeWord(Date.now(), crc)));
-    Atomics.store(this.big, (offset + CURSOR_SEQ_OFFSET) >>> 3, BigInt.asIntN(64, seqWord(seq, crc)));
+    const crc = nameCrc(this.u8, offset);
+    Atomics.store(this.big, (offset + CURSOR_UPDATED_AT_OFFSET) >>> 3, wordValue(timeWord(Date.now(), crc)));
+    Atomics.store(this.big, (offset + CURSOR_SEQ_OFFSET) >>> 3, wordValue(seqWord(seq, crc)));
     const state = (offset + CURSOR_STATE_OFFSET) >>> 2;
     if (Atomics.load(this.u32, state) === CURSOR_IN_USE) Atomics.compareExchange(this.u32, state, CURSOR_IN_USE, CURSOR_CHECKED);
   }
