@@ -241,7 +241,10 @@ export class Meta {
     const offset = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
     let previous: Uint8Array | undefined;
     for (let read = 0; ; read++) {
-      const copy = this.u8.slice(offset, offset + CURSOR_LENGTH);
+      // Word by word, as commits store them (a byte copy could catch a word half-stored).
+      const words = new BigInt64Array(CURSOR_LENGTH >>> 3);
+      for (let w = 0; w < words.length; w++) words[w] = Atomics.load(this.big, (offset >>> 3) + w);
+      const copy = new Uint8Array(words.buffer);
       const decoded = decodeCursor(copy);
       if ("free" in decoded) return undefined;
       if ("entry" in decoded) return decoded.entry;
