@@ -10,7 +10,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { tmpDir } from "./helpers/tmp.ts";
 import { MmapError, openLog, inspectLog, type LogCorruptError } from "../src/index.ts";
-import { CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_OFFSET, CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET } from "../src/log/layout.ts";
+import { CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_OFFSET, CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET, CURSOR_UPDATED_AT_OFFSET } from "../src/log/layout.ts";
+import { nameCrc, seqWord, timeWord, wordValue } from "../src/log/cursor-entry.ts";
 import { delay, makeTmpDir, removeBundles, removeTmpDir, spawnFixture } from "./fixtures/log-helpers.ts";
 
 after(() => removeBundles());
@@ -111,15 +112,21 @@ test("a durable cursor past the end of the log, or a malformed one, is ERR_CORRU
   const meta = path.join(dir, "log.meta");
   const pristine = fs.readFileSync(meta);
   const slot = (i: number): number => CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH;
+  /** Writes slot i's seq (and time) as a commit would: checked words that match its name. */
+  const commitAs = (b: Buffer, i: number, seq: number): void => {
+    const crc = nameCrc(b, slot(i));
+    b.writeBigInt64LE(wordValue(seqWord(seq, crc)), slot(i) + CURSOR_SEQ_OFFSET);
+    b.writeBigInt64LE(wordValue(timeWord(Date.now(), crc)), slot(i) + CURSOR_UPDATED_AT_OFFSET);
+  };
   const cases: [string, (b: Buffer) => void, string | undefined, RegExp][] = [
-    ["past the end", (b) => b.writeBigUInt64LE(1800n, slot(1) + CURSOR_SEQ_OFFSET), "beta", /"beta" is at seq 1800, past the end of the log \(100\d\)/],
+    ["past the end", (b) => commitAs(b, 1, 1800), "beta", /"beta" is at seq 1800, past the end of the log \(100\d\)/],
     ["a bad state", (b) => b.writeUInt32LE(7, slot(1) + CURSOR_STATE_OFFSET), undefined, /cursor slot 1\) is malformed: state 7/],
     ["a zero name length", (b) => b.writeUInt32LE(0, slot(2) + CURSOR_NAME_LENGTH_OFFSET), undefined, /cursor slot 2\) is malformed: name length 0/],
     ["a name length past the slot", (b) => b.writeUInt32LE(99, slot(0) + CURSOR_NAME_LENGTH_OFFSET), undefined, /cursor slot 0\) is malformed: name length 99/],
     ["a name that is not UTF-8", (b) => b.writeUInt8(0xff, slot(0) + CURSOR_NAME_OFFSET + 1), undefined, /cursor slot 0\) is malformed: its name is not UTF-8/],
-    ["a seq past 2^53", (b) => b.writeBigUInt64LE(1n << 60n, slot(2) + CURSOR_SEQ_OFFSET), "gamma", /"gamma" \(cursor slot 2\) is malformed: seq \d+ is out of range/],
+    ["a seq word without its check", (b) => b.writeBigUInt64LE(1n << 60n, slot(2) + CURSOR_SEQ_OFFSET), "gamma", /"gamma" \(cursor slot 2\) is malformed: its check does not match/],
     // Names are unique (added under the meta lock): a second slot with a name, at another seq, is damage, not a choice.
-    ["a name two slots hold", (b) => b.copy(b, slot(1) + CURSOR_NAME_LENGTH_OFFSET, slot(0) + CURSOR_NAME_LENGTH_OFFSET, slot(0) + CURSOR_NAME_LENGTH_OFFSET + 4) && b.copy(b, slot(1) + CURSOR_NAME_OFFSET, slot(0) + CURSOR_NAME_OFFSET, slot(1)), "alpha", /"alpha" \(cursor slots 0 and 1\) is malformed: two slots hold the name/],
+    ["a name two slots hold", (b) => b.copy(b, slot(1) + CURSOR_NAME_LENGTH_OFFSET, slot(0) + CURSOR_NAME_LENGTH_OFFSET, slot(0) + CURSOR_NAME_LENGTH_OFFSET + 4) && b.copy(b, slot(1) + CURSOR_NAME_OFFSET, slot(0) + CURSOR_NAME_OFFSET, slot(1)) && commitAs(b, 1, 300), "alpha", /"alpha" \(cursor slots 0 and 1\) is malformed: two slots hold the name/],
   ];
   for (const [what, damage, name, message] of cases) {
     const b = Buffer.from(pristine);

@@ -132,8 +132,18 @@ export const MIN_PADDING_LENGTH = RECORD_SEQ_OFFSET + 8; // 24
  *  1024: writer slots, 64 × 32 bytes:
  *        +0 intent segment base u64 | +8 intent position u32 | +12 pid u32 | +16 acquired at f64
  *  4096: cursors, 128 × 64 bytes:
- *        +0 state u32 (0 free, 1 in use) | +4 name length u32 | +8 seq u64 | +16 updated at f64 | +24 name (40 B UTF-8)
+ *        +0 state u32 | +4 name length u32 | +8 seq word u64 | +16 time word u64 | +24 name (40 B UTF-8, zero-padded)
+ *        state: 0 free, 0x32525543 ("CUR2") checked, 1 unchecked (written by memmap before the checks)
+ *        seq word:  bit 63 checked | bits 53-62 check (10 bits) | bits 0-52 seq
+ *        time word: bit 63 checked | bits 43-62 check (20 bits) | bits 0-42 updated at, ms since 1970
+ *        unchecked words (bit 63 clear): the seq as a u64, the time as an f64 (never negative)
  * ```
+ *
+ * Each word's check is CRC32C of the name length, the 40-byte name field,
+ * a kind byte and the word's value (see ./cursor-entry.ts); each word is one
+ * atomic 64-bit store, so a commit is never half seen. A checked entry has
+ * only checked words; an unchecked entry (state 1, from an older memmap) may
+ * hold either kind while its first commit converts it.
  *
  * The header CRC covers bytes [0, 44).
  */
@@ -174,7 +184,16 @@ export const CURSOR_UPDATED_AT_OFFSET = 16;
 export const CURSOR_NAME_OFFSET = 24;
 export const CURSOR_NAME_MAX_LENGTH = CURSOR_LENGTH - CURSOR_NAME_OFFSET; // 40
 export const CURSOR_FREE = 0;
+/** An entry without checks, as memmap wrote them before cursors had checks (still read, converted on commit). */
 export const CURSOR_IN_USE = 1;
+/** An entry whose seq and time words carry checks ("CUR2" in a dump; far from 0 and 1 in bits). */
+export const CURSOR_CHECKED = 0x32525543;
+/** Bit 63 of the seq and time words (bit 31 of their high u32): the word carries a check. */
+export const CURSOR_WORD_CHECKED_HI = 0x8000_0000;
+export const CURSOR_SEQ_BITS = 53;
+export const CURSOR_SEQ_CHECK_BITS = 10;
+export const CURSOR_TIME_BITS = 43;
+export const CURSOR_TIME_CHECK_BITS = 20;
 
 export const META_FILE_LENGTH = CURSOR_TABLE_OFFSET + CURSOR_COUNT * CURSOR_LENGTH; // 12288
 

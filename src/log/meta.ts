@@ -10,10 +10,11 @@ import { type MappedFile } from "../core/mapped-file.ts";
 import { native } from "../core/native.ts";
 import { Doorbell } from "../core/wait.ts";
 import { corrupt } from "./damage.ts";
+import { type CursorEntry, decodeCursor, nameCrc, seqWord, timeWord, wordValue } from "./cursor-entry.ts";
 import { createTemp, inDir, mapDescriptor, openInLog, removeInLog, viaDir } from "./dir.ts";
 import { linkNoClobber } from "../core/temp-file.ts";
 import {
-  CURSOR_COUNT, CURSOR_FREE, CURSOR_IN_USE, CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_MAX_LENGTH,
+  CURSOR_CHECKED, CURSOR_COUNT, CURSOR_FREE, CURSOR_IN_USE, CURSOR_LENGTH, CURSOR_NAME_LENGTH_OFFSET, CURSOR_NAME_MAX_LENGTH,
   CURSOR_NAME_OFFSET, CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET, CURSOR_UPDATED_AT_OFFSET,
   MAX_SEGMENT_SIZE, META_CREATED_AT_OFFSET, META_CURSOR_SLOTS_OFFSET, META_DOORBELL_SEQ_OFFSET,
   META_DOORBELL_WAITERS_OFFSET, META_FILE_LENGTH, META_FILE_LENGTH_OFFSET, META_FILE_NAME, META_FLAGS_OFFSET,
@@ -26,11 +27,10 @@ import {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-export interface CursorEntry {
-  name: string;
-  seq: number;
-  updatedAt: number;
-}
+export type { CursorEntry } from "./cursor-entry.ts";
+
+/** How many times an entry that fails its checks is read again while it keeps changing (a commit or add under way). */
+const CURSOR_REREADS = 1000;
 
 /** Publishes a complete temporary file under `final`; false if `final` already exists (someone else won). */
 export function linkIntoPlace(tmp: string, final: string): boolean {
@@ -233,34 +233,34 @@ export class Meta {
    * ERR_CORRUPT naming the slot (and the name, when it can be read) when the
    * entry cannot have been written by a reader (the file is untrusted): a
    * state that is neither free nor in use, a name of 0 or more than 40 bytes
-   * or not UTF-8, a seq that is not a safe integer.
+   * or not UTF-8, a check that does not match, a seq that is not a safe integer.
+   * A copy that fails is read again: it is damage only once two copies agree
+   * (a concurrent commit or add may have been under way).
    */
   cursorAt(index: number): CursorEntry | undefined {
     const offset = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
-    const state = Atomics.load(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2);
-    if (state === CURSOR_FREE) return undefined;
-    const bad = (what: string, name?: string): never => {
-      throw corrupt(undefined, this.path, `durable reader ${name === undefined ? "" : `"${name}" `}(cursor slot ${index}) is malformed: ${what}`);
-    };
-    if (state !== CURSOR_IN_USE) bad(`state ${state}`);
-    const nameLength = this.u32[(offset + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
-    if (nameLength === 0 || nameLength > CURSOR_NAME_MAX_LENGTH) bad(`name length ${nameLength}`);
-    let name: string;
-    try {
-      name = decoder.decode(this.u8.subarray(offset + CURSOR_NAME_OFFSET, offset + CURSOR_NAME_OFFSET + nameLength));
-    } catch {
-      return bad("its name is not UTF-8");
+    let previous: Uint8Array | undefined;
+    for (let read = 0; ; read++) {
+      // Word by word, as commits store them (a byte copy could catch a word half-stored).
+      const words = new BigInt64Array(CURSOR_LENGTH >>> 3);
+      for (let w = 0; w < words.length; w++) words[w] = Atomics.load(this.big, (offset >>> 3) + w);
+      const copy = new Uint8Array(words.buffer);
+      const decoded = decodeCursor(copy);
+      if ("free" in decoded) return undefined;
+      if ("entry" in decoded) return decoded.entry;
+      if (read >= CURSOR_REREADS || (previous !== undefined && sameBytes(previous, copy))) {
+        const { name, damage } = decoded;
+        throw corrupt(undefined, this.path, `durable reader ${name === undefined ? "" : `"${name}" `}(cursor slot ${index}) is malformed: ${damage}`);
+      }
+      previous = copy;
     }
-    const storedSeq = Atomics.load(this.big, (offset + CURSOR_SEQ_OFFSET) >>> 3);
-    if (storedSeq < 0n || storedSeq > BigInt(Number.MAX_SAFE_INTEGER)) bad(`seq ${storedSeq} is out of range`, name);
-    const updatedAt = this.f64[(offset + CURSOR_UPDATED_AT_OFFSET) >>> 3]!;
-    return { name, seq: Number(storedSeq), updatedAt };
   }
 
   /** The name in slot `index` if it is in use and its name readable, whatever its seq (to delete a damaged one). */
   cursorNameAt(index: number): string | undefined {
     const offset = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
-    if (Atomics.load(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2) !== CURSOR_IN_USE) return undefined;
+    const state = Atomics.load(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2);
+    if (state !== CURSOR_IN_USE && state !== CURSOR_CHECKED) return undefined;
     const nameLength = this.u32[(offset + CURSOR_NAME_LENGTH_OFFSET) >>> 2]!;
     if (nameLength === 0 || nameLength > CURSOR_NAME_MAX_LENGTH) return undefined;
     try {
@@ -281,10 +281,18 @@ export class Meta {
     return this.cursorAt(index)?.seq ?? 0;
   }
 
+  /**
+   * Stores a cursor's seq and time, each a checked word in one atomic store
+   * (concurrent readers see the old word or the new one, and so does a crash).
+   * An unchecked entry (an older memmap's) becomes checked once both words are.
+   */
   setCursorSeq(index: number, seq: number): void {
     const offset = CURSOR_TABLE_OFFSET + index * CURSOR_LENGTH;
-    this.f64[(offset + CURSOR_UPDATED_AT_OFFSET) >>> 3] = Date.now();
-    Atomics.store(this.big, (offset + CURSOR_SEQ_OFFSET) >>> 3, BigInt(seq));
+    const crc = nameCrc(this.u8, offset);
+    Atomics.store(this.big, (offset + CURSOR_UPDATED_AT_OFFSET) >>> 3, wordValue(timeWord(Date.now(), crc)));
+    Atomics.store(this.big, (offset + CURSOR_SEQ_OFFSET) >>> 3, wordValue(seqWord(seq, crc)));
+    const state = (offset + CURSOR_STATE_OFFSET) >>> 2;
+    if (Atomics.load(this.u32, state) === CURSOR_IN_USE) Atomics.compareExchange(this.u32, state, CURSOR_IN_USE, CURSOR_CHECKED);
   }
 
   /** Adds a cursor in a free slot; the caller holds the meta lock and has checked the name is new. */
@@ -296,7 +304,7 @@ export class Meta {
       this.u8.set(name, offset + CURSOR_NAME_OFFSET);
       this.u32[(offset + CURSOR_NAME_LENGTH_OFFSET) >>> 2] = name.length;
       this.setCursorSeq(i, seq);
-      Atomics.store(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2, CURSOR_IN_USE);
+      Atomics.store(this.u32, (offset + CURSOR_STATE_OFFSET) >>> 2, CURSOR_CHECKED);
       return i;
     }
     throw new MmapError("ERR_FULL", `the log has no room for another named reader (${CURSOR_COUNT} at most): delete one with log.deleteCursor(name)`, { path: this.path });
@@ -343,4 +351,8 @@ function validateHeader(file: MappedFile): string | undefined {
   if (u32[META_WRITER_SLOTS_OFFSET >>> 2] !== WRITER_SLOT_COUNT || u32[META_CURSOR_SLOTS_OFFSET >>> 2] !== CURSOR_COUNT)
     return "the header's table sizes are wrong";
   return undefined;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
