@@ -29,7 +29,7 @@ import {
   HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEG_SIZE_OFFSET, segmentGeometry,
   KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
   RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, SEG_TAIL_OFFSET, parseSegmentFileName, readU64, segmentFileName,
-  writeU64,
+  WRITER_SLOT_COUNT, writeU64,
 } from "./layout.ts";
 import type { Meta } from "./meta.ts";
 import { Segment, recordCrc } from "./segment.ts";
@@ -469,6 +469,7 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
     return run;
   }
   out.nextSeq = bases[0]!;
+  const appendedTo = intentSegments(meta);
   for (let i = 0; i < bases.length; i++) {
     const base = bases[i]!;
     const last = i === bases.length - 1;
@@ -487,7 +488,9 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
       let nextBase: number;
       let sealed: boolean;
       // A sealed segment's hint is trusted only when it agrees with the next file's name; else walk it.
-      if (last || options.full || seg.limit < seg.size || !(seg.sealed && seg.nextBaseHint === bases[i + 1])) {
+      // One a writer was appending to is walked too: a writer killed holding a claim left it there.
+      const walk = last || options.full || appendedTo.has(base) || seg.limit < seg.size || !(seg.sealed && seg.nextBaseHint === bases[i + 1]);
+      if (walk) {
         const scan = scanSegment(seg, { ...options, newest: last, live });
         out.segments.push({ base, sealed: scan.sealed, seqs: scan.nextSeq - base, bytes, aborted: scan.aborted });
         out.nextSeq = scan.nextSeq;
@@ -538,4 +541,17 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
     }
   }
   return run;
+}
+
+/**
+ * The segments writers were appending to, by the intents in their slots (a
+ * writer stores its intent before it claims a frame). A writer killed holding
+ * a claim leaves the claim there, maybe in a segment that others have sealed
+ * since: without this, a check that walks only the newest segment would not
+ * find it, and readers would stop at it.
+ */
+function intentSegments(meta: Meta): Set<number> {
+  const out = new Set<number>();
+  for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) if (meta.intentPos(slot) !== 0) out.add(meta.intentBase(slot));
+  return out;
 }
