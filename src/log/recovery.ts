@@ -450,8 +450,6 @@ function applyRepairs(dir: string, meta: Meta, run: CheckRun, crc: boolean): voi
   }
   if (run.raiseNewest !== undefined) meta.raiseNewestBase(run.raiseNewest);
   for (const base of run.recreated) removeInLog(segmentPath(dir, base));
-  // Every writer is dead (the open lock is held exclusively) and its claims are repaired: later opens need not walk there again.
-  for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) if (meta.intentPos(slot) !== 0) meta.setIntentBase(slot, meta.intentBase(slot));
 }
 
 function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boolean }, live: boolean): CheckRun {
