@@ -488,8 +488,8 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
       let nextBase: number;
       let sealed: boolean;
       // A sealed segment's hint is trusted only when it agrees with the next file's name; else walk it.
-      // One a writer was appending to is walked too: a writer killed holding a claim left it there.
-      const walk = last || options.full || appendedTo.has(base) || seg.limit < seg.size || !(seg.sealed && seg.nextBaseHint === bases[i + 1]);
+      // One holding a claimed frame where a writer's intent says it was appending is walked too (a writer killed holding a claim).
+      const walk = last || options.full || claimedAtIntent(seg, appendedTo.get(base)) || seg.limit < seg.size || !(seg.sealed && seg.nextBaseHint === bases[i + 1]);
       if (walk) {
         const scan = scanSegment(seg, { ...options, newest: last, live });
         out.segments.push({ base, sealed: scan.sealed, seqs: scan.nextSeq - base, bytes, aborted: scan.aborted });
@@ -544,14 +544,24 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
 }
 
 /**
- * The segments writers were appending to, by the intents in their slots (a
- * writer stores its intent before it claims a frame). A writer killed holding
- * a claim leaves the claim there, maybe in a segment that others have sealed
- * since: without this, a check that walks only the newest segment would not
- * find it, and readers would stop at it.
+ * Where writers were appending, by the intents in their slots (a writer
+ * stores its intent before it claims a frame): segment base → positions.
+ * A writer killed holding a claim leaves the claim there, maybe in a segment
+ * that others have sealed since: without this, a check that walks only the
+ * newest segment would not find it, and readers would stop at it.
  */
-function intentSegments(meta: Meta): Set<number> {
-  const out = new Set<number>();
-  for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) if (meta.intentPos(slot) !== 0) out.add(meta.intentBase(slot));
+function intentSegments(meta: Meta): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) {
+    const pos = meta.intentPos(slot);
+    if (pos === 0) continue;
+    const base = meta.intentBase(slot);
+    out.set(base, [...(out.get(base) ?? []), pos]);
+  }
   return out;
+}
+
+/** True if a frame at one of the intents' positions is claimed (a length word < 0): the segment is then walked. */
+function claimedAtIntent(seg: Segment, positions: number[] | undefined): boolean {
+  return (positions ?? []).some((pos) => pos >= seg.dataStart && (pos & 7) === 0 && pos + MIN_PADDING_LENGTH <= seg.limit && Atomics.load(seg.i32, pos >>> 2) < 0);
 }
