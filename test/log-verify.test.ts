@@ -1,6 +1,6 @@
 /**
- * Issue 10 re-checks (s4-verify) of the log's recovery and reader code; one
- * still fails and is marked todo with what goes wrong. Real files, real
+ * Issue 10 re-checks (s4-verify) of the log's recovery and reader code; a
+ * check still failing is marked todo with what goes wrong. Real files, real
  * processes, real SIGKILLs.
  */
 import assert from "node:assert/strict";
