@@ -1,7 +1,7 @@
 /**
- * Issue 10 re-checks (s4-verify) that fail on the code of session 4 and are
- * left to the owners of the log's recovery and reader code: each is marked
- * todo with what goes wrong. Real files, real processes, real SIGKILLs.
+ * Issue 10 re-checks (s4-verify) of the log's recovery and reader code; a
+ * check still failing is marked todo with what goes wrong. Real files, real
+ * processes, real SIGKILLs.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -61,12 +61,6 @@ function readAll(dir: string, options: LogOptions): { seqs: number[]; nextSeq: n
 
 test(
   "a length word damaged to a negative value inside a sealed, older segment is damage, not the end of the log",
-  {
-    todo:
-      "reader.next() treats any negative length word as a claim in progress and returns null: next() returns 77 of 240 records, " +
-      "with no damage reported (default, readOnly, readPrefix; crc and not), while log.nextSeq says 240 and " +
-      "inspectLog says 77 (damage). A claimed length out of range (here 2^31 - n, or 1) cannot be a claim: ERR_CORRUPT.",
-  },
   () => {
     for (const crc of [true, false]) {
       for (const [what, damage] of [
@@ -89,6 +83,10 @@ test(
         const nextSeq = log.nextSeq;
         log.close();
         assert.equal(seen.nextSeq, nextSeq, `crc ${crc}, ${what}: inspectLog and a read-only open agree on nextSeq`);
+        const read = readAll(tmp.path, { readOnly: true });
+        assert.ok(read.damage && seen.damage !== undefined, `crc ${crc}, ${what}: the reader and inspectLog report the damage`);
+        assert.equal(read.seqs.length, seen.damage.seq, `crc ${crc}, ${what}: the reader stops where inspectLog says the damage is`);
+        assert.equal(seen.damage.file, file);
       }
     }
   },
@@ -96,12 +94,6 @@ test(
 
 test(
   "a writer SIGKILLed holding a claim, then segments rolled over: the next exclusive open seals the claim ABORTED",
-  {
-    todo:
-      "checkLog with verify 'tail' walks only the newest segment: the dead writer's claimed frame in the sealed first " +
-      "segment is left (recovery.abortedFrames 0), so next() stops at seq 10 of 2011 with no damage, and " +
-      "`memmap log dump` prints 10 records. The writer intents in log.meta say where to look.",
-  },
   async () => {
     using tmp = tmpDir();
     const stuck = await makeCrashedLog(tmp.path, 10, 2000); // 2000 records behind it: the first segment is sealed
@@ -118,6 +110,30 @@ test(
     }
   },
 );
+
+test("a dead writer's claim in a sealed segment, the log held open meanwhile (no repair): a waiting reader seals it and reads on", async () => {
+  using tmp = tmpDir();
+  const holder = openLog(tmp.path, { create: true, segmentSize: 64 * 1024 }); // keeps later opens shared: nothing is repaired
+  try {
+    const stuck = await makeCrashedLog(tmp.path, 10, 2000);
+    const log = openLog(tmp.path, { abandonTimeoutMs: 20 });
+    try {
+      assert.equal(log.recovery.exclusive, false);
+      const reader = log.reader();
+      const seqs: number[] = [];
+      for (let r = reader.waitNext({ timeoutMs: 30_000 }); r !== null && seqs.length < 2010; ) {
+        seqs.push(r.seq);
+        if (seqs.length < 2010) r = reader.waitNext({ timeoutMs: 30_000 });
+      }
+      assert.equal(seqs.length, 2010, `the reader passed the claim (seq ${stuck}); it stopped at ${seqs.at(-1)}`);
+      assert.equal(reader.skipped, 1);
+    } finally {
+      log.close();
+    }
+  } finally {
+    holder.close();
+  }
+});
 
 test("opening a directory that holds no log (without create) changes nothing in it: ENOENT, no locks/ left behind", () => {
   using tmp = tmpDir();

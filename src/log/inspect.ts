@@ -35,7 +35,11 @@ export interface LogInspection {
   segments: LogSegmentInfo[];
   /** The first sequence number kept. */
   firstSeq: number;
-  /** The sequence number the next append gets (the end of the readable records when damaged). */
+  /**
+   * The sequence number the next append gets, as a log opened with the default `verify` ("tail") reports it;
+   * the damaged one when the damage leaves that unknown (in the newest segment, or segment files missing).
+   * Readers stop at `damage.seq`.
+   */
   nextSeq: number;
   /** Durable readers: committed position and how many records they are behind. */
   cursors: { name: string; seq: number; lag: number; updatedAt: number }[];
@@ -94,7 +98,12 @@ export function inspectLog(dir: string, options: InspectLogOptions = {}): LogIns
       if (scanned.aborted !== undefined) info.aborted = scanned.aborted;
       return info;
     });
-    const nextSeq = check.nextSeq;
+    // Damage in an older segment (found walking every one) leaves the log's end known: report it as an open does.
+    let nextSeq = check.nextSeq;
+    if (check.damage !== undefined && options.verify !== "tail") {
+      const tail = checkLog(dir, meta, { repair: false, readOnly: true, verifyCrc: true, full: false });
+      if (tail.damage === undefined) nextSeq = tail.nextSeq;
+    }
     // A malformed cursor, or one past the end of the log, is damage too (reported when the log's files are not).
     const cursors = rawCursors.map((cursor) => ({ ...cursor, lag: Math.max(0, nextSeq - cursor.seq) }));
     let cursorDamage: LogDamage | undefined;

@@ -29,7 +29,7 @@ import {
   HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, SEG_SIZE_OFFSET, segmentGeometry,
   KNOWN_RECORD_FLAGS, MIN_PADDING_LENGTH, RECORD_CRC_OFFSET, RECORD_FLAG_CRC,
   RECORD_HEADER_LENGTH, RECORD_SEQ_OFFSET, SEG_TAIL_OFFSET, parseSegmentFileName, readU64, segmentFileName,
-  writeU64,
+  WRITER_SLOT_COUNT, writeU64,
 } from "./layout.ts";
 import type { Meta } from "./meta.ts";
 import { Segment, recordCrc } from "./segment.ts";
@@ -469,6 +469,7 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
     return run;
   }
   out.nextSeq = bases[0]!;
+  const appendedTo = intentSegments(meta);
   for (let i = 0; i < bases.length; i++) {
     const base = bases[i]!;
     const last = i === bases.length - 1;
@@ -487,7 +488,9 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
       let nextBase: number;
       let sealed: boolean;
       // A sealed segment's hint is trusted only when it agrees with the next file's name; else walk it.
-      if (last || options.full || seg.limit < seg.size || !(seg.sealed && seg.nextBaseHint === bases[i + 1])) {
+      // One holding a claimed frame where a writer's intent says it was appending is walked too (a writer killed holding a claim).
+      const walk = last || options.full || claimedAtIntent(seg, appendedTo.get(base)) || seg.limit < seg.size || !(seg.sealed && seg.nextBaseHint === bases[i + 1]);
+      if (walk) {
         const scan = scanSegment(seg, { ...options, newest: last, live });
         out.segments.push({ base, sealed: scan.sealed, seqs: scan.nextSeq - base, bytes, aborted: scan.aborted });
         out.nextSeq = scan.nextSeq;
@@ -538,4 +541,27 @@ function checkOnce(dir: string, meta: Meta, options: ScanOptions & { full: boole
     }
   }
   return run;
+}
+
+/**
+ * Where writers were appending, by the intents in their slots (a writer
+ * stores its intent before it claims a frame): segment base → positions.
+ * A writer killed holding a claim leaves the claim there, maybe in a segment
+ * that others have sealed since: without this, a check that walks only the
+ * newest segment would not find it, and readers would stop at it.
+ */
+function intentSegments(meta: Meta): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (let slot = 0; slot < WRITER_SLOT_COUNT; slot++) {
+    const pos = meta.intentPos(slot);
+    if (pos === 0) continue;
+    const base = meta.intentBase(slot);
+    out.set(base, [...(out.get(base) ?? []), pos]);
+  }
+  return out;
+}
+
+/** True if a frame at one of the intents' positions is claimed (a length word < 0): the segment is then walked. */
+function claimedAtIntent(seg: Segment, positions: number[] | undefined): boolean {
+  return (positions ?? []).some((pos) => pos >= seg.dataStart && (pos & 7) === 0 && pos + MIN_PADDING_LENGTH <= seg.limit && Atomics.load(seg.i32, pos >>> 2) < 0);
 }
