@@ -72,3 +72,12 @@ test("the checker sees each form of import", () => {
   const text = `import a from "./a.ts";\nimport type { B } from "../b.ts";\nexport { c } from "./c.ts";\nconst d = await import("./d.ts");\nrequire("./e.cjs");\nimport "./f.ts";`;
   assert.deepEqual(specifiers(text).sort(), ["../b.ts", "./a.ts", "./c.ts", "./d.ts", "./e.cjs", "./f.ts"]);
 });
+
+test("no source file is over 600 lines (src/**/*.ts, native/*.c and *.h)", () => {
+  const native = path.join(SRC, "..", "native");
+  const files = [...tsFiles(SRC), ...fs.readdirSync(native).filter((n) => /\.[ch]$/.test(n)).map((n) => path.join(native, n))];
+  const long = files
+    .map((f) => ({ file: path.relative(path.join(SRC, ".."), f), lines: fs.readFileSync(f, "utf8").split("\n").length - 1 }))
+    .filter((f) => f.lines > 600);
+  assert.deepEqual(long, [], "split these files by responsibility");
+});

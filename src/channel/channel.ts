@@ -24,11 +24,11 @@
 import * as fs from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg } from "../core/errors.ts";
-import { checkInteger, type MappedFile } from "../core/mapped-file.ts";
+import { type MappedFile } from "../core/mapped-file.ts";
 import { Doorbell, SpinBudget, timeoutOf, type WaitStrategy } from "../core/wait.ts";
-import { describe, validateOptions } from "../core/validate.ts";
+import { checkInteger, describe, validateOptions } from "../core/validate.ts";
 import { RingReader } from "./consumer.ts";
-import { ENDED_I32, collectStats, probeConsumer, slotAlive, viewsOf, type ChannelProducers, type ChannelStats, type HeaderInfo, type Ring } from "./file.ts";
+import { ENDED_I32, collectStats, lockReaper, probeConsumer, slotAlive, viewsOf, type ChannelProducers, type ChannelStats, type HeaderInfo, type Ring } from "./file.ts";
 import { DATA_SEQ_OFFSET, DATA_WAITERS_OFFSET, SLOT_COUNT, SPACE_SEQ_OFFSET, SPACE_WAITERS_OFFSET } from "./layout.ts";
 import {
   checkCopy,
@@ -52,15 +52,6 @@ import { RingWriter, frameLength, type ChannelData } from "./producer.ts";
 const WAIT_SLICE_MS = 100;
 /** An async wait polls this long (once per event-loop turn) before it sleeps. */
 const ASYNC_POLL_MS = 0.05;
-
-/** Closes a channel's lock descriptor if the Channel is garbage-collected unclosed (the kernel then drops its lock). */
-const lockReaper = new FinalizationRegistry<number>((fd) => {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    /* already closed */
-  }
-});
 
 /** @internal Proves a Channel is made by open.ts (createChannel, openChannel), not by users. */
 export const channelToken = Symbol("Channel");
@@ -190,12 +181,7 @@ export class Channel {
       const left = deadline - performance.now();
       if (left <= 0) throw this.#sendTimeout(timeout);
       const writer = this.#writer!;
-      writer.countSpaceWait(1); // see SLOT_SPACE_WAITS_OFFSET
-      try {
-        await this.#waitAsync(this.#spaceBell, writer.spaceReady(frame, this.#isClosed), Math.min(left, WAIT_SLICE_MS), signal);
-      } finally {
-        writer.countSpaceWait(-1);
-      }
+      await writer.waitingForSpaceAsync(() => this.#waitAsync(this.#spaceBell, writer.spaceReady(frame, this.#isClosed), Math.min(left, WAIT_SLICE_MS), signal));
       if (this.trySend(data)) return;
     }
   }
@@ -502,16 +488,13 @@ export class Channel {
       const left = deadline - performance.now();
       if (left <= 0) throw this.#sendTimeout(timeout);
       const writer = this.#writer!;
-      writer.countSpaceWait(1); // see SLOT_SPACE_WAITS_OFFSET
-      try {
+      writer.waitingForSpace(() =>
         this.#spaceBell.waitUntil(writer.spaceReady(frame(), this.#isClosed), {
           strategy: this.strategy,
           ...(this.#spin === undefined ? {} : { spin: this.#spin }),
           ...(left === Infinity ? {} : { timeoutMs: left }),
-        });
-      } finally {
-        writer.countSpaceWait(-1);
-      }
+        }),
+      );
       if (attempt()) return;
     }
   }

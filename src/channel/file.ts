@@ -8,7 +8,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import { MmapError, invalidArg, sys } from "../core/errors.ts";
 import { FRAME_HEADER_LENGTH, FRAME_TYPE_OFFSET, FrameType, alignFrame } from "../core/framing.ts";
-import { checkInteger, type MappedFile } from "../core/mapped-file.ts";
+import { type MappedFile } from "../core/mapped-file.ts";
+import { checkInteger } from "../core/validate.ts";
 import { native, LockOp } from "../core/native.ts";
 import {
   CAPACITY_OFFSET,
@@ -391,3 +392,12 @@ export function frameCheck(position: number, length: number, type: number): numb
 export function setFrameType(words: Int32Array, frameOffset: number, type: FrameType, position: number, length: number): void {
   words[(frameOffset + FRAME_TYPE_OFFSET) >> 2] = type | (frameCheck(position, length, type) << 16);
 }
+
+/** Closes a channel's lock descriptor if the Channel is garbage-collected unclosed (the kernel then drops its lock). */
+export const lockReaper = new FinalizationRegistry<number>((fd) => {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    /* already closed */
+  }
+});

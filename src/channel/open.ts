@@ -5,11 +5,12 @@
  */
 import * as fs from "node:fs";
 import { invalidArg, sys } from "../core/errors.ts";
-import { checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
+import { mapFile, type MappedFile } from "../core/mapped-file.ts";
+import { growFile } from "../core/open-file.ts";
 import { writeAtomically } from "../core/temp-file.ts";
 import type { SharedMemory } from "../core/shared-memory.ts";
 import { checkStrategy } from "../core/wait.ts";
-import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
+import { checkInteger, checkMode, validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
 import { Channel, channelToken } from "./channel.ts";
 import { collectStats, initialize, openOwn, positions, probeConsumer, validateHeader, viewsOf, type ChannelStats } from "./file.ts";
 import { HEADER_LENGTH, MAX_CAPACITY, MIN_CAPACITY } from "./layout.ts";

@@ -193,6 +193,26 @@ export class RingWriter {
     if (this.#words.length > 0) Atomics.add(this.#words, this.#slotSpaceWaitsIndex, delta); // unmapped under a wait: nothing to count
   }
 
+  /** Runs a doorbell wait for space counted in this producer's share (see SLOT_SPACE_WAITS_OFFSET). */
+  waitingForSpace<T>(wait: () => T): T {
+    this.countSpaceWait(1);
+    try {
+      return wait();
+    } finally {
+      this.countSpaceWait(-1);
+    }
+  }
+
+  /** The same for an asynchronous wait: counted until the promise settles. */
+  async waitingForSpaceAsync(wait: () => Promise<void>): Promise<void> {
+    this.countSpaceWait(1);
+    try {
+      await wait();
+    } finally {
+      this.countSpaceWait(-1);
+    }
+  }
+
   /** Gives the slot back (after any claim was committed or aborted): cleared first, then unlocked. */
   leave(): void {
     Atomics.store(this.#words, this.#slotClaimLengthIndex, 0);

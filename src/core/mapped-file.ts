@@ -40,8 +40,6 @@ import { checkInteger, describe, validateOneOf } from "./validate.ts";
 
 export type { Access, Advice, MapOptions };
 // The layers above import these from here, with mapFile(): one entry to the core's file helpers.
-export { applyMode, growFile } from "./open-file.ts";
-export { checkInteger, checkMode } from "./validate.ts";
 
 /** Which pages of a range are in memory, from {@link MappedFile.residency}. */
 export interface Residency {

@@ -8,8 +8,9 @@
  * and one left open in a worker is closed when the worker ends.
  */
 import { MmapError, invalidArg, sys } from "./errors.ts";
-import { checkInteger, growFile, mapFile, type MapOptions, type MappedFile } from "./mapped-file.ts";
-import { validateOptions } from "./validate.ts";
+import { mapFile, type MapOptions, type MappedFile } from "./mapped-file.ts";
+import { growFile } from "./open-file.ts";
+import { checkInteger, validateOptions } from "./validate.ts";
 import { native } from "./native.ts";
 
 // Closes the memfds of SharedMemory objects collected without close(). Mappings

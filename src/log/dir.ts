@@ -28,7 +28,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as os from "node:os";
 import { MmapError, codeOf, invalidArg } from "../core/errors.ts";
-import { checkInteger, mapFile, type MapOptions, type MappedFile } from "../core/mapped-file.ts";
+import { mapFile, type MapOptions, type MappedFile } from "../core/mapped-file.ts";
+import { checkInteger } from "../core/validate.ts";
 import { tempName } from "../core/temp-file.ts";
 import { META_FILE_NAME } from "./layout.ts";
 

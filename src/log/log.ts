@@ -11,7 +11,7 @@
  */
 import * as path from "node:path";
 import { MmapError, invalidArg } from "../core/errors.ts";
-import { checkInteger } from "../core/mapped-file.ts";
+import { checkInteger } from "../core/validate.ts";
 import { Appender } from "./appender.ts";
 import type { LogCore } from "./core.ts";
 import { isCorrupt, type LogCorruptError } from "./damage.ts";

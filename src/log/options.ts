@@ -3,8 +3,7 @@
  * validation (every option is checked before anything is opened).
  */
 import { invalidArg } from "../core/errors.ts";
-import { checkInteger } from "../core/mapped-file.ts";
-import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
+import { checkInteger, validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
 import { checkMode } from "./dir.ts";
 import { DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE } from "./layout.ts";
 

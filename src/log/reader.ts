@@ -8,8 +8,7 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { MmapError, invalidArg } from "../core/errors.ts";
 import { FrameType } from "../core/framing.ts";
-import { checkInteger } from "../core/mapped-file.ts";
-import { validateBoolean, validateInteger, validateOptions } from "../core/validate.ts";
+import { checkInteger, validateBoolean, validateInteger, validateOptions } from "../core/validate.ts";
 import { Doorbell, checkStrategy, timeoutOf, type WaitStrategy } from "../core/wait.ts";
 import { type LogCore, type Position } from "./core.ts";
 import { checkClaimed, corrupt } from "./damage.ts";

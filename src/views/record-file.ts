@@ -17,10 +17,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError, invalidArg, sys } from "../core/errors.ts";
-import { MAX_BUFFER_LENGTH, checkInteger, checkMode, growFile, mapFile, type MappedFile } from "../core/mapped-file.ts";
+import { MAX_BUFFER_LENGTH, mapFile, type MappedFile } from "../core/mapped-file.ts";
+import { growFile } from "../core/open-file.ts";
 import { checkTarget, createTemp, publishTemp, writeAtomically } from "../core/temp-file.ts";
 import { native, LockOp } from "../core/native.ts";
-import { validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
+import { checkInteger, checkMode, validateBoolean, validateOneOf, validateOptions } from "../core/validate.ts";
 import { FIXED_HEADER_LENGTH, MAX_HEADER_LENGTH, ROW_COUNT_OFFSET, checkRowCount, decodeHeader, decodeRowCount, encodeHeader, encodeRowCount, MAX_CHECKED_ROWS } from "./record-format.ts";
 import { Layout, layoutDifference } from "./struct.ts";
 import { rebindStructArray, rowsPerWindow, structArrayAt, type StructArray } from "./struct-array.ts";

@@ -3,8 +3,8 @@
  * like an array, with no copies and no parsing.
  */
 import { MmapError, invalidArg } from "../core/errors.ts";
-import { MAX_BUFFER_LENGTH, MappedFile, checkInteger } from "../core/mapped-file.ts";
-import { validateBoolean, validateOptions } from "../core/validate.ts";
+import { MAX_BUFFER_LENGTH, MappedFile } from "../core/mapped-file.ts";
+import { checkInteger, validateBoolean, validateOptions } from "../core/validate.ts";
 import { codecOf, outOfBounds, type AccessorClass, type LayoutCodec } from "./accessors.ts";
 import type { Layout } from "./struct.ts";
 import {
