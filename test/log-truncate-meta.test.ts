@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { MmapError, openLog, type LogOptions } from "../src/index.ts";
-import { META_FLAGS_OFFSET, META_FLAG_CRC, META_SEGMENT_SIZE_OFFSET } from "../src/log/layout.ts";
+import { CURSOR_SEQ_OFFSET, CURSOR_STATE_OFFSET, CURSOR_TABLE_OFFSET, META_FLAGS_OFFSET, META_FLAG_CRC, META_SEGMENT_SIZE_OFFSET } from "../src/log/layout.ts";
 import { checkNumbered, makeTmpDir, numberedRecord, removeTmpDir } from "./fixtures/log-helpers.ts";
 
 const SEGMENT = 64 * 1024;
@@ -192,5 +192,33 @@ test("a directory, symbolic link or FIFO where a segment should be: truncate mov
     }
     assert.equal(readAll(dir), base + 1, kind);
     assert.equal(readAll(dir, { create: true }), base + 1, kind);
+  }
+});
+
+test("a malformed durable reader: truncate drops it (reported), so named readers and retention work again", () => {
+  const kinds: [string, number, string][] = [
+    ["its seq word", CURSOR_TABLE_OFFSET + CURSOR_SEQ_OFFSET + 1, "billing"],
+    ["its state", CURSOR_TABLE_OFFSET + CURSOR_STATE_OFFSET, "slot 0"],
+  ];
+  for (const [what, at, dropped] of kinds) {
+    const dir = copy(true);
+    writeAt(path.join(dir, "log.meta"), at, new Uint8Array([0x5a]));
+    const plain = openLog(dir);
+    try {
+      assert.throws(() => plain.reader({ name: "billing" }), { code: "ERR_CORRUPT" }, what);
+    } finally {
+      plain.close();
+    }
+    const log = openLog(dir, { onDamage: "truncate" });
+    try {
+      assert.deepEqual(log.recovery.droppedCursors, [dropped], what);
+      assert.equal(log.recovery.truncated, undefined, what);
+      const r = log.reader({ name: "billing" });
+      assert.equal(r.next()?.seq, 0, `${what}: starts again from its from option`);
+      r.commit();
+    } finally {
+      log.close();
+    }
+    assert.equal(readAll(dir), RECORDS, what);
   }
 });

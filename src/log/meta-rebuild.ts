@@ -185,3 +185,37 @@ export function segmentFileMode(dir: string): number | undefined {
   }
   return undefined;
 }
+
+/**
+ * Frees the durable-reader slots that are malformed, and every slot of a name
+ * held twice (which position is right is unknown), so the log is usable
+ * again (retention and named readers refuse a malformed slot). Their readers
+ * start again from their `from` option. Returns what was dropped: the name
+ * where it can be read, else "slot N".
+ */
+export function dropMalformedCursors(meta: Meta): string[] {
+  const dropped: string[] = [];
+  const seen = new Map<string, number>();
+  const drop = (slot: number): void => {
+    dropped.push(meta.cursorNameAt(slot) ?? `slot ${slot}`);
+    meta.removeCursor(slot);
+  };
+  for (let i = 0; i < CURSOR_COUNT; i++) {
+    let name: string | undefined;
+    try {
+      name = meta.cursorAt(i)?.name;
+    } catch {
+      drop(i);
+      continue;
+    }
+    if (name === undefined) continue;
+    const first = seen.get(name);
+    if (first === undefined) seen.set(name, i);
+    else {
+      if (first >= 0) drop(first);
+      seen.set(name, -1);
+      drop(i);
+    }
+  }
+  return dropped;
+}

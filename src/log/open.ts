@@ -17,7 +17,7 @@ import {
 } from "./layout.ts";
 import { FileLock, acquireOpenLock, acquireSharedOpenLock, downgradeOpenLock, lockDir } from "./locks.ts";
 import { Meta } from "./meta.ts";
-import { DamagedDir, type MetaRebuild, hasSegmentFiles, metaDamage, moveNonFileSegments, rebuildMeta, segmentFileMode } from "./meta-rebuild.ts";
+import { DamagedDir, type MetaRebuild, dropMalformedCursors, hasSegmentFiles, metaDamage, moveNonFileSegments, rebuildMeta, segmentFileMode } from "./meta-rebuild.ts";
 import { LOCK_TIMEOUT_MS, type CheckedLogOptions } from "./options.ts";
 import { checkLog, listSegmentBases, segmentPath, type LogCheck } from "./recovery.ts";
 import { Segment, fsyncDir, readHeaderPage } from "./segment.ts";
@@ -41,6 +41,8 @@ export interface LogRecovery {
    * could be read) and the writers' intents are gone.
    */
   metaRebuilt?: MetaRebuild;
+  /** With onDamage "truncate": the durable readers whose entries were malformed (or whose name two slots held), dropped; they start again from their `from` option. */
+  droppedCursors?: string[];
   /** With onDamage "truncate": the entries moved into `damaged-<t>/` before the segments were checked (log.meta, a directory or link where a segment should be). */
   movedAside?: { movedTo: string; movedFiles: string[] };
 }
@@ -111,6 +113,10 @@ export function openLogFiles(dir: string, options: CheckedLogOptions): OpenedLog
       const base = meta.newestBase;
       Segment.create(dir, base, meta.segmentSize, options.durability !== "none").close();
       meta.raiseNewestBase(base);
+    }
+    if (exclusive && truncate) {
+      const dropped = dropMalformedCursors(meta);
+      if (dropped.length > 0) recovery.droppedCursors = dropped;
     }
     if (exclusive) {
       // A sleeper count a killed reader left; only now: an open that throws, or finds damage, changes nothing.
