@@ -21,28 +21,34 @@ const RECORDS = 700;
 let root: string;
 const templates = new Map<boolean, string>();
 
-before(() => {
-  root = makeTmpDir();
-  for (const crc of [true, false]) {
-    const dir = path.join(root, `template-${crc}`);
-    const log = openLog(dir, { create: true, segmentSize: SEGMENT, crc });
+/** A log of several segments with one durable reader ("billing", at seq 1). */
+function makeTemplate(dir: string, crc: boolean): string {
+  const log = openLog(dir, { create: true, segmentSize: SEGMENT, crc });
+  try {
     for (let n = 0; n < RECORDS; n++) log.append(numberedRecord(n));
-    const r = log.reader({ name: "billing" });
-    r.next();
-    r.commit();
+    const billing = log.reader({ name: "billing" });
+    billing.next();
+    billing.commit();
+  } finally {
     log.close();
-    templates.set(crc, dir);
   }
-});
-
-after(() => removeTmpDir(root));
-
-let copies = 0;
-function copy(crc: boolean): string {
-  const dir = path.join(root, `copy-${copies++}`);
-  fs.cpSync(templates.get(crc)!, dir, { recursive: true });
   return dir;
 }
+
+before(() => {
+  root = makeTmpDir();
+  templates.set(true, makeTemplate(path.join(root, "with-crc"), true));
+  templates.set(false, makeTemplate(path.join(root, "without-crc"), false));
+});
+after(() => removeTmpDir(root));
+
+/** A fresh copy of a template to damage. */
+let copies = 0;
+const copy = (crc: boolean): string => {
+  const dir = path.join(root, `damaged-copy-${++copies}`);
+  fs.cpSync(templates.get(crc)!, dir, { recursive: true });
+  return dir;
+};
 
 /** Every entry's kind and (for files) hash, without following links or opening FIFOs. */
 function fingerprint(dir: string): Map<string, string> {
