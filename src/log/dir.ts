@@ -31,7 +31,7 @@ import { MmapError, codeOf, invalidArg } from "../core/errors.ts";
 import { mapFile, type MapOptions, type MappedFile } from "../core/mapped-file.ts";
 import { checkInteger } from "../core/validate.ts";
 import { tempName } from "../core/temp-file.ts";
-import { META_FILE_NAME } from "./layout.ts";
+import { META_FILE_NAME, parseSegmentFileName } from "./layout.ts";
 
 const { O_RDONLY, O_RDWR, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_CREAT, O_EXCL } = fs.constants;
 
@@ -197,6 +197,8 @@ export interface LogDirOptions {
   mode: number | undefined;
   /** Also open (and, unless read-only, create) `<dir>/locks`; created only with `create` or where a log's meta file is. */
   locks: string | undefined;
+  /** onDamage "truncate": segment files without a log.meta are a log to repair, so its locks directory may be made. */
+  repair?: boolean;
 }
 
 export interface LogDirHandle {
@@ -309,7 +311,7 @@ export function openLogDir(dir: string, options: LogDirOptions): LogDirHandle {
       const locks = options.locks;
       const via = `/proc/self/fd/${fd}/${path.basename(locks)}`;
       // Not in a directory that holds no log (unless creating one): an open that then fails must leave it as it was.
-      const makeLocks = !options.readOnly && (options.create || fs.existsSync(`/proc/self/fd/${fd}/${META_FILE_NAME}`));
+      const makeLocks = !options.readOnly && (options.create || fs.existsSync(`/proc/self/fd/${fd}/${META_FILE_NAME}`) || (options.repair === true && hasSegmentName(fd)));
       if (makeLocks) {
         try {
           fs.mkdirSync(via, dirMode);
@@ -361,6 +363,11 @@ export function openLogDir(dir: string, options: LogDirOptions): LogDirHandle {
     if (opened.length === 0) fs.closeSync(fd);
     throw error;
   }
+}
+
+/** True if the directory open as `fd` holds an entry named like a segment file. */
+function hasSegmentName(fd: number): boolean {
+  return fs.readdirSync(`/proc/self/fd/${fd}`).some((name) => parseSegmentFileName(name) !== undefined);
 }
 
 function register(filePath: string, entry: OpenDir): { tableKey: string; entry: OpenDir } {

@@ -10,13 +10,14 @@ import * as path from "node:path";
 import { MmapError } from "../core/errors.ts";
 import { LogCore } from "./core.ts";
 import type { LogDamage } from "./damage.ts";
-import { dirModeFor, inDir, mapInLog, openLogDir, removeDirInLog, removeInLog, viaDir } from "./dir.ts";
+import { inDir, mapInLog, openLogDir, removeDirInLog, removeInLog, viaDir } from "./dir.ts";
 import {
   CURSOR_COUNT, INDEX_INTERVAL, META_FILE_NAME, META_FLAG_CRC, OPEN_LOCK_FILE, RECORD_SEQ_OFFSET, SEG_SIZE_OFFSET, SEG_TAIL_OFFSET,
   segmentFileName, writeU64,
 } from "./layout.ts";
 import { FileLock, acquireOpenLock, acquireSharedOpenLock, downgradeOpenLock, lockDir } from "./locks.ts";
 import { Meta } from "./meta.ts";
+import { DamagedDir, type MetaRebuild, dropMalformedCursors, hasSegmentFiles, metaDamage, moveNonFileSegments, rebuildMeta, segmentFileMode } from "./meta-rebuild.ts";
 import { LOCK_TIMEOUT_MS, type CheckedLogOptions } from "./options.ts";
 import { checkLog, listSegmentBases, segmentPath, type LogCheck } from "./recovery.ts";
 import { Segment, fsyncDir, readHeaderPage } from "./segment.ts";
@@ -33,6 +34,17 @@ export interface LogRecovery {
   damage?: LogDamage;
   /** With onDamage "truncate": where the log was cut and where the damaged files went. */
   truncated?: { seq: number; movedTo: string | undefined; movedFiles: string[] };
+  /**
+   * With onDamage "truncate": log.meta was damaged or missing while segment files
+   * existed, so a fresh one was made from the segments (the old one, if any, is in
+   * `damaged-<t>/`). The durable readers it held (`lostCursors`, those whose names
+   * could be read) and the writers' intents are gone.
+   */
+  metaRebuilt?: MetaRebuild;
+  /** With onDamage "truncate": the durable readers whose entries were malformed (or whose name two slots held), dropped; they start again from their `from` option. */
+  droppedCursors?: string[];
+  /** With onDamage "truncate": the entries moved into `damaged-<t>/` before the segments were checked (log.meta, a directory or link where a segment should be). */
+  movedAside?: { movedTo: string; movedFiles: string[] };
 }
 
 /** How often a read-only log's tailing readers look for new records when its meta file is not writable. */
@@ -56,17 +68,22 @@ export interface OpenedLog {
  */
 export function openLogFiles(dir: string, options: CheckedLogOptions): OpenedLog {
   // The directory is opened once and checked (owner, mode); every file inside is reached through its descriptor.
-  const dirs = openLogDir(dir, { create: options.create, readOnly: options.readOnly, mode: options.mode, locks: lockDir(dir) });
+  const truncate = options.onDamage === "truncate" && !options.readOnly;
+  const dirs = openLogDir(dir, { create: options.create, readOnly: options.readOnly, mode: options.mode, locks: lockDir(dir), repair: truncate });
   let lock: FileLock | undefined;
   let exclusive = false;
   let createdMeta = false;
   let meta: Meta | undefined;
   let pollMs = 0;
   try {
-    if (!options.create) Meta.require(dir);
+    // With truncate, segment files without a usable log.meta are a log to repair, not "no log".
+    if (!options.create && !(truncate && hasSegmentFiles(dir))) Meta.require(dir);
     const lockFile = path.join(lockDir(dir), OPEN_LOCK_FILE);
     if (options.readOnly) lock = acquireSharedOpenLock(lockFile, LOCK_TIMEOUT_MS);
     else ({ lock, exclusive } = acquireOpenLock(lockFile, LOCK_TIMEOUT_MS));
+    let aside: DamagedDir | undefined;
+    let metaRebuilt: MetaRebuild | undefined;
+    if (truncate && exclusive) ({ aside, metaRebuilt } = clearTheWay(dir, options, dirs.setFileMode));
     // Made under the open lock: a process that holds it exclusively (and removes
     // leftover temporary files) then knows nobody is making a file meanwhile.
     if (options.create) createdMeta = Meta.create(dir, options.segmentSize, options.crc === true ? META_FLAG_CRC : 0);
@@ -77,13 +94,15 @@ export function openLogFiles(dir: string, options: CheckedLogOptions): OpenedLog
     const crc = options.crc ?? (meta.flags & META_FLAG_CRC) !== 0;
     let check = checkLog(dir, meta, { repair: exclusive, readOnly: options.readOnly, verifyCrc: true, full: options.verify === "full", crc });
     const recovery: LogRecovery = { exclusive, abortedFrames: check.repaired.aborted, rewoundFrames: check.repaired.rewound };
+    if (metaRebuilt !== undefined) recovery.metaRebuilt = metaRebuilt;
+    if (aside?.path !== undefined) recovery.movedAside = { movedTo: aside.path, movedFiles: [...aside.moved] };
     if (check.damage !== undefined) {
       recovery.damage = { seq: check.damage.seq ?? 0, file: check.damage.path ?? "", reason: check.damage.message };
       if (options.onDamage === "throw") throw check.damage;
       if (options.onDamage === "truncate") {
         if (!exclusive)
           throw new MmapError("ERR_BUSY", `cannot truncate the damaged log while other processes have it open (${check.damage.message})`, { path: dir });
-        recovery.truncated = truncateAtDamage(dir, meta, check);
+        recovery.truncated = truncateAtDamage(dir, meta, check, aside);
         check = checkLog(dir, meta, { repair: true, verifyCrc: true, full: false, crc });
         if (check.damage !== undefined) throw check.damage;
       }
@@ -94,6 +113,10 @@ export function openLogFiles(dir: string, options: CheckedLogOptions): OpenedLog
       const base = meta.newestBase;
       Segment.create(dir, base, meta.segmentSize, options.durability !== "none").close();
       meta.raiseNewestBase(base);
+    }
+    if (exclusive && truncate) {
+      const dropped = dropMalformedCursors(meta);
+      if (dropped.length > 0) recovery.droppedCursors = dropped;
     }
     if (exclusive) {
       // A sleeper count a killed reader left; only now: an open that throws, or finds damage, changes nothing.
@@ -113,6 +136,23 @@ export function openLogFiles(dir: string, options: CheckedLogOptions): OpenedLog
     dirs.release();
     throw error;
   }
+}
+
+/**
+ * onDamage "truncate" with the log to ourselves: moves what would stop any open
+ * (a segment name that is not a regular file, a damaged log.meta) into
+ * damaged-<t>/ and rebuilds log.meta from the segments. Nothing is moved
+ * unless one of those is found.
+ */
+function clearTheWay(dir: string, options: CheckedLogOptions, setFileMode: (mode: number) => void): { aside: DamagedDir; metaRebuilt: MetaRebuild | undefined } {
+  const mode = options.mode ?? segmentFileMode(dir) ?? 0o600;
+  const aside = new DamagedDir(dir, mode);
+  if (!hasSegmentFiles(dir)) return { aside, metaRebuilt: undefined };
+  moveNonFileSegments(dir, aside);
+  const reason = metaDamage(dir);
+  if (reason === undefined) return { aside, metaRebuilt: undefined };
+  setFileMode(mode); // the rebuilt meta gets the segments' mode (the log's own)
+  return { aside, metaRebuilt: rebuildMeta(dir, reason, aside, options.crc, options.segmentSize) };
 }
 
 /** Removes what a failed create made: log.meta, the lock files and locks/, the directory. Best effort. */
@@ -160,26 +200,16 @@ function removeTempFiles(dir: string): void {
 }
 
 /** Cuts the log where the damage starts (exclusive open only). */
-function truncateAtDamage(dir: string, meta: Meta, check: LogCheck): NonNullable<LogRecovery["truncated"]> {
+function truncateAtDamage(dir: string, meta: Meta, check: LogCheck, aside = new DamagedDir(dir, meta.mode)): NonNullable<LogRecovery["truncated"]> {
   const at = check.damageAt!;
   const seq = check.damage!.seq ?? check.nextSeq;
   const move = check.bases.filter((base) => (at.pos === undefined ? base >= at.base : base > at.base));
-  let movedTo: string | undefined;
   const movedFiles: string[] = [];
-  if (move.length > 0) {
-    movedTo = path.join(dir, `damaged-${Date.now()}`);
-    const moved = movedTo;
-    const mode = dirModeFor(meta.mode);
-    inDir(moved, (resolved) => {
-      fs.mkdirSync(resolved, mode);
-      fs.chmodSync(resolved, mode); // exact, like every directory the log makes
-    });
-    for (const base of move) {
-      const name = segmentFileName(base);
-      inDir(path.join(dir, name), (from) => fs.renameSync(from, `${viaDir(moved)}/${name}`));
-      movedFiles.push(name);
-    }
+  for (const base of move) {
+    aside.moveIn(segmentFileName(base));
+    movedFiles.push(segmentFileName(base));
   }
+  const movedTo = move.length > 0 ? aside.path : undefined;
   if (at.pos !== undefined) {
     const file = segmentPath(dir, at.base);
     const size = readHeaderPage(file).readUInt32LE(SEG_SIZE_OFFSET); // the header was validated by the check
