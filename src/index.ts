@@ -29,6 +29,7 @@ export { LogReader } from "./log/reader.ts";
 export type { LogRecord, LogReaderOptions, WaitNextOptions } from "./log/reader.ts";
 export { inspectLog } from "./log/inspect.ts";
 export type { InspectLogOptions, LogInspection, LogSegmentInfo } from "./log/inspect.ts";
+export type { MetaRebuild } from "./log/meta-rebuild.ts";
 export type { LogDamage, LogCorruptError } from "./log/damage.ts";
 export { openNpy, createNpy, NpyArray, layoutDescr } from "./views/npy.ts";
 export type { NpyData, NpyTypedArray, NpyTypedArrayConstructor, NpyElement, NpyDescr, NpyField, OpenNpyOptions, CreateNpyOptions } from "./views/npy.ts";
