@@ -31,7 +31,7 @@ const CRC_TABLE = new Int32Array(256).map((_, n) => {
 });
 
 /** Continues CRC32C `crc` (0 to start) over bytes [start, end) of `bytes`. */
-export function crc32c(bytes: Uint8Array, crc = 0, start = 0, end = bytes.length): number {
+function crc32c(bytes: Uint8Array, crc = 0, start = 0, end = bytes.length): number {
   let c = ~crc;
   for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;

@@ -13,16 +13,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { MmapError } from "../core/errors.ts";
 import { FRAME_FLAGS_OFFSET, FRAME_LENGTH_OFFSET, FRAME_TYPE_OFFSET } from "../core/framing.ts";
-import { crc32c, decodeCursor } from "./cursor-entry.ts";
-import { dirModeFor, inDir, openInLog, viaDir } from "./dir.ts";
+import { decodeCursor } from "./cursor-entry.ts";
+import { dirModeFor, inDir, viaDir } from "./dir.ts";
 import {
-  CURSOR_COUNT, CURSOR_LENGTH, CURSOR_TABLE_OFFSET, HEADER_PAGE_LENGTH, MAX_SEGMENT_SIZE, META_FILE_LENGTH, META_FILE_NAME,
-  META_FLAG_CRC, MIN_SEGMENT_SIZE, RECORD_FLAG_CRC, SEGMENT_MAGIC, SEGMENT_VERSION, SEG_HEADER_CRC_LENGTH, SEG_HEADER_CRC_OFFSET,
-  SEG_SIZE_OFFSET, SEG_VERSION_OFFSET, segmentFileName, segmentGeometry,
+  CURSOR_COUNT, CURSOR_LENGTH, CURSOR_TABLE_OFFSET, HEADER_PAGE_LENGTH, META_FILE_LENGTH, META_FILE_NAME, META_FLAG_CRC,
+  RECORD_FLAG_CRC, SEG_SIZE_OFFSET, segmentFileName, segmentGeometry,
 } from "./layout.ts";
 import { Meta } from "./meta.ts";
-import { listSegmentFiles, segmentPath } from "./recovery.ts";
-import { fsyncDir } from "./segment.ts";
+import { listSegmentFiles, readPrefixOf, segmentPath } from "./recovery.ts";
+import { checkSegmentHeader, fsyncDir } from "./segment.ts";
 
 /** What rebuilding log.meta found and did (in `recovery.metaRebuilt`). */
 export interface MetaRebuild {
@@ -96,42 +95,24 @@ export function metaDamage(dir: string): string | undefined {
   }
 }
 
-/** Reads `length` bytes of a file inside the log from `position` (fewer at its end; none if it cannot be opened). */
-function readBytes(file: string, length: number, position = 0): Buffer {
-  let fd: number;
-  try {
-    fd = openInLog(file, fs.constants.O_RDONLY);
-  } catch {
-    return Buffer.alloc(0);
-  }
-  try {
-    const buffer = Buffer.alloc(length);
-    return buffer.subarray(0, fs.readSync(fd, buffer, 0, length, position));
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
 /** The segment size a segment's header gives, if the header is valid. */
-function headerSize(file: string): number | undefined {
-  const head = readBytes(file, 64);
-  if (head.length < 64 || head.toString("latin1", 0, SEGMENT_MAGIC.length) !== SEGMENT_MAGIC) return undefined;
-  if (head.readUInt32LE(SEG_VERSION_OFFSET) !== SEGMENT_VERSION) return undefined;
-  if (crc32c(head, 0, 0, SEG_HEADER_CRC_LENGTH) !== head.readUInt32LE(SEG_HEADER_CRC_OFFSET)) return undefined;
-  const size = head.readUInt32LE(SEG_SIZE_OFFSET);
-  return size >= MIN_SEGMENT_SIZE && size <= MAX_SEGMENT_SIZE && size % HEADER_PAGE_LENGTH === 0 ? size : undefined;
+function headerSize(dir: string, base: number): number | undefined {
+  const head = readPrefixOf(segmentPath(dir, base), HEADER_PAGE_LENGTH);
+  if (head === undefined || head.length < HEADER_PAGE_LENGTH) return undefined;
+  const page = new Uint8Array(head).buffer; // a copy: its own ArrayBuffer, starting at the header
+  return checkSegmentHeader(page, base) === undefined ? head.readUInt32LE(SEG_SIZE_OFFSET) : undefined;
 }
 
 /** Whether the first frame of a segment carries a CRC (undefined if it has none yet). */
 function firstFrameHasCrc(file: string, size: number): boolean | undefined {
-  const frame = readBytes(file, 8, segmentGeometry(size).dataStart);
-  if (frame.length < 8 || frame.readInt32LE(FRAME_LENGTH_OFFSET) <= 0 || frame.readUInt16LE(FRAME_TYPE_OFFSET) === 0) return undefined;
+  const frame = readPrefixOf(file, 8, segmentGeometry(size).dataStart);
+  if (frame === undefined || frame.length < 8 || frame.readInt32LE(FRAME_LENGTH_OFFSET) <= 0 || frame.readUInt16LE(FRAME_TYPE_OFFSET) === 0) return undefined;
   return (frame.readUInt16LE(FRAME_FLAGS_OFFSET) & RECORD_FLAG_CRC) !== 0;
 }
 
 /** The names of the durable readers in a damaged meta file, where they can be read. */
 function readableCursorNames(file: string): string[] {
-  const bytes = readBytes(file, META_FILE_LENGTH);
+  const bytes = readPrefixOf(file, META_FILE_LENGTH) ?? Buffer.alloc(0);
   const names: string[] = [];
   for (let i = 0; i < CURSOR_COUNT; i++) {
     const at = CURSOR_TABLE_OFFSET + i * CURSOR_LENGTH;
@@ -159,7 +140,7 @@ export function rebuildMeta(dir: string, reason: string, damaged: DamagedDir, cr
   let size: number | undefined;
   let withCrc = crc;
   for (const base of bases) {
-    const found = headerSize(segmentPath(dir, base));
+    const found = headerSize(dir, base);
     if (found === undefined) continue;
     size ??= found;
     withCrc ??= firstFrameHasCrc(segmentPath(dir, base), found);

@@ -79,7 +79,7 @@ export function isRecreated(dir: string, base: number): boolean {
 }
 
 /** `length` bytes of a file from `position` (fewer at its end), or undefined if it is gone. */
-function readPrefixOf(file: string, length: number, position = 0): Buffer | undefined {
+export function readPrefixOf(file: string, length: number, position = 0): Buffer | undefined {
   let fd: number;
   try {
     fd = openInLog(file, fs.constants.O_RDONLY); // through the directory's descriptor, no symbolic links

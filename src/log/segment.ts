@@ -175,10 +175,9 @@ export class Segment {
       fs.closeSync(fd);
     }
     try {
-      const u32 = new Uint32Array(mapped.buffer, 0, HEADER_PAGE_LENGTH >>> 2);
-      const reason = checkHeader(mapped, u32, base);
+      const reason = checkSegmentHeader(mapped.buffer, base);
       if (reason !== undefined) throw corrupt(base, file, reason);
-      const size = u32[SEG_SIZE_OFFSET >>> 2]!;
+      const size = new Uint32Array(mapped.buffer, 0, HEADER_PAGE_LENGTH >>> 2)[SEG_SIZE_OFFSET >>> 2]!;
       const limit = Math.min(size, st.size) & ~(FRAME_ALIGNMENT - 1);
       return new Segment(mapped, file, base, size, limit);
     } catch (error) {
@@ -202,12 +201,18 @@ export class Segment {
   }
 }
 
-function checkHeader(mapped: MappedFile, u32: Uint32Array, base: number): string | undefined {
-  const magic = new TextDecoder().decode(mapped.bytes.subarray(SEG_MAGIC_OFFSET, SEG_MAGIC_OFFSET + SEG_MAGIC_LENGTH));
+/**
+ * Why the header page at the start of `buffer` (a segment's first
+ * HEADER_PAGE_LENGTH bytes or more) is not a valid header of segment `base`,
+ * or undefined when it is.
+ */
+export function checkSegmentHeader(buffer: ArrayBuffer, base: number): string | undefined {
+  const u32 = new Uint32Array(buffer, 0, HEADER_PAGE_LENGTH >>> 2);
+  const magic = new TextDecoder().decode(new Uint8Array(buffer, SEG_MAGIC_OFFSET, SEG_MAGIC_LENGTH));
   if (magic !== SEGMENT_MAGIC) return `bad header: magic ${JSON.stringify(magic)} (not a log segment)`;
   const version = u32[SEG_VERSION_OFFSET >>> 2]!;
   if (version !== SEGMENT_VERSION) return `bad header: unsupported version ${version} (this memmap reads version ${SEGMENT_VERSION})`;
-  if (native.crc32c(mapped.buffer, 0, SEG_HEADER_CRC_LENGTH, 0) !== u32[SEG_HEADER_CRC_OFFSET >>> 2])
+  if (native.crc32c(buffer, 0, SEG_HEADER_CRC_LENGTH, 0) !== u32[SEG_HEADER_CRC_OFFSET >>> 2])
     return "bad header: its checksum does not match";
   if (u32[SEG_HEADER_LENGTH_OFFSET >>> 2] !== HEADER_PAGE_LENGTH) return "bad header: wrong header length";
   const headerBase = readU64(u32, SEG_BASE_SEQ_OFFSET);
